@@ -1,0 +1,97 @@
+"""The ``pvae`` command: thin flag parsing over the library (``pvae train``)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pvae.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr (usage stays in ``--help``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _train_parser(sub) -> None:
+    from pvae.objectives import OBJECTIVES
+    from pvae.train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a model/guide pair with SVI",
+        description="Train a VAE with SVI and write a run folder (config, checkpoint, metrics, figures).",
+    )
+    # Defaults are None so that a resumed run can tell which flags were given.
+    p.add_argument("--model", help=f"generative model (default {d.model})")
+    p.add_argument("--guide", help=f"guide q(z|x) (default {d.guide})")
+    p.add_argument("--objective", choices=OBJECTIVES, help=f"training objective (default {d.objective})")
+    p.add_argument("--particles", type=int, metavar="K", help=f"samples per datapoint (default {d.particles})")
+    p.add_argument("--data", help=f"digits[:N[:SEED]], mnist:DIR or binarized-mnist:FILE (default {d.data})")
+    p.add_argument("--epochs", type=int, help=f"epochs to train in all (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"datapoints per step (default {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
+    p.add_argument("--latent-dim", type=int, metavar="Z", help=f"latent dimensions (default {d.latent_dim})")
+    p.add_argument("--hidden", type=int, nargs="+", metavar="H", help=f"hidden layer sizes (default {d.hidden[0]})")
+    p.add_argument("--activation", help=f"hidden activation (default {d.activation})")
+    p.add_argument("--likelihood", choices=("bernoulli", "gaussian"), help=f"pixel likelihood (default {d.likelihood})")
+    p.add_argument("--obs-scale", type=float, help="fixed pixel std of a gaussian likelihood (default: learned)")
+    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    p.add_argument("--out", type=Path, help="run folder (default runs/MODEL-OBJECTIVE-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pvae import runs
+    from pvae.train import Interrupted, TrainConfig, train
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.resume:
+        if args.out is None:
+            raise UserError("--resume needs --out DIR, the run folder to continue")
+        saved = runs.load_config(args.out)["train"]
+        for name, value in given.items():
+            if name != "epochs" and value != saved.get(name):
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} {value}: differs from the run's {saved.get(name)}; a resumed run keeps its config")
+        config = TrainConfig(**{**saved, **given})
+    else:
+        config = TrainConfig(**given)
+    out = args.out or Path("runs") / f"{config.model}-{config.objective}-{datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        train(config, out, resume=args.resume, device=args.device, progress=not args.no_progress)
+    except Interrupted as e:
+        print(f"pvae train: {e}", file=sys.stderr)
+        return 130
+    print(f"done: {out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pvae`` console script."""
+    parser = _Parser(prog="pvae", description="Variational autoencoders as Pyro model/guide pairs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _train_parser(sub)
+    args = parser.parse_args(argv)
+    # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: save, then stop.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return {"train": _train}[args.command](args)
+    except UserError as e:
+        print(f"pvae {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

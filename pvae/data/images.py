@@ -1,0 +1,86 @@
+"""Image datasets in memory: splits of flattened pixels in [0, 1], labels, and epoch batching.
+
+Every image dataset becomes an ``ImageData``: named splits of ``(N, H*W)`` float32 pixels in
+[0, 1] with optional int64 labels. Bernoulli likelihoods need binary pixels: grey data are
+binarised dynamically (each pixel resampled as Bernoulli(grey value) every epoch, so the model
+never sees the same binary image twice) for training, and once with a fixed seed for evaluation,
+so test numbers are comparable across epochs and runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ImageSplit:
+    """One split: ``images`` float32 ``(N, H*W)`` in [0, 1]; ``labels`` int64 ``(N,)`` or ``None``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def head(self, n: int | None) -> "ImageSplit":
+        """The first ``n`` examples (all of them for ``None``)."""
+        if n is None:
+            return self
+        return ImageSplit(self.images[:n], None if self.labels is None else self.labels[:n])
+
+
+@dataclass
+class ImageData:
+    """A dataset of same-sized grey images: ``splits`` maps names ("train", "test", ...) to data."""
+
+    name: str
+    shape: tuple[int, int]
+    splits: dict[str, ImageSplit] = field(default_factory=dict)
+    kind: str = "image"
+
+    @property
+    def binary(self) -> bool:
+        """True when every pixel of every split is exactly 0 or 1."""
+        return all(bool(((s.images == 0) | (s.images == 1)).all()) for s in self.splits.values())
+
+    @property
+    def data_dim(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def split(self, name: str) -> ImageSplit:
+        if name not in self.splits:
+            from pvae.errors import UserError
+
+            raise UserError(f"dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}")
+        return self.splits[name]
+
+
+def binarize(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """A fixed stochastic binarisation: pixel ~ Bernoulli(grey value), drawn from ``seed``."""
+    return torch.bernoulli(images, generator=torch.Generator().manual_seed(seed))
+
+
+def epoch_batches(
+    split: ImageSplit,
+    batch_size: int,
+    generator: torch.Generator,
+    dynamic_binarization: bool = False,
+    skip: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """One shuffled pass over ``split`` in batches of ``batch_size`` (the last may be smaller).
+
+    The order and the binarisation are drawn from ``generator`` at the start of the epoch, so
+    saving the generator's state before the call is enough to replay the epoch exactly; ``skip``
+    leaves out the first batches (resuming an epoch that was interrupted).
+    """
+    order = torch.randperm(len(split), generator=generator)
+    images = split.images[order]
+    if dynamic_binarization:
+        images = torch.bernoulli(images, generator=generator)
+    labels = None if split.labels is None else split.labels[order]
+    for start in range(skip * batch_size, len(split), batch_size):
+        end = start + batch_size
+        yield images[start:end], None if labels is None else labels[start:end]

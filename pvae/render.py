@@ -1,0 +1,77 @@
+"""Figures: training curves, image grids and latent scatter plots (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to files; no display is needed or wanted
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, ncol: int = 10, title: str = "") -> None:
+    """Save images ``(N, H, W)`` (values in [0, 1]) as one grid, ``ncol`` per row."""
+    images = np.asarray(images, dtype=np.float32)
+    n, h, w = images.shape
+    nrow = -(-n // ncol)
+    canvas = np.ones((nrow * (h + 2) + 2, ncol * (w + 2) + 2), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        canvas[2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + c * (w + 2) : 2 + c * (w + 2) + w] = images[i]
+    fig, ax = plt.subplots(figsize=(ncol * 0.6, nrow * 0.6 + (0.4 if title else 0)))
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def loss_curves(
+    epochs: Sequence[int], series: dict[str, Sequence[float]], path: str | os.PathLike, ylabel: str
+) -> None:
+    """Save one line per named series against the epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name, values in series.items():
+        ax.plot(epochs, values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def latent_scatter(
+    points: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike, title: str = "", axis: str = "z"
+) -> None:
+    """Save a 2-D scatter of ``points`` ``(N, 2)``, coloured by integer ``labels`` when given."""
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
+    else:
+        for label in np.unique(labels):
+            mask = labels == label
+            ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, label=str(label), color=plt.cm.tab10(label % 10))
+        ax.legend(markerscale=4, fontsize=7, loc="best", ncol=2)
+    ax.set_xlabel(f"{axis}1")
+    ax.set_ylabel(f"{axis}2")
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def principal_components(points: np.ndarray, k: int = 2) -> np.ndarray:
+    """Project ``points`` ``(N, D)`` onto their first ``k`` principal components (or keep them if D <= k)."""
+    if points.shape[1] <= k:
+        return points
+    centred = points - points.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:k].T

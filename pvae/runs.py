@@ -1,0 +1,112 @@
+"""Run folders (ARCHITECTURE.md): config, atomic checkpoints, and rebuilding model and guide.
+
+A run folder holds everything ``pvae bounds|sample|inspect`` need: ``config.json`` names the
+model and guide classes with their constructor arguments, ``checkpoint.pt`` their state dicts.
+Checkpoints hold only tensors and plain Python values, so they load with ``weights_only=True``
+(no pickled code runs), and they are written to a temporary file that replaces the old one in a
+single rename, so an interruption never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pvae.errors import UserError
+
+CONFIG, CHECKPOINT, METRICS, FIGURES, SAMPLES = "config.json", "checkpoint.pt", "metrics.csv", "figures", "samples"
+
+
+def registry(kind: str) -> dict[str, type[nn.Module]]:
+    """Model or guide classes by name (``kind`` is "model" or "guide")."""
+    if kind == "model":
+        from models import MODELS
+
+        return MODELS
+    from guides import GUIDES
+
+    return GUIDES
+
+
+def constructor_kwargs(cls: type, candidates: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``candidates`` that ``cls.__init__`` accepts, so one set of flags serves
+    every class: each takes what it understands."""
+    params = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in candidates.items() if k in params}
+
+
+def make_spec(kind: str, name: str, candidates: dict[str, Any]) -> dict[str, Any]:
+    """``{"name": name, "kwargs": ...}``: the class's constructor arguments among ``candidates``."""
+    classes = registry(kind)
+    if name not in classes:
+        raise UserError(f"--{kind} {name}: unknown; choose one of {', '.join(classes)}")
+    return {"name": name, "kwargs": constructor_kwargs(classes[name], candidates)}
+
+
+def build(kind: str, name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """An instance of the model or guide class called ``name``."""
+    classes = registry(kind)
+    if name not in classes:
+        raise UserError(f"unknown {kind} {name!r}; choose one of {', '.join(classes)}")
+    try:
+        return classes[name](**kwargs)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"cannot build {kind} {name!r}: {e}") from None
+
+
+def save_config(run: Path, config: dict[str, Any]) -> None:
+    _atomic_write(run / CONFIG, lambda f: f.write(json.dumps(config, indent=2).encode()))
+
+
+def load_config(run: str | os.PathLike) -> dict[str, Any]:
+    """The run's config; a folder that is not a run raises ``UserError``."""
+    run = Path(run)
+    if not (run / CONFIG).is_file():
+        raise UserError(f"{run}: not a run folder (no {CONFIG})")
+    try:
+        return json.loads((run / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{run / CONFIG}: unreadable ({e})") from None
+
+
+def save_checkpoint(run: Path, state: dict[str, Any]) -> None:
+    _atomic_write(run / CHECKPOINT, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(run) / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"{run}: no {CHECKPOINT} in this run folder")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # a damaged file: torch raises several kinds
+        raise UserError(f"{path}: unreadable checkpoint ({e})") from None
+
+
+def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict, nn.Module, nn.Module | None]:
+    """The run's config and its trained model and guide (in eval mode)."""
+    config = load_config(run)
+    state = load_checkpoint(run, device)
+    model = build("model", config["model"]["name"], config["model"]["kwargs"]).to(device)
+    model.load_state_dict(state["model"])
+    guide = None
+    if config.get("guide") is not None:
+        guide = build("guide", config["guide"]["name"], config["guide"]["kwargs"]).to(device)
+        guide.load_state_dict(state["guide"])
+        guide.eval()
+    return config, model.eval(), guide
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

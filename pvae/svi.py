@@ -1,0 +1,72 @@
+"""One SVI step with one fused torch optimiser over the known parameters of a model and a guide.
+
+``pyro.infer.SVI`` finds the parameters anew at every step (a param-only trace of the whole loss),
+keeps one torch optimiser per parameter and zeroes gradients one by one. Our models and guides are
+``nn.Module``s, so their parameters are known up front: one ``torch.optim.Adam(fused=True)`` updates
+all of them in a single kernel (on this 2-core CPU, 0.75 ms against 3.2 ms for the default
+for-loop Adam on a 784-400-50 VAE). Pyro's validation (site shapes, model/guide agreement,
+distribution arguments) runs on the first step, which catches a broken model early, and is then
+switched off because it costs a tenth of a small step.
+"""
+
+from __future__ import annotations
+
+import pyro
+import torch
+from pyro.infer import ELBO
+from torch import nn
+
+
+class SVI:
+    """Gradient steps on ``objective`` for ``model.model`` and ``guide.guide``.
+
+    :param model: a Model (ARCHITECTURE.md): an ``nn.Module`` with a ``model(x, y=None)`` method.
+    :param guide: a Guide: an ``nn.Module`` with a ``guide(x, y=None)`` method, or ``None`` for a
+        model with no latent site to infer.
+    :param objective: a ``pyro.infer.ELBO``; its loss is summed over the batch.
+    :param optimizer: a torch optimiser over the parameters of ``model`` and ``guide``.
+    :param clip_value: if given, clip every gradient element to [-clip_value, clip_value].
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        guide: nn.Module | None,
+        objective: ELBO,
+        optimizer: torch.optim.Optimizer,
+        clip_value: float | None = None,
+    ) -> None:
+        self.model, self.guide, self.objective, self.optimizer = model, guide, objective, optimizer
+        self.clip_value = clip_value
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.validated = False
+
+    def _guide_fn(self):
+        return self.guide.guide if self.guide is not None else (lambda *args, **kwargs: None)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+        """One optimiser step on the loss averaged over the batch; returns that loss (nats/datapoint)."""
+        with pyro.validation_enabled(not self.validated):
+            loss = self.objective.differentiable_loss(self.model.model, self._guide_fn(), x, y) / x.shape[0]
+        self.validated = True
+        loss.backward()
+        if self.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+        """The objective's loss on a batch without a gradient step (nats/datapoint)."""
+        with pyro.validation_enabled(False):
+            loss = self.objective.differentiable_loss(self.model.model, self._guide_fn(), x, y)
+        return loss.item() / x.shape[0]
+
+
+def make_optimizer(params, lr: float, **kwargs) -> torch.optim.Optimizer:
+    """Adam over ``params``, fused into one kernel where the device supports it."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+    except (RuntimeError, TypeError):  # a torch or device without the fused kernel
+        return torch.optim.Adam(params, lr=lr, **kwargs)

@@ -1,0 +1,139 @@
+"""Benchmark one pvae training step against the same step written by hand in plain PyTorch.
+
+The pvae step is the exact code path of ``pvae train``: model and guide built from the registry,
+the objective from ``pvae.objectives.make_objective`` and ``pvae.svi.SVI`` with its fused Adam.
+The plain step computes the same network (weights copied from pvae's, so the arithmetic is the
+same) and the same loss by hand: the ELBO with one sample, or the IWAE bound with K samples,
+logsumexp per datapoint. Baselines, all timed interleaved in this process (the machine is noisy,
+so only ratios within one run mean anything):
+
+- plain, ``torch.optim.Adam(params, lr)``: what a hand-written training loop usually is;
+- plain, the same fused Adam pvae uses: isolates the cost of Pyro's machinery alone;
+- ``pyro.infer.SVI`` with ``pyro.optim.Adam`` and Pyro's own ``Trace_ELBO`` / ``RenyiELBO(alpha=0)``,
+  as a Pyro user runs it: validation on (Pyro's default). pvae validates its first step only.
+
+    python scripts/bench_step.py [--steps 300] [--batch-sizes 128 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+
+import pyro
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pvae import runs
+from pvae.data import binarize, load_digits
+from pvae.objectives import make_objective
+from pvae.svi import SVI, make_optimizer
+
+D, H, Z, LR = 784, 400, 50, 1e-3
+
+
+class PlainVAE(nn.Module):
+    """The 784-400-50 VAE by hand: one hidden ReLU layer each way, softplus encoder scale."""
+
+    def __init__(self, model: nn.Module, guide: nn.Module) -> None:
+        super().__init__()
+        self.enc, self.head = nn.Linear(D, H), nn.Linear(H, 2 * Z)
+        self.dec, self.out = nn.Linear(Z, H), nn.Linear(H, D)
+        pairs = [(self.enc, guide.trunk[0]), (self.head, guide.head), (self.dec, model.decoder[0]), (self.out, model.decoder[2])]
+        with torch.no_grad():
+            for mine, theirs in pairs:
+                mine.weight.copy_(theirs.weight)
+                mine.bias.copy_(theirs.bias)
+
+    def loss(self, x: torch.Tensor, k: int, iwae: bool) -> torch.Tensor:
+        loc, raw = self.head(F.relu(self.enc(x))).chunk(2, dim=-1)
+        scale = F.softplus(raw) + 1e-5
+        eps = torch.randn((k,) + loc.shape)
+        z = loc + scale * eps  # (K, B, Z)
+        logits = self.out(F.relu(self.dec(z)))
+        log_px = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        half_log_2pi = 0.5 * math.log(2 * math.pi)
+        log_pz = (-0.5 * z**2 - half_log_2pi).sum(-1)
+        log_qz = (-0.5 * eps**2 - scale.log() - half_log_2pi).sum(-1)  # N(z; loc, scale) at z = loc + scale*eps
+        log_w = log_px + log_pz - log_qz  # (K, B)
+        bound = torch.logsumexp(log_w, 0) - math.log(k) if iwae else log_w.mean(0)
+        return -bound.mean()
+
+
+def fresh_pair(seed: int):
+    torch.manual_seed(seed)
+    kwargs = dict(data_dim=D, latent_dim=Z, hidden=[H], activation="relu", likelihood="bernoulli")
+    return tuple(runs.build(kind, **runs.make_spec(kind, name, kwargs)) for kind, name in (("model", "gaussian"), ("guide", "mlp")))
+
+
+def steppers(objective: str, k: int) -> dict[str, callable]:
+    """name -> one training step on a batch, each with its own copy of the same initial weights."""
+    out = {}
+    model, guide = fresh_pair(0)
+    svi = SVI(model, guide, make_objective(objective, k), make_optimizer([*model.parameters(), *guide.parameters()], LR))
+    out["pvae"] = svi.step
+
+    for name, fused in (("plain", False), ("plain_fused", True)):
+        plain = PlainVAE(*fresh_pair(0))
+        opt = torch.optim.Adam(plain.parameters(), lr=LR, fused=True) if fused else torch.optim.Adam(plain.parameters(), lr=LR)
+
+        def step(x, plain=plain, opt=opt):
+            loss = plain.loss(x, k, objective == "iwae")
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return loss.item()
+
+        out[name] = step
+
+    pmodel, pguide = fresh_pair(0)
+    loss = (pyro.infer.RenyiELBO(alpha=0, num_particles=k, vectorize_particles=True) if objective == "iwae"
+            else pyro.infer.Trace_ELBO(num_particles=k, vectorize_particles=True))
+    pyro_svi = pyro.infer.SVI(pmodel.model, pguide.guide, pyro.optim.Adam({"lr": LR}), loss=loss)
+    out["pyro_svi"] = pyro_svi.step
+    return out
+
+
+def bench(objective: str, k: int, batch: int, data: torch.Tensor, steps: int, warmup: int) -> dict[str, float]:
+    pyro.clear_param_store()
+    fns = steppers(objective, k)
+    times = {name: [] for name in fns}
+    n = len(data) // batch
+    for i in range(warmup + steps):
+        x = data[(i % n) * batch : (i % n + 1) * batch]
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn(x)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=300, help="timed steps per variant (default 300)")
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 20])
+    args = p.parse_args(argv)
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"torch {torch.__version__}, pyro {pyro.__version__}, {torch.get_num_threads()} threads; "
+          f"784-400-50 MLP VAE, Bernoulli likelihood; median ms of {args.steps} interleaved steps after {args.warmup}")
+    data = binarize(load_digits(2560, seed=0).split("train").images, seed=0)
+    header = f"{'objective':<10} {'batch':>5} {'pvae':>7} | {'plain':>7} {'ratio':>6} | {'plain+fused':>11} {'ratio':>6} | {'pyro SVI':>8} {'ratio':>6}"
+    print(header)
+    for batch in args.batch_sizes:
+        for objective, k in (("elbo", 1), ("iwae", 5)):
+            t = bench(objective, k, batch, data, args.steps, args.warmup)
+            label = objective if k == 1 else f"{objective} K={k}"
+            print(f"{label:<10} {batch:>5} {t['pvae']:>7.2f} | {t['plain']:>7.2f} {t['pvae'] / t['plain']:>6.2f} | "
+                  f"{t['plain_fused']:>11.2f} {t['pvae'] / t['plain_fused']:>6.2f} | "
+                  f"{t['pyro_svi']:>8.2f} {t['pyro_svi'] / t['plain']:>6.2f}", flush=True)
+    print("ratio: pvae / plain, except the last column: pyro SVI / plain (torch.optim.Adam defaults)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The objectives against independent computations: numpy for IWAE, closed forms for the ELBO."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+
+from guides.mlp import MLPGuide
+from models.gaussian_vae import GaussianVAE
+from pvae.objectives import IWAE, TraceELBO, make_objective
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = a.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _mlp_numpy(layers, h: np.ndarray) -> np.ndarray:
+    """Forward pass of a pvae.nn.mlp (Linear and ReLU layers) in numpy."""
+    for layer in layers:
+        if isinstance(layer, torch.nn.Linear):
+            h = h @ layer.weight.detach().double().numpy().T + layer.bias.detach().double().numpy()
+        else:
+            assert isinstance(layer, torch.nn.ReLU)
+            h = np.maximum(h, 0.0)
+    return h
+
+
+def _numpy_log_weights(model: GaussianVAE, guide: MLPGuide, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """log p(x_b, z_kb) - log q(z_kb | x_b) for a Bernoulli GaussianVAE and an MLPGuide, (K, B)."""
+    h = _mlp_numpy(guide.trunk, x)
+    out = h @ guide.head.weight.detach().double().numpy().T + guide.head.bias.detach().double().numpy()
+    loc, raw = np.split(out, 2, axis=-1)
+    sigma = np.log1p(np.exp(raw)) + 1e-5
+    log_q = (-0.5 * ((z - loc) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)).sum(-1)
+    log_prior = (-0.5 * z**2 - 0.5 * np.log(2 * np.pi)).sum(-1)
+    logits = _mlp_numpy(model.decoder, z)
+    log_lik = (x * logits - np.logaddexp(0.0, logits)).sum(-1)  # log Bernoulli(x | sigmoid(logits))
+    return log_lik + log_prior - log_q
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(1)
+    model = GaussianVAE(data_dim=6, latent_dim=3, hidden=[5])
+    guide = MLPGuide(data_dim=6, latent_dim=3, hidden=[4])
+    x = torch.bernoulli(torch.full((4, 6), 0.4))
+    return model, guide, x
+
+
+def test_iwae_equals_numpy_bound_with_the_same_samples(tiny):
+    model, guide, x = tiny
+    K = 7
+    objective = IWAE(num_particles=K)
+    pyro.set_rng_seed(3)
+    loss = objective.loss(model.model, guide.guide, x)
+    pyro.set_rng_seed(3)  # the same draws again, to read the samples the loss used
+    _, guide_trace = objective._get_trace(model.model, guide.guide, (x,), {})
+    z = guide_trace.nodes["z"]["value"].detach()
+    assert z.shape == (K, x.shape[0], 3)
+
+    log_w = _numpy_log_weights(model, guide, x.double().numpy(), z.double().numpy())
+    bound = _logsumexp(log_w, axis=0) - np.log(K)  # L_K per datapoint (Burda et al. eq. 8)
+    assert loss == pytest.approx(-bound.sum(), rel=1e-5)
+    # A joint bound over the batch (one logsumexp of the summed weights) is another number.
+    joint = _logsumexp(log_w.sum(1), axis=0) - np.log(K)
+    assert abs(joint - bound.sum()) > 1e-2
+    pyro.set_rng_seed(3)
+    per_datapoint = objective.bound(model.model, guide.guide, x)
+    np.testing.assert_allclose(per_datapoint.detach().numpy(), bound, rtol=1e-5)
+
+
+def test_iwae_with_one_particle_is_the_elbo_estimate(tiny):
+    model, guide, x = tiny
+    pyro.set_rng_seed(3)
+    iwae = IWAE(num_particles=1).loss(model.model, guide.guide, x)
+    pyro.set_rng_seed(3)
+    elbo = pyro.infer.Trace_ELBO(num_particles=1).loss(model.model, guide.guide, x)
+    assert iwae == pytest.approx(elbo, rel=1e-6)
+
+
+def test_iwae_gradients_are_finite_and_raise_the_bound(tiny):
+    model, guide, x = tiny
+    x = torch.bernoulli(torch.rand(64, 6).pow(2))
+    objective = IWAE(num_particles=5)
+    params = list(model.parameters()) + list(guide.parameters())
+    optim = torch.optim.Adam(params, lr=0.02)
+
+    def bound() -> float:
+        pyro.set_rng_seed(7)
+        with torch.no_grad():
+            return float(IWAE(num_particles=200).bound(model.model, guide.guide, x).mean())
+
+    before = bound()
+    for _ in range(150):
+        loss = objective.differentiable_loss(model.model, guide.guide, x)
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in params)
+        optim.step()
+        optim.zero_grad()
+    assert bound() > before + 0.5
+
+
+def test_iwae_rejects_sites_outside_the_data_plate():
+    def model(x, y=None):
+        pyro.sample("scale", dist.LogNormal(0.0, 1.0))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(0.0, 1.0).expand([2]).to_event(1), obs=x)
+
+    def guide(x, y=None):
+        pyro.sample("scale", dist.LogNormal(0.0, 1.0))
+
+    with pytest.raises(ValueError, match="'scale' is outside the data plate"):
+        IWAE(num_particles=3).loss(model, guide, torch.zeros(4, 2))
+
+
+def test_iwae_keeps_subsampling_scale_outside_the_logsumexp(tiny):
+    model, guide, x = tiny
+    K, N = 4, 40
+    objective = IWAE(num_particles=K)
+
+    def subsampled(fn):
+        def wrapped(x, y=None):
+            pyro.module("model", model)
+            pyro.module("guide", guide)
+            with pyro.plate("data", N, subsample=torch.arange(x.shape[0])):
+                fn(x)
+        return wrapped
+
+    @subsampled
+    def sub_model(x):
+        z = pyro.sample("z", model.prior(x.shape[0]))
+        pyro.sample("x", model.likelihood(z), obs=x)
+
+    @subsampled
+    def sub_guide(x):
+        pyro.sample("z", guide.posterior(x))
+
+    pyro.set_rng_seed(4)
+    whole = objective.loss(model.model, guide.guide, x)
+    pyro.set_rng_seed(4)
+    assert objective.loss(sub_model, sub_guide, x) == pytest.approx(whole * N / x.shape[0], rel=1e-6)
+
+    # Any other scale (a KL weight, say) multiplies its site's term inside log w instead.
+    def weighted_guide(x, y=None):
+        with poutine.scale(scale=0.5):
+            guide.guide(x)
+
+    def weighted_model(x, y=None):
+        pyro.module("model", model)
+        with pyro.plate("data", x.shape[0]):
+            with poutine.scale(scale=0.5):
+                z = pyro.sample("z", model.prior(x.shape[0]))
+            pyro.sample("x", model.likelihood(z), obs=x)
+
+    pyro.set_rng_seed(4)
+    _, guide_trace = objective._get_trace(weighted_model, weighted_guide, (x,), {})
+    z = guide_trace.nodes["z"]["value"].detach().double().numpy()
+    xn = x.double().numpy()
+    log_w = _numpy_log_weights(model, guide, xn, z)
+    log_lik = (xn * _mlp_numpy(model.decoder, z) - np.logaddexp(0.0, _mlp_numpy(model.decoder, z))).sum(-1)
+    weighted = log_lik + 0.5 * (log_w - log_lik)
+    pyro.set_rng_seed(4)
+    loss = objective.loss(weighted_model, weighted_guide, x)
+    assert loss == pytest.approx(-(_logsumexp(weighted, 0) - np.log(K)).sum(), rel=1e-5)
+
+
+def _linear_gaussian(obs_scale: float = 0.5):
+    torch.manual_seed(2)
+    model = GaussianVAE(data_dim=5, latent_dim=2, hidden=[], likelihood="gaussian", obs_scale=obs_scale)
+    guide = MLPGuide(data_dim=5, latent_dim=2, hidden=[])
+    x = torch.randn(3, 5)
+    return model, guide, x
+
+
+def _closed_form_elbo(model: GaussianVAE, guide: MLPGuide, x: torch.Tensor, s: float) -> float:
+    """Sum over the batch of E_q[log p(x|z)] - KL(q || p) for the linear-Gaussian pair, in numpy."""
+    W = model.decoder[0].weight.detach().double().numpy()
+    b = model.decoder[0].bias.detach().double().numpy()
+    out = x.double().numpy() @ guide.head.weight.detach().double().numpy().T + guide.head.bias.detach().double().numpy()
+    mu, raw = np.split(out, 2, axis=-1)
+    var = (np.log1p(np.exp(raw)) + 1e-5) ** 2
+    xn = x.double().numpy()
+    # E_q ||x - W z - b||^2 = ||x - W mu - b||^2 + sum_dj W_dj^2 var_j
+    sq = ((xn - mu @ W.T - b) ** 2).sum(-1) + (var @ (W**2).T).sum(-1)
+    expected_loglik = -0.5 * xn.shape[1] * np.log(2 * np.pi * s**2) - sq / (2 * s**2)
+    neg_kl = 0.5 * (1 + np.log(var) - mu**2 - var).sum(-1)
+    return float((expected_loglik + neg_kl).sum())
+
+
+@pytest.mark.parametrize("name", ["elbo", "meanfield"])
+def test_elbo_estimators_match_the_closed_form_in_expectation(name):
+    model, guide, x = _linear_gaussian()
+    exact = _closed_form_elbo(model, guide, x, 0.5)
+    estimate = -make_objective(name, num_particles=20000).loss(model.model, guide.guide, x)
+    # The per-particle std of this ELBO is ~3 nats, so 20000 particles give a standard error ~0.02.
+    assert estimate == pytest.approx(exact, abs=0.15)
+
+
+def test_elbo_estimators_agree_on_the_image_model(tiny):
+    """Monte Carlo KL (elbo) and analytic KL (meanfield) estimate the same number."""
+    model, guide, x = tiny
+    a = -make_objective("elbo", num_particles=20000).loss(model.model, guide.guide, x)
+    b = -make_objective("meanfield", num_particles=20000).loss(model.model, guide.guide, x)
+    assert a == pytest.approx(b, abs=0.15)
+
+
+def test_trace_elbo_shortcut_matches_pyro_value_and_gradients(tiny):
+    model, guide, x = tiny
+    params = list(model.parameters()) + list(guide.parameters())
+    grads = []
+    values = []
+    for objective in (TraceELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
+                      pyro.infer.Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1)):
+        pyro.set_rng_seed(5)
+        loss = objective.differentiable_loss(model.model, guide.guide, x)
+        values.append(loss.item())
+        grads.append(torch.autograd.grad(loss, params))
+    assert values[0] == pytest.approx(values[1], rel=1e-6)
+    for g0, g1 in zip(*grads):
+        torch.testing.assert_close(g0, g1)
+
+
+@pytest.mark.parametrize("name", ["elbo", "meanfield", "iwae"])
+def test_plain_pyro_svi_trains_with_every_objective(tiny, name):
+    model, guide, x = tiny
+    x = torch.bernoulli(torch.rand(32, 6).pow(2))
+    svi = pyro.infer.SVI(model.model, guide.guide, pyro.optim.Adam({"lr": 0.03}), loss=make_objective(name, 3))
+    losses = [svi.step(x) for _ in range(100)]
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+
+
+def test_make_objective_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown objective"):
+        make_objective("renyi")
+    with pytest.raises(ValueError, match="positive integer"):
+        make_objective("iwae", 0)
