@@ -64,7 +64,9 @@ def _train(args: argparse.Namespace) -> int:
         for name, value in given.items():
             if name != "epochs" and value != saved.get(name):
                 flag = "--" + name.replace("_", "-")
-                raise UserError(f"{flag} {value}: differs from the run's {saved.get(name)}; a resumed run keeps its config")
+                raise UserError(
+                    f"{flag} {value}: differs from the run's {saved.get(name)}; a resumed run keeps its config"
+                )
         config = TrainConfig(**{**saved, **given})
     else:
         config = TrainConfig(**given)
@@ -91,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"pvae {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"pvae {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

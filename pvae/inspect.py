@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pyro.distributions as dist
 import torch
 from torch import nn
@@ -77,5 +76,3 @@ def training_figures(
         render.latent_scatter(projected, labels, path, title=f"posterior means of {n} test images", axis=axis)
         written.append(path)
     return written
-
-

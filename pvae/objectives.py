@@ -157,6 +157,4 @@ def make_objective(name: str, num_particles: int = 1, max_plate_nesting: int = 1
     kinds = {"elbo": TraceELBO, "meanfield": TraceMeanField_ELBO}
     if name not in kinds:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
-    return kinds[name](
-        num_particles=num_particles, vectorize_particles=True, max_plate_nesting=max_plate_nesting
-    )
+    return kinds[name](num_particles=num_particles, vectorize_particles=True, max_plate_nesting=max_plate_nesting)

@@ -6,16 +6,16 @@ import os
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # figures go to files; no display is needed or wanted
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# Figures are built with matplotlib's object API (no pyplot), so drawing needs no display and
+# leaves the user's pyplot state and backend alone.
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, ncol: int = 10, title: str = "") -> None:
@@ -27,7 +27,8 @@ def image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike, ncol:
     for i in range(n):
         r, c = divmod(i, ncol)
         canvas[2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + c * (w + 2) : 2 + c * (w + 2) + w] = images[i]
-    fig, ax = plt.subplots(figsize=(ncol * 0.6, nrow * 0.6 + (0.4 if title else 0)))
+    fig = Figure(figsize=(ncol * 0.6, nrow * 0.6 + (0.4 if title else 0)))
+    ax = fig.subplots()
     ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -39,7 +40,8 @@ def loss_curves(
     epochs: Sequence[int], series: dict[str, Sequence[float]], path: str | os.PathLike, ylabel: str
 ) -> None:
     """Save one line per named series against the epoch."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
     for name, values in series.items():
         ax.plot(epochs, values, marker="o", markersize=3, label=name)
     ax.set_xlabel("epoch")
@@ -53,13 +55,21 @@ def latent_scatter(
     points: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike, title: str = "", axis: str = "z"
 ) -> None:
     """Save a 2-D scatter of ``points`` ``(N, 2)``, coloured by integer ``labels`` when given."""
-    fig, ax = plt.subplots(figsize=(5, 4.4))
+    fig = Figure(figsize=(5, 4.4))
+    ax = fig.subplots()
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
     else:
         for label in np.unique(labels):
             mask = labels == label
-            ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, label=str(label), color=plt.cm.tab10(label % 10))
+            ax.scatter(
+                points[mask, 0],
+                points[mask, 1],
+                s=3,
+                alpha=0.6,
+                label=str(label),
+                color=matplotlib.colormaps["tab10"](label % 10),
+            )
         ax.legend(markerscale=4, fontsize=7, loc="best", ncol=2)
     ax.set_xlabel(f"{axis}1")
     ax.set_ylabel(f"{axis}2")

@@ -119,6 +119,17 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+@dataclass
+class Position:
+    """Where training stands: saved in every checkpoint, so a run resumes at the same batch."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches completed in the current epoch
+    step: int = 0  # optimiser steps in all
+    loss_sum: float = 0.0  # sum of per-datapoint losses over the current epoch
+    count: int = 0  # datapoints seen in the current epoch
+
+
 class Interrupted(Exception):
     """Training stopped by the user; a checkpoint at the reached batch was saved."""
 
@@ -192,21 +203,39 @@ class Trainer:
             "guide": self.guide_spec,
         }
 
-    def _checkpoint(self, epoch: int, batch: int, step: int, epoch_state: torch.Tensor, sums: list[float]) -> None:
+    def _checkpoint(self, at: Position, epoch_state: torch.Tensor) -> None:
         runs.save_checkpoint(
             self.out,
             {
                 "model": self.model.state_dict(),
                 "guide": self.guide.state_dict(),
                 "optimizer": self.svi.optimizer.state_dict(),
-                "epoch": epoch,  # epochs completed
-                "batch": batch,  # batches completed in epoch ``epoch`` (0: at an epoch boundary)
-                "step": step,
-                "epoch_sums": sums,  # [loss sum, datapoints] of the unfinished epoch
+                "position": dataclasses.asdict(at),
                 "data_generator": epoch_state,  # data generator state at the start of the epoch
                 "rng": _rng_state(),
             },
         )
+
+    def _train_epoch(self, at: Position, bar: tqdm) -> None:
+        """The rest of epoch ``at.epoch``, from batch ``at.batch`` on; updates ``at`` as it goes."""
+        cfg = self.config
+        batches = epoch_batches(
+            self.data.split("train"), cfg.batch_size, self.data_generator, self.binarize, skip=at.batch
+        )
+        for x, _ in batches:
+            loss = self.svi.step(x.to(self.device))
+            if not math.isfinite(loss):
+                raise UserError(
+                    f"the {cfg.objective} loss became {loss} at epoch {at.epoch + 1}, step {at.step + 1}; "
+                    "try a smaller --lr"
+                )
+            at.loss_sum += loss * x.shape[0]
+            at.count += x.shape[0]
+            at.batch += 1
+            at.step += 1
+            bar.update()
+            if at.batch % 10 == 0:
+                bar.set_postfix_str(f"loss {at.loss_sum / at.count:.2f}", refresh=False)
 
     def train(self, resume: bool = False) -> Path:
         """Train up to ``config.epochs`` epochs, then draw the figures; returns the run folder."""
@@ -217,13 +246,13 @@ class Trainer:
         if not resume and has_checkpoint:
             raise UserError(f"--out {out}: already holds a run; pass --resume to continue it, or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
-        epoch, batch, step, sums = 0, 0, 0, [0.0, 0]
+        at = Position()
         if resume:
             state = runs.load_checkpoint(out, self.device)
             self.model.load_state_dict(state["model"])
             self.guide.load_state_dict(state["guide"])
             self.svi.optimizer.load_state_dict(state["optimizer"])
-            epoch, batch, step, sums = state["epoch"], state["batch"], state["step"], list(state["epoch_sums"])
+            at = Position(**state["position"])
             self.data_generator.set_state(state["data_generator"])
             _set_rng_state(state["rng"])
             self.svi.validated = True
@@ -233,51 +262,50 @@ class Trainer:
                 init(self.data.split("train").images.mean(0))
         runs.save_config(out, self.run_config())
         self.log(f"run folder: {out}")
-        metrics = _read_metrics(out / runs.METRICS, epoch)
+        metrics = _read_metrics(out / runs.METRICS, at.epoch)
         _write_metrics(out / runs.METRICS, metrics)
 
-        train_split = self.data.split("train")
-        n_batches = math.ceil(len(train_split) / cfg.batch_size)
-        if epoch >= cfg.epochs:
+        n_batches = math.ceil(len(self.data.split("train")) / cfg.batch_size)
+        if at.epoch >= cfg.epochs:
             self.log(f"{out}: all {cfg.epochs} epochs are done; pass --epochs N to train further")
-        while epoch < cfg.epochs:
+        while at.epoch < cfg.epochs:
             epoch_state = self.data_generator.get_state()
             started = time.perf_counter()
-            bar = tqdm(total=n_batches, initial=batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       disable=not self.progress, leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                total=n_batches,
+                initial=at.batch,
+                desc=f"epoch {at.epoch + 1}/{cfg.epochs}",
+                disable=not self.progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
             try:
-                for x, _ in epoch_batches(train_split, cfg.batch_size, self.data_generator, self.binarize, skip=batch):
-                    loss = self.svi.step(x.to(self.device))
-                    if not math.isfinite(loss):
-                        raise UserError(
-                            f"the {cfg.objective} loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
-                            "try a smaller --lr"
-                        )
-                    sums[0] += loss * x.shape[0]
-                    sums[1] += x.shape[0]
-                    batch, step = batch + 1, step + 1
-                    bar.update()
-                    if batch % 10 == 0:
-                        bar.set_postfix_str(f"loss {sums[0] / sums[1]:.2f}", refresh=False)
+                self._train_epoch(at, bar)
+                bar.close()
+                test_elbo = evaluate_elbo(self.model, self.guide, self.test_images)
             except KeyboardInterrupt:
                 bar.close()
-                self._checkpoint(epoch, batch, step, epoch_state, sums)
+                self._checkpoint(at, epoch_state)
                 raise Interrupted(
-                    f"interrupted at epoch {epoch + 1}, batch {batch}/{n_batches}; checkpoint saved. "
+                    f"interrupted at epoch {at.epoch + 1}, batch {at.batch}/{n_batches}; checkpoint saved. "
                     f"Continue with: pvae train --resume --out {out}"
                 ) from None
-            bar.close()
-            test_elbo = evaluate_elbo(self.model, self.guide, self.test_images)
             seconds = time.perf_counter() - started
-            epoch, batch = epoch + 1, 0
-            row = {"epoch": epoch, "step": step, "train_loss": f"{sums[0] / sums[1]:.4f}",
-                   "test_elbo": f"{test_elbo:.4f}", "seconds": f"{seconds:.2f}"}
+            row = {
+                "epoch": at.epoch + 1,
+                "step": at.step,
+                "train_loss": f"{at.loss_sum / at.count:.4f}",
+                "test_elbo": f"{test_elbo:.4f}",
+                "seconds": f"{seconds:.2f}",
+            }
+            at = Position(epoch=at.epoch + 1, step=at.step)
             metrics.append(row)
-            sums = [0.0, 0]
-            self._checkpoint(epoch, 0, step, self.data_generator.get_state(), sums)
+            self._checkpoint(at, self.data_generator.get_state())
             _write_metrics(out / runs.METRICS, metrics)
-            self.log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']}  "
-                     f"test ELBO {row['test_elbo']} nats  ({seconds:.1f} s)")
+            self.log(
+                f"epoch {at.epoch}/{cfg.epochs}  train loss {row['train_loss']}  "
+                f"test ELBO {row['test_elbo']} nats  ({seconds:.1f} s)"
+            )
         self.figures(metrics)
         return out
 
@@ -289,8 +317,10 @@ class Trainer:
             epochs = [int(r["epoch"]) for r in metrics]
             render.loss_curves(
                 epochs,
-                {f"train loss ({self.config.objective})": [float(r["train_loss"]) for r in metrics],
-                 "test -ELBO": [-float(r["test_elbo"]) for r in metrics]},
+                {
+                    f"train loss ({self.config.objective})": [float(r["train_loss"]) for r in metrics],
+                    "test -ELBO": [-float(r["test_elbo"]) for r in metrics],
+                },
                 folder / "loss.png",
                 ylabel="nats per datapoint",
             )
@@ -299,6 +329,8 @@ class Trainer:
         training_figures(folder, self.model, self.guide, shown, self.data.shape, seed=self.config.seed)
 
 
-def train(config: TrainConfig, out: str | Path, resume: bool = False, device: str = "cpu", progress: bool = True) -> Path:
+def train(
+    config: TrainConfig, out: str | Path, resume: bool = False, device: str = "cpu", progress: bool = True
+) -> Path:
     """Train a run (see ``Trainer``); returns its folder."""
     return Trainer(config, out, device=device, progress=progress).train(resume=resume)

@@ -43,7 +43,12 @@ class PlainVAE(nn.Module):
         super().__init__()
         self.enc, self.head = nn.Linear(D, H), nn.Linear(H, 2 * Z)
         self.dec, self.out = nn.Linear(Z, H), nn.Linear(H, D)
-        pairs = [(self.enc, guide.trunk[0]), (self.head, guide.head), (self.dec, model.decoder[0]), (self.out, model.decoder[2])]
+        pairs = [
+            (self.enc, guide.trunk[0]),
+            (self.head, guide.head),
+            (self.dec, model.decoder[0]),
+            (self.out, model.decoder[2]),
+        ]
         with torch.no_grad():
             for mine, theirs in pairs:
                 mine.weight.copy_(theirs.weight)
@@ -67,19 +72,28 @@ class PlainVAE(nn.Module):
 def fresh_pair(seed: int):
     torch.manual_seed(seed)
     kwargs = dict(data_dim=D, latent_dim=Z, hidden=[H], activation="relu", likelihood="bernoulli")
-    return tuple(runs.build(kind, **runs.make_spec(kind, name, kwargs)) for kind, name in (("model", "gaussian"), ("guide", "mlp")))
+    return tuple(
+        runs.build(kind, **runs.make_spec(kind, name, kwargs))
+        for kind, name in (("model", "gaussian"), ("guide", "mlp"))
+    )
 
 
 def steppers(objective: str, k: int) -> dict[str, callable]:
     """name -> one training step on a batch, each with its own copy of the same initial weights."""
     out = {}
     model, guide = fresh_pair(0)
-    svi = SVI(model, guide, make_objective(objective, k), make_optimizer([*model.parameters(), *guide.parameters()], LR))
+    svi = SVI(
+        model, guide, make_objective(objective, k), make_optimizer([*model.parameters(), *guide.parameters()], LR)
+    )
     out["pvae"] = svi.step
 
     for name, fused in (("plain", False), ("plain_fused", True)):
         plain = PlainVAE(*fresh_pair(0))
-        opt = torch.optim.Adam(plain.parameters(), lr=LR, fused=True) if fused else torch.optim.Adam(plain.parameters(), lr=LR)
+        opt = (
+            torch.optim.Adam(plain.parameters(), lr=LR, fused=True)
+            if fused
+            else torch.optim.Adam(plain.parameters(), lr=LR)
+        )
 
         def step(x, plain=plain, opt=opt):
             loss = plain.loss(x, k, objective == "iwae")
@@ -91,8 +105,11 @@ def steppers(objective: str, k: int) -> dict[str, callable]:
         out[name] = step
 
     pmodel, pguide = fresh_pair(0)
-    loss = (pyro.infer.RenyiELBO(alpha=0, num_particles=k, vectorize_particles=True) if objective == "iwae"
-            else pyro.infer.Trace_ELBO(num_particles=k, vectorize_particles=True))
+    loss = (
+        pyro.infer.RenyiELBO(alpha=0, num_particles=k, vectorize_particles=True)
+        if objective == "iwae"
+        else pyro.infer.Trace_ELBO(num_particles=k, vectorize_particles=True)
+    )
     pyro_svi = pyro.infer.SVI(pmodel.model, pguide.guide, pyro.optim.Adam({"lr": LR}), loss=loss)
     out["pyro_svi"] = pyro_svi.step
     return out
@@ -120,18 +137,25 @@ def main(argv=None) -> None:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 20])
     args = p.parse_args(argv)
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"torch {torch.__version__}, pyro {pyro.__version__}, {torch.get_num_threads()} threads; "
-          f"784-400-50 MLP VAE, Bernoulli likelihood; median ms of {args.steps} interleaved steps after {args.warmup}")
+    print(
+        f"torch {torch.__version__}, pyro {pyro.__version__}, {torch.get_num_threads()} threads; "
+        f"784-400-50 MLP VAE, Bernoulli likelihood; median ms of {args.steps} interleaved steps after {args.warmup}"
+    )
     data = binarize(load_digits(2560, seed=0).split("train").images, seed=0)
-    header = f"{'objective':<10} {'batch':>5} {'pvae':>7} | {'plain':>7} {'ratio':>6} | {'plain+fused':>11} {'ratio':>6} | {'pyro SVI':>8} {'ratio':>6}"
-    print(header)
+    print(
+        f"{'objective':<10} {'batch':>5} {'pvae':>7} | {'plain':>7} {'ratio':>6} | "
+        f"{'plain+fused':>11} {'ratio':>6} | {'pyro SVI':>8} {'ratio':>6}"
+    )
     for batch in args.batch_sizes:
         for objective, k in (("elbo", 1), ("iwae", 5)):
             t = bench(objective, k, batch, data, args.steps, args.warmup)
             label = objective if k == 1 else f"{objective} K={k}"
-            print(f"{label:<10} {batch:>5} {t['pvae']:>7.2f} | {t['plain']:>7.2f} {t['pvae'] / t['plain']:>6.2f} | "
-                  f"{t['plain_fused']:>11.2f} {t['pvae'] / t['plain_fused']:>6.2f} | "
-                  f"{t['pyro_svi']:>8.2f} {t['pyro_svi'] / t['plain']:>6.2f}", flush=True)
+            print(
+                f"{label:<10} {batch:>5} {t['pvae']:>7.2f} | {t['plain']:>7.2f} {t['pvae'] / t['plain']:>6.2f} | "
+                f"{t['plain_fused']:>11.2f} {t['pvae'] / t['plain_fused']:>6.2f} | "
+                f"{t['pyro_svi']:>8.2f} {t['pyro_svi'] / t['plain']:>6.2f}",
+                flush=True,
+            )
     print("ratio: pvae / plain, except the last column: pyro SVI / plain (torch.optim.Adam defaults)")
 
 

@@ -105,7 +105,10 @@ def test_binarized_mnist_reader(tmp_path):
     [
         ({"train": np.zeros((2, 784)), "test": np.zeros((2, 784))}, "missing key 'valid'"),
         ({"train": np.zeros((2, 700)), "valid": np.zeros((2, 784)), "test": np.zeros((2, 784))}, r"shape \(2, 700\)"),
-        ({"train": np.full((2, 784), 3), "valid": np.zeros((2, 784)), "test": np.zeros((2, 784))}, "other than 0 and 1"),
+        (
+            {"train": np.full((2, 784), 3), "valid": np.zeros((2, 784)), "test": np.zeros((2, 784))},
+            "other than 0 and 1",
+        ),
     ],
 )
 def test_binarized_mnist_errors(tmp_path, arrays, problem):
@@ -122,7 +125,9 @@ def test_binarized_mnist_rejects_non_npz(tmp_path):
         load_binarized_mnist(path)
 
 
-@pytest.mark.parametrize("spec", ["digits:x", "digits:0", "digits:5:6:7", "mnist:", "cifar:/tmp", "binarized-mnist:/no/file.npz"])
+@pytest.mark.parametrize(
+    "spec", ["digits:x", "digits:0", "digits:5:6:7", "mnist:", "cifar:/tmp", "binarized-mnist:/no/file.npz"]
+)
 def test_bad_data_specs(spec):
     with pytest.raises(DataError, match="--data|no such file"):
         load_dataset(spec)

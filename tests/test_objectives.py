@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -131,6 +129,7 @@ def test_iwae_keeps_subsampling_scale_outside_the_logsumexp(tiny):
             pyro.module("guide", guide)
             with pyro.plate("data", N, subsample=torch.arange(x.shape[0])):
                 fn(x)
+
         return wrapped
 
     @subsampled
@@ -216,8 +215,10 @@ def test_trace_elbo_shortcut_matches_pyro_value_and_gradients(tiny):
     params = list(model.parameters()) + list(guide.parameters())
     grads = []
     values = []
-    for objective in (TraceELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
-                      pyro.infer.Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1)):
+    for objective in (
+        TraceELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
+        pyro.infer.Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
+    ):
         pyro.set_rng_seed(5)
         loss = objective.differentiable_loss(model.model, guide.guide, x)
         values.append(loss.item())

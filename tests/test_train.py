@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
 from pvae import runs
 from pvae.cli import main
-from pvae.train import Interrupted, Trainer, TrainConfig, evaluate_elbo
+from pvae.train import Interrupted, TrainConfig, Trainer, evaluate_elbo
 
 TINY = ["--latent-dim", "8", "--hidden", "64", "--no-progress"]
 
@@ -36,8 +38,17 @@ def test_train_writes_the_run_folder_and_improves(tmp_path):
 
     # config.json and checkpoint.pt alone rebuild the trained pair: same test ELBO as logged.
     config, model, guide = runs.load_run(run)
-    assert config["model"] == {"name": "gaussian", "kwargs": {
-        "data_dim": 784, "latent_dim": 8, "hidden": [64], "activation": "relu", "likelihood": "bernoulli", "obs_scale": None}}
+    assert config["model"] == {
+        "name": "gaussian",
+        "kwargs": {
+            "data_dim": 784,
+            "latent_dim": 8,
+            "hidden": [64],
+            "activation": "relu",
+            "likelihood": "bernoulli",
+            "obs_scale": None,
+        },
+    }
     trainer = Trainer(TrainConfig(**config["train"]), tmp_path / "unused", progress=False)
     assert evaluate_elbo(model, guide, trainer.test_images) == pytest.approx(float(rows[-1]["test_elbo"]), abs=1e-3)
 
@@ -64,7 +75,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     with pytest.raises(Interrupted, match="epoch 2, batch 4/8"):
         stopped.train()
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
-    assert (state["epoch"], state["batch"], state["step"]) == (1, 4, 12)
+    assert {k: state["position"][k] for k in ("epoch", "batch", "step")} == {"epoch": 1, "batch": 4, "step": 12}
 
     resumed = Trainer(_config(), tmp_path / "b", progress=False)
     resumed.train(resume=True)
@@ -117,3 +128,35 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, flags, message):
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_sigterm_saves_a_checkpoint_at_the_batch_reached(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pvae.cli",
+            "train",
+            "--data",
+            "digits:20000",
+            "--batch-size",
+            "16",
+            "--out",
+            str(run),
+            *TINY,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "run folder" in proc.stderr.readline()  # training starts right after this line
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err and f"pvae train --resume --out {run}" in err
+    position = torch.load(run / "checkpoint.pt", weights_only=True)["position"]
+    assert position["epoch"] == 0 and 0 < position["batch"] < 1250 and position["step"] == position["batch"]

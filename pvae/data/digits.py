@@ -50,9 +50,7 @@ def rasterize(contours: list[np.ndarray], size: int = MASK, extent: float = EXTE
 def digit_masks() -> torch.Tensor:
     """Box-filtered high-resolution masks, ``(len(WIDTHS), F, 10, MASK, MASK)``: width, font, digit."""
     fonts = [f for f in matplotlib_font_files() if has_real_digits(f)]
-    masks = torch.tensor(
-        np.stack([np.stack([rasterize(glyph_contours(f, str(d))) for d in range(10)]) for f in fonts])
-    )
+    masks = torch.tensor(np.stack([np.stack([rasterize(glyph_contours(f, str(d))) for d in range(10)]) for f in fonts]))
     flat = masks.reshape(-1, 1, MASK, MASK)
     variants = []
     for w in WIDTHS:

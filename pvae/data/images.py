@@ -25,7 +25,7 @@ class ImageSplit:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def head(self, n: int | None) -> "ImageSplit":
+    def head(self, n: int | None) -> ImageSplit:
         """The first ``n`` examples (all of them for ``None``)."""
         if n is None:
             return self
