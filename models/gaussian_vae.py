@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pvae.distributions import BernoulliImage
 from pvae.nn import mlp
 
 MIN_SCALE = 1e-2  # floor of a learned pixel std, so constant pixels cannot drive it to zero
@@ -57,6 +58,11 @@ class GaussianVAE(nn.Module):
         self.obs_scale = obs_scale
         self.register_buffer("_zero", torch.zeros(()), persistent=False)
 
+    @property
+    def binary(self) -> bool:
+        """True when p(x | z) needs pixels in {0, 1} (so grey images must be binarised)."""
+        return self.likelihood_name == "bernoulli"
+
     def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
         """p(z) = N(0, I): batch ``(batch_size,)``, event ``(Z,)``."""
         zero = self._zero.expand(batch_size, self.latent_dim)
@@ -66,7 +72,7 @@ class GaussianVAE(nn.Module):
         """p(x | z): batch ``z.shape[:-1]``, event ``(D,)``."""
         out = self.decoder(z)
         if self.likelihood_name == "bernoulli":
-            return dist.Bernoulli(logits=out).to_event(1)
+            return BernoulliImage(out)
         if self.raw_scale is None:
             scale = torch.full_like(out, self.obs_scale)
         else:

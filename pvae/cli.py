@@ -1,4 +1,4 @@
-"""The ``pvae`` command: thin flag parsing over the library (``pvae train``)."""
+"""The ``pvae`` command: thin flag parsing over the library (``pvae train | bounds | inspect``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pvae.errors import UserError
+from pvae.memory import keep_freed_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,16 +81,82 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bounds_parser(sub) -> None:
+    from pvae.bounds import DEFAULT_KS
+
+    p = sub.add_parser(
+        "bounds",
+        help="ELBO and importance-weighted bounds L_k of a trained run",
+        description="Estimate the ELBO and L_k per datapoint on a split; write RUN/bounds.json and RUN/figures/bounds.png.",
+    )
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument(
+        "--k", type=int, nargs="+", default=list(DEFAULT_KS), help="importance samples (default 1 5 50 500 5000)"
+    )
+    p.add_argument("--split", default="test", help="data split (default test)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N datapoints")
+    p.add_argument("--batch-size", type=int, default=100, help="datapoints evaluated together (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _bounds(args: argparse.Namespace) -> int:
+    from pvae.bounds import bounds_for_run
+
+    bad = [k for k in args.k if k < 1]
+    if bad:
+        raise UserError(f"--k {bad[0]}: every k must be at least 1")
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: must be at least 1")
+    bounds = bounds_for_run(
+        args.run, sorted(set(args.k)), args.split, args.limit, args.batch_size, args.seed, progress=not args.no_progress
+    )
+    print(bounds.table())
+    print(f"written: {args.run / 'bounds.json'}, {args.run / 'figures' / 'bounds.png'}", file=sys.stderr)
+    return 0
+
+
+def _inspect_parser(sub) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="posterior inspection figures and numbers of a trained run",
+        description="Latent scatter, traversals, active units, KL per dimension, importance-resampled "
+        "reconstructions, posterior predictive and prior samples: RUN/figures/ and RUN/inspect.json.",
+    )
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--split", default="test", help="data split (default test)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N datapoints")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from pvae.inspect import inspect_run
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1")
+    result = inspect_run(args.run, args.split, args.limit, args.seed)
+    print(
+        f"{result['active_units']} of {result['latent_dim']} units active (Cov_x(E_q[z_u]) > {result['active_threshold']}) "
+        f"on {result['n']} {result['split']} datapoints; KL(q || p) {result['kl_total']:.2f} nats per datapoint"
+    )
+    print(f"written: {args.run / 'inspect.json'}, figures in {args.run / 'figures'}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pvae`` console script."""
     parser = _Parser(prog="pvae", description="Variational autoencoders as Pyro model/guide pairs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _train_parser(sub)
+    _bounds_parser(sub)
+    _inspect_parser(sub)
     args = parser.parse_args(argv)
+    keep_freed_memory()
     # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: save, then stop.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return {"train": _train}[args.command](args)
+        return {"train": _train, "bounds": _bounds, "inspect": _inspect}[args.command](args)
     except UserError as e:
         print(f"pvae {args.command}: error: {e}", file=sys.stderr)
         return 2

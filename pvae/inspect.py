@@ -1,20 +1,36 @@
-"""Posterior inspection for image models: encodings, reconstructions, prior samples, latent plots.
+"""Posterior inspection for image models: what the posterior learned, in figures and numbers.
 
-Everything here works for any Model/Guide pair that follows the contracts in ARCHITECTURE.md:
-it only calls ``guide.posterior(x)``, ``model.prior(n)`` and ``model.likelihood(z)``.
+Everything here works for any Model/Guide pair that follows the contracts in ARCHITECTURE.md: it
+calls only ``guide.posterior(x)``, ``model.prior(n)``, ``model.likelihood(z)`` and the Pyro
+programs ``model.model`` / ``guide.guide``.
+
+- Active units (Burda et al. 2015): unit u is active when Cov_x(E_q[z_u | x]) > 0.01.
+- KL per latent dimension: KL(q(z_u | x) || p(z_u)) averaged over x, from the marginal means and
+  variances of q and p (exact for Gaussian guides and priors, a moment-matched Gaussian otherwise).
+- Importance-resampled reconstructions: q_IW draws K samples z_k ~ q(z | x) and keeps one with
+  probability proportional to w_k = p(x, z_k) / q(z_k | x), a better posterior sample than one
+  draw from q (Cremer et al. 2017's view of the IWAE bound).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pyro
 import pyro.distributions as dist
 import torch
+from pyro import poutine
+from pyro.infer import Predictive
 from torch import nn
 
-from pvae import render
+from pvae import render, runs
 from pvae.data.images import ImageSplit
+from pvae.objectives import IWAE
+
+ACTIVE_THRESHOLD = 0.01
 
 
 def point_estimate(q: dist.Distribution) -> torch.Tensor:
@@ -25,18 +41,67 @@ def point_estimate(q: dist.Distribution) -> torch.Tensor:
         return q.sample()
 
 
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 @torch.no_grad()
 def posterior_means(guide: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """E_q[z | x] for each image, ``(N, Z)``."""
-    device = next(guide.parameters()).device
-    means = [point_estimate(guide.posterior(x.to(device))).cpu() for x in images.split(batch_size)]
-    return torch.cat(means)
+    device = _device(guide)
+    return torch.cat([point_estimate(guide.posterior(x.to(device))).cpu() for x in images.split(batch_size)])
 
 
 @torch.no_grad()
 def decode_mean(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """The mean of p(x | z) for each z (pixel probabilities for a Bernoulli likelihood)."""
-    return model.likelihood(z).mean
+    return model.likelihood(z.to(_device(model))).mean.cpu()
+
+
+def marginal_moments(d: dist.Distribution, samples: int = 512) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Per-dimension mean and variance of ``d`` (batch ``(B,)``, event ``(Z,)``), and whether exact."""
+    base = d.base_dist if isinstance(d, dist.Independent) else d
+    if isinstance(base, dist.Normal):
+        return base.loc.expand(d.shape()), base.scale.pow(2).expand(d.shape()), True
+    if isinstance(d, dist.MultivariateNormal):
+        return d.loc, d.variance, True
+    draws = d.sample((samples,))
+    return draws.mean(0), draws.var(0), False
+
+
+@torch.no_grad()
+def kl_per_dimension(model: nn.Module, guide: nn.Module, images: torch.Tensor, batch_size: int = 500):
+    """Mean over ``images`` of KL(q(z_u | x) || p(z_u)) for each latent dimension u, ``(Z,)``,
+    and whether it is exact (Gaussian marginals) rather than moment-matched."""
+    device = _device(guide)
+    total, exact = 0.0, True
+    for x in images.split(batch_size):
+        mq, vq, ok_q = marginal_moments(guide.posterior(x.to(device)))
+        mp, vp, ok_p = marginal_moments(model.prior(x.shape[0]))
+        # KL(N(mq, vq) || N(mp, vp)) = 1/2 [log(vp / vq) + (vq + (mq - mp)^2) / vp - 1]
+        kl = 0.5 * (torch.log(vp / vq) + (vq + (mq - mp.to(mq)) ** 2) / vp - 1)
+        total = total + kl.sum(0).cpu()
+        exact = exact and ok_q and ok_p
+    return total / len(images), exact
+
+
+@torch.no_grad()
+def importance_resampled(model: nn.Module, guide: nn.Module, x: torch.Tensor, k: int = 50) -> torch.Tensor:
+    """One z per datapoint from q_IW: K draws from q(z | x), one kept with probability ~ w_k."""
+    with pyro.validation_enabled(False):
+        z, log_w = IWAE(num_particles=k).weighted_samples(model.model, guide.guide, x.to(_device(model)))
+    chosen = dist.Categorical(logits=log_w.T).sample()  # (B,)
+    return z[chosen, torch.arange(x.shape[0])]
+
+
+@torch.no_grad()
+def posterior_predictive(model: nn.Module, guide: nn.Module, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Draws x' ~ p(x | z), z ~ q(z | x) with ``pyro.infer.Predictive``: ``(num_samples, B, D)``."""
+    predictive = Predictive(
+        poutine.uncondition(model.model), guide=guide.guide, num_samples=num_samples, return_sites=["x"], parallel=True
+    )
+    with pyro.validation_enabled(False):
+        return predictive(x.to(_device(model)))["x"].cpu()
 
 
 def training_figures(
@@ -47,32 +112,106 @@ def training_figures(
     shape: tuple[int, int],
     seed: int = 0,
 ) -> list[Path]:
-    """Reconstructions, prior samples and a latent scatter of ``split`` into ``folder``."""
+    """Reconstructions, decoded prior samples and a latent scatter of ``split``, into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    written = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         originals = split.images[:50]
-        z = posterior_means(guide, originals).to(device)
-        recon = decode_mean(model, z).cpu()
+        recon = decode_mean(model, posterior_means(guide, originals))
         rows = [t for pair in zip(originals.split(10), recon.split(10)) for t in pair]
-        path = folder / "reconstructions.png"
-        render.image_grid(torch.cat(rows).reshape(-1, *shape), path, title="test images (odd rows) and reconstructions")
-        written.append(path)
+        render.image_grid(
+            torch.cat(rows).reshape(-1, *shape),
+            folder / "reconstructions.png",
+            title="test images (odd rows) and reconstructions",
+        )
+        _prior_samples(model, shape, folder / "prior_samples.png")
+        _latent_scatter(posterior_means(guide, split.images[:5000]).numpy(), split, folder / "latent_scatter.png")
+    return [folder / n for n in ("reconstructions.png", "prior_samples.png", "latent_scatter.png")]
 
-        z = model.prior(100).sample().to(device)
-        path = folder / "prior_samples.png"
-        render.image_grid(decode_mean(model, z).cpu().reshape(-1, *shape), path, title="decoded prior samples (means)")
-        written.append(path)
 
-        n = min(len(split), 5000)
-        means = posterior_means(guide, split.images[:n]).numpy()
-        labels = None if split.labels is None else split.labels[:n].numpy()
-        projected = render.principal_components(means)
-        axis = "z" if means.shape[1] <= 2 else "PC"
-        path = folder / "latent_scatter.png"
-        render.latent_scatter(projected, labels, path, title=f"posterior means of {n} test images", axis=axis)
-        written.append(path)
-    return written
+def _prior_samples(model: nn.Module, shape: tuple[int, int], path: Path) -> None:
+    z = model.prior(100).sample()
+    render.image_grid(decode_mean(model, z).reshape(-1, *shape), path, title="decoded prior samples (means)")
+
+
+def _latent_scatter(means: np.ndarray, split: ImageSplit, path: Path) -> None:
+    labels = None if split.labels is None else split.labels[: len(means)].numpy()
+    axis = "z" if means.shape[1] <= 2 else "PC"
+    title = f"posterior means of {len(means)} images" + (" (first two principal components)" if axis == "PC" else "")
+    render.latent_scatter(render.principal_components(means), labels, path, title=title, axis=axis)
+
+
+def inspect_run(
+    run: str | os.PathLike, split: str = "test", limit: int | None = None, seed: int = 0, iw_samples: int = 50
+) -> dict:
+    """All inspection figures of a run into ``RUN/figures/`` and the numbers into ``RUN/inspect.json``."""
+    run = Path(run)
+    config, model, guide = runs.load_run(run)
+    data = runs.load_split(config, split).head(limit)
+    shape = tuple(config["data"]["shape"])
+    folder = run / runs.FIGURES
+    folder.mkdir(exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        means = posterior_means(guide, data.images)
+        variances = means.var(0, unbiased=False).numpy()  # Cov_x(E_q[z_u]), Burda et al.
+        kl, kl_exact = kl_per_dimension(model, guide, data.images)
+        active = int((variances > ACTIVE_THRESHOLD).sum())
+        render.unit_bars(
+            variances,
+            kl.numpy(),
+            ACTIVE_THRESHOLD,
+            folder / "active_units.png",
+            title=f"{active} of {len(variances)} units active on {len(data)} {split} images",
+        )
+        _latent_scatter(means[:5000].numpy(), data, folder / "latent_scatter.png")
+        _traversals(model, means, variances, shape, folder / "traversals.png")
+
+        x = data.images[:10]
+        from_q = decode_mean(model, posterior_means(guide, x))
+        from_iw = decode_mean(model, importance_resampled(model, guide, x, iw_samples))
+        render.image_grid(
+            torch.cat([x, from_q, from_iw]).reshape(-1, *shape),
+            folder / "reconstructions_iw.png",
+            title=f"rows: {split} images; from the mean of q(z|x); from q_IW (K={iw_samples})",
+        )
+        draws = posterior_predictive(model, guide, x, num_samples=5)  # (5, 10, D)
+        render.image_grid(
+            torch.cat([x, draws.reshape(-1, x.shape[1])]).reshape(-1, *shape),
+            folder / "posterior_predictive.png",
+            title="first row: images; below: draws of x' ~ p(x'|z), z ~ q(z|x) (pyro.infer.Predictive)",
+        )
+        _prior_samples(model, shape, folder / "prior_samples.png")
+    result = {
+        "split": split,
+        "n": len(data),
+        "latent_dim": int(means.shape[1]),
+        "active_threshold": ACTIVE_THRESHOLD,
+        "active_units": active,
+        "posterior_mean_variance": [float(v) for v in variances],
+        "kl_per_dim": [float(v) for v in kl],
+        "kl_total": float(kl.sum()),
+        "kl_method": "closed form" if kl_exact else "moment-matched Gaussian marginals",
+    }
+    (run / "inspect.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _traversals(
+    model: nn.Module, means: torch.Tensor, variances: np.ndarray, shape: tuple[int, int], path: Path, rows: int = 8
+) -> None:
+    """Decode sweeps of the highest-variance dimensions over +-3 sd, the others at one image's z."""
+    dims = np.argsort(variances)[::-1][: min(rows, len(variances))].copy()
+    steps = torch.linspace(-3, 3, 11)
+    centre, sd = means.mean(0), means.std(0, unbiased=False)
+    z = means[0].repeat(len(dims), len(steps), 1)
+    for row, u in enumerate(dims):
+        z[row, :, u] = centre[u] + steps * sd[u]
+    images = decode_mean(model, z.reshape(-1, z.shape[-1]))
+    render.image_grid(
+        images.reshape(-1, *shape),
+        path,
+        ncol=len(steps),
+        title=f"rows: dimensions {', '.join(map(str, dims))} swept over -3..3 sd",
+    )

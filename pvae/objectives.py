@@ -94,7 +94,14 @@ class IWAE(ELBO):
 
     def log_weights(self, model, guide, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor | float]:
         """``log w`` of shape ``(K, B)`` and the per-datapoint scale ``c`` (broadcasts to ``(B,)``)."""
+        return self._weights(*self._get_trace(model, guide, args, kwargs))
+
+    def weighted_samples(self, model, guide, *args, site: str = "z", **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """The K guide samples of ``site`` per datapoint, ``(K, B, ...)``, and their ``log w`` ``(K, B)``."""
         model_trace, guide_trace = self._get_trace(model, guide, args, kwargs)
+        return guide_trace.nodes[site]["value"], self._weights(model_trace, guide_trace)[0]
+
+    def _weights(self, model_trace, guide_trace) -> tuple[torch.Tensor, torch.Tensor | float]:
         log_w: torch.Tensor | float = 0.0
         outer: torch.Tensor | float | None = None
         for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):

@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # Figures are built with matplotlib's object API (no pyplot), so drawing needs no display and
 # leaves the user's pyplot state and backend alone.
@@ -45,6 +46,7 @@ def loss_curves(
     for name, values in series.items():
         ax.plot(epochs, values, marker="o", markersize=3, label=name)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -85,3 +87,42 @@ def principal_components(points: np.ndarray, k: int = 2) -> np.ndarray:
     centred = points - points.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return centred @ vt[:k].T
+
+
+def bounds_plot(
+    ks: Sequence[int], means: Sequence[float], stderrs: Sequence[float], path: str | os.PathLike, title: str = ""
+) -> None:
+    """Save the mean bound L_k against k (log axis) with standard-error bars."""
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
+    ax.errorbar(ks, means, yerr=stderrs, marker="o", capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("k (importance samples)")
+    ax.set_ylabel("mean L_k (nats per datapoint)")
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def unit_bars(
+    variances: np.ndarray, kl: np.ndarray, threshold: float, path: str | os.PathLike, title: str = ""
+) -> None:
+    """Save per-latent-dimension bars: variance of the posterior means (log scale, with the
+    active-unit threshold) and KL(q || p), dimensions sorted by variance."""
+    order = np.argsort(variances)[::-1]
+    fig = Figure(figsize=(max(5.0, 0.18 * len(order)), 4.6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    positions = np.arange(len(order))
+    top.bar(positions, variances[order], color=["C0" if v > threshold else "C7" for v in variances[order]])
+    top.axhline(threshold, color="C3", linestyle="--", linewidth=1, label=f"active: > {threshold}")
+    top.set_yscale("log")
+    top.set_ylabel("Cov_x(E_q[z_u])")
+    top.legend(fontsize=7)
+    bottom.bar(positions, kl[order], color="C1")
+    bottom.set_ylabel("KL(q || p) (nats)")
+    bottom.set_xlabel("latent dimension u")
+    bottom.set_xticks(positions, [str(u) for u in order], fontsize=6, rotation=90)
+    if title:
+        top.set_title(title, fontsize=9)
+    _save(fig, path)

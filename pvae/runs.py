@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pvae.data import ImageData, ImageSplit, binarize, load_dataset
 from pvae.errors import UserError
 
 CONFIG, CHECKPOINT, METRICS, FIGURES, SAMPLES = "config.json", "checkpoint.pt", "metrics.csv", "figures", "samples"
@@ -58,6 +59,20 @@ def build(kind: str, name: str, kwargs: dict[str, Any]) -> nn.Module:
         return classes[name](**kwargs)
     except (TypeError, ValueError) as e:
         raise UserError(f"cannot build {kind} {name!r}: {e}") from None
+
+
+def load_split(config: dict[str, Any], split: str, data: ImageData | None = None) -> ImageSplit:
+    """Split ``split`` of the run's dataset as the run evaluates it.
+
+    A run that binarised grey images dynamically for training evaluates on one fixed
+    binarisation, drawn from the run's seed + 1, so every evaluation of the run (per-epoch test
+    ELBO, ``pvae bounds``, ``pvae inspect``) sees the same binary images.
+    """
+    data = data or load_dataset(config["data"]["spec"])
+    chosen = data.split(split)
+    if config["data"]["binarize"] == "dynamic":
+        chosen = ImageSplit(binarize(chosen.images, seed=config["train"]["seed"] + 1), chosen.labels)
+    return chosen
 
 
 def save_config(run: Path, config: dict[str, Any]) -> None:

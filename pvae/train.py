@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 import pvae
 from pvae import render, runs
-from pvae.data import ImageData, binarize, epoch_batches, load_dataset
+from pvae.data import ImageData, absolute_spec, epoch_batches, load_dataset
 from pvae.errors import UserError
 from pvae.inspect import training_figures
 from pvae.objectives import OBJECTIVES, TraceELBO, make_objective
@@ -155,6 +155,7 @@ class Trainer:
         config.check()
         self.config, self.out, self.device, self.progress = config, Path(out), torch.device(device), progress
         self.log = log or (lambda line: tqdm.write(line, file=sys.stderr))
+        config.data = absolute_spec(config.data)
         self.data: ImageData = load_dataset(config.data)
         for split in ("train", "test"):
             self.data.split(split)
@@ -179,10 +180,8 @@ class Trainer:
             )
         # Bernoulli pixels must be 0 or 1: grey training images are binarised afresh every epoch
         # and the test images once, with a fixed seed, so test numbers compare across epochs.
-        self.binarize = config.likelihood == "bernoulli" and not self.data.binary
-        self.test_images = self.data.split("test").images
-        if self.binarize:
-            self.test_images = binarize(self.test_images, seed=config.seed + 1)
+        self.binarize = getattr(self.model, "binary", False) and not self.data.binary
+        self.test = runs.load_split(self.run_config(), "test", self.data)
         objective = make_objective(config.objective, config.particles)
         params = list(self.model.parameters()) + list(self.guide.parameters())
         self.svi = SVI(self.model, self.guide, objective, make_optimizer(params, config.lr))
@@ -282,7 +281,7 @@ class Trainer:
             try:
                 self._train_epoch(at, bar)
                 bar.close()
-                test_elbo = evaluate_elbo(self.model, self.guide, self.test_images)
+                test_elbo = evaluate_elbo(self.model, self.guide, self.test.images)
             except KeyboardInterrupt:
                 bar.close()
                 self._checkpoint(at, epoch_state)
@@ -324,9 +323,7 @@ class Trainer:
                 folder / "loss.png",
                 ylabel="nats per datapoint",
             )
-        test = self.data.split("test")
-        shown = dataclasses.replace(test, images=self.test_images) if self.binarize else test
-        training_figures(folder, self.model, self.guide, shown, self.data.shape, seed=self.config.seed)
+        training_figures(folder, self.model, self.guide, self.test, self.data.shape, seed=self.config.seed)
 
 
 def train(

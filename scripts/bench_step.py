@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pvae import runs
+from pvae.memory import keep_freed_memory
 from pvae.data import binarize, load_digits
 from pvae.objectives import make_objective
 from pvae.svi import SVI, make_optimizer
@@ -136,6 +137,7 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 20])
     args = p.parse_args(argv)
+    keep_freed_memory()  # as the pvae command does
     print(f"command: python {' '.join(sys.argv)}")
     print(
         f"torch {torch.__version__}, pyro {pyro.__version__}, {torch.get_num_threads()} threads; "

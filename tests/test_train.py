@@ -50,7 +50,7 @@ def test_train_writes_the_run_folder_and_improves(tmp_path):
         },
     }
     trainer = Trainer(TrainConfig(**config["train"]), tmp_path / "unused", progress=False)
-    assert evaluate_elbo(model, guide, trainer.test_images) == pytest.approx(float(rows[-1]["test_elbo"]), abs=1e-3)
+    assert evaluate_elbo(model, guide, trainer.test.images) == pytest.approx(float(rows[-1]["test_elbo"]), abs=1e-3)
 
 
 def _config(**kw):

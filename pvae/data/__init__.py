@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pvae.data.images import ImageData, ImageSplit, binarize, epoch_batches
 from pvae.errors import DataError
 
@@ -24,6 +26,14 @@ def load_digits(n_train: int = DEFAULT_DIGITS, seed: int = 0) -> ImageData:
     for split in (train, test):
         split.images = split.images.reshape(len(split), -1)
     return ImageData(name=f"digits:{n_train}:{seed}", shape=(28, 28), splits={"train": train, "test": test})
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with its path made absolute, so a run folder's config works from any directory."""
+    kind, sep, rest = spec.partition(":")
+    if kind in ("mnist", "binarized-mnist") and rest:
+        return f"{kind}:{Path(rest).expanduser().resolve()}"
+    return spec
 
 
 def load_dataset(spec: str) -> ImageData:
@@ -47,4 +57,13 @@ def load_dataset(spec: str) -> ImageData:
     raise DataError(f"--data {spec}: unknown dataset; use one of {', '.join(SPECS)}")
 
 
-__all__ = ["ImageData", "ImageSplit", "SPECS", "binarize", "epoch_batches", "load_dataset", "load_digits"]
+__all__ = [
+    "ImageData",
+    "ImageSplit",
+    "SPECS",
+    "absolute_spec",
+    "binarize",
+    "epoch_batches",
+    "load_dataset",
+    "load_digits",
+]

@@ -1,0 +1,89 @@
+"""Benchmark ``pvae bounds``: L_5000 on 1000 test images with the IWAE paper's 1-layer network.
+
+Prints images per second, the achieved FLOP rate of the decoder's matrix products (the work that
+grows with k), the rate of plain ``torch.matmul`` on the same layer shapes measured in this process,
+their ratio, and the process's peak resident memory.
+
+    python scripts/bench_bounds.py [--images 1000] [--k 5000] [--batch-size 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pvae import runs
+from pvae.memory import keep_freed_memory
+from pvae.bounds import POINTS_PER_CHUNK, estimate_bounds
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist" / "binarized_mnist.npz"
+LATENT, HIDDEN = 50, [200, 200]
+
+
+def test_images(n: int) -> tuple[torch.Tensor, str]:
+    """The first n binarized-MNIST test images, or binarised built-in digits without ../shared."""
+    if SHARED.is_file():
+        from pvae.data.mnist import load_binarized_mnist
+
+        return load_binarized_mnist(SHARED).split("test").images[:n], f"binarized MNIST test ({SHARED.name})"
+    from pvae.data import binarize, load_digits
+
+    return binarize(load_digits(max(n, 100)).split("test").images[:n], seed=0), "built-in digits, binarised"
+
+
+def matmul_rate(rows: int, repeats: int = 20) -> float:
+    """FLOP/s of torch.matmul on the decoder's layer shapes (rows x 50 -> 200 -> 200 -> 784)."""
+    sizes = [LATENT, *HIDDEN, 784]
+    inputs = [torch.randn(rows, a) for a in sizes[:-1]]
+    weights = [torch.randn(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    flops = sum(2 * rows * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    for x, w in zip(inputs, weights):
+        torch.matmul(x, w)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for x, w in zip(inputs, weights):
+            torch.matmul(x, w)
+    return flops * repeats / (time.perf_counter() - start)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--k", type=int, default=5000)
+    p.add_argument("--batch-size", type=int, default=100)
+    args = p.parse_args(argv)
+    keep_freed_memory()  # as the pvae command does
+    print(f"command: python {' '.join(sys.argv)}")
+    torch.manual_seed(0)
+    kwargs = dict(data_dim=784, latent_dim=LATENT, hidden=HIDDEN, activation="tanh", scale="exp")
+    model = runs.build("model", **runs.make_spec("model", "gaussian", kwargs)).eval()
+    guide = runs.build("guide", **runs.make_spec("guide", "mlp", kwargs)).eval()
+    images, source = test_images(args.images)
+    model.init_output_bias(images.mean(0))
+
+    rows = (POINTS_PER_CHUNK // args.batch_size) * args.batch_size
+    reference = matmul_rate(rows)
+    start = time.perf_counter()
+    bounds = estimate_bounds(model, guide, images, ks=(args.k,), batch_size=args.batch_size)
+    seconds = time.perf_counter() - start
+    reference = max(reference, matmul_rate(rows))  # again after, in case the machine was busy before
+    sizes = [LATENT, *HIDDEN, 784]
+    flops = len(images) * args.k * sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    achieved = flops / seconds
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB on Linux
+    print(f"data: {source}; network 784-200-200-50 tanh (untrained); L_{args.k} = {bounds.mean(args.k):.2f}")
+    print(f"{len(images)} images x {args.k} samples in {seconds:.1f} s: {len(images) / seconds:.1f} images/s")
+    print(
+        f"decoder matmul FLOP rate {achieved / 1e9:.1f} GFLOP/s; torch.matmul on the same shapes "
+        f"({rows} rows) {reference / 1e9:.1f} GFLOP/s; ratio {achieved / reference:.2f}"
+    )
+    print(f"peak resident memory {peak:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
