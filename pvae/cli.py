@@ -87,7 +87,8 @@ def _bounds_parser(sub) -> None:
     p = sub.add_parser(
         "bounds",
         help="ELBO and importance-weighted bounds L_k of a trained run",
-        description="Estimate the ELBO and L_k per datapoint on a split; write RUN/bounds.json and RUN/figures/bounds.png.",
+        description="Estimate the ELBO and L_k per datapoint on a split; "
+        "write RUN/bounds.json and RUN/figures/bounds.png.",
     )
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument(
@@ -137,8 +138,8 @@ def _inspect(args: argparse.Namespace) -> int:
         raise UserError(f"--limit {args.limit}: must be at least 1")
     result = inspect_run(args.run, args.split, args.limit, args.seed)
     print(
-        f"{result['active_units']} of {result['latent_dim']} units active (Cov_x(E_q[z_u]) > {result['active_threshold']}) "
-        f"on {result['n']} {result['split']} datapoints; KL(q || p) {result['kl_total']:.2f} nats per datapoint"
+        f"{result['active_units']} of {result['latent_dim']} units active "
+        f"(Cov_x(E_q[z_u]) > {result['active_threshold']}) on {result['n']} {result['split']} datapoints; KL(q || p) {result['kl_total']:.2f} nats per datapoint"
     )
     print(f"written: {args.run / 'inspect.json'}, figures in {args.run / 'figures'}", file=sys.stderr)
     return 0

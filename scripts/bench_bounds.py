@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from pvae import runs
-from pvae.memory import keep_freed_memory
 from pvae.bounds import POINTS_PER_CHUNK, estimate_bounds
+from pvae.memory import keep_freed_memory
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist" / "binarized_mnist.npz"
 LATENT, HIDDEN = 50, [200, 200]

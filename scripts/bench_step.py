@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pvae import runs
-from pvae.memory import keep_freed_memory
 from pvae.data import binarize, load_digits
+from pvae.memory import keep_freed_memory
 from pvae.objectives import make_objective
 from pvae.svi import SVI, make_optimizer
 
