@@ -139,7 +139,8 @@ def _inspect(args: argparse.Namespace) -> int:
     result = inspect_run(args.run, args.split, args.limit, args.seed)
     print(
         f"{result['active_units']} of {result['latent_dim']} units active "
-        f"(Cov_x(E_q[z_u]) > {result['active_threshold']}) on {result['n']} {result['split']} datapoints; KL(q || p) {result['kl_total']:.2f} nats per datapoint"
+        f"(Cov_x(E_q[z_u]) > {result['active_threshold']}) on {result['n']} {result['split']} datapoints; "
+        f"KL(q || p) {result['kl_total']:.2f} nats per datapoint"
     )
     print(f"written: {args.run / 'inspect.json'}, figures in {args.run / 'figures'}", file=sys.stderr)
     return 0
