@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _train_parser(sub) -> None:
     from pvae.objectives import OBJECTIVES
-    from pvae.train import TrainConfig
+    from pvae.train import LR_SCHEDULES, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser(
@@ -45,6 +45,15 @@ def _train_parser(sub) -> None:
     p.add_argument("--activation", help=f"hidden activation (default {d.activation})")
     p.add_argument("--likelihood", choices=("bernoulli", "gaussian"), help=f"pixel likelihood (default {d.likelihood})")
     p.add_argument("--obs-scale", type=float, help="fixed pixel std of a gaussian likelihood (default: learned)")
+    p.add_argument(
+        "--posterior-scale",
+        choices=("softplus", "exp"),
+        help=f"how the guide makes sigma (default {d.posterior_scale})",
+    )
+    p.add_argument("--adam-betas", type=float, nargs=2, metavar="B", help="Adam betas (default 0.9 0.999)")
+    p.add_argument("--adam-eps", type=float, help=f"Adam epsilon (default {d.adam_eps})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant, or iwae: Burda et al.'s 3^i-epoch stages")
+    p.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training examples only")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--out", type=Path, help="run folder (default runs/MODEL-OBJECTIVE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")

@@ -54,6 +54,11 @@ class TrainConfig:
     activation: str = "relu"
     likelihood: str = "bernoulli"
     obs_scale: float | None = None
+    posterior_scale: str = "softplus"
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 1e-8
+    lr_schedule: str = "constant"
+    train_limit: int | None = None
     seed: int = 0
 
     def check(self) -> None:
@@ -75,6 +80,27 @@ class TrainConfig:
             raise UserError(f"--hidden {' '.join(map(str, self.hidden))}: layer sizes must be at least 1")
         if self.obs_scale is not None and not self.obs_scale > 0:
             raise UserError(f"--obs-scale {self.obs_scale}: must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"--lr-schedule {self.lr_schedule}: unknown; choose one of {', '.join(LR_SCHEDULES)}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise UserError(f"--adam-betas {' '.join(map(str, self.adam_betas))}: give two numbers in [0, 1)")
+        if not self.adam_eps > 0:
+            raise UserError(f"--adam-eps {self.adam_eps}: must be positive")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise UserError(f"--train-limit {self.train_limit}: must be at least 1")
+
+
+def iwae_lr_factor(epoch: int) -> float:
+    """Burda et al.'s schedule: stage i = 1, 2, ... lasts 3^(i-1) epochs at lr * 10^(-(i-1)/7)
+    (eight stages, 3280 epochs, in the paper); ``epoch`` counts from 0."""
+    stage, end = 1, 1
+    while epoch >= end:
+        stage += 1
+        end += 3 ** (stage - 1)
+    return 10 ** (-(stage - 1) / 7)
+
+
+LR_SCHEDULES: dict[str, Callable[[int], float]] = {"constant": lambda epoch: 1.0, "iwae": iwae_lr_factor}
 
 
 def _empty_guide(*args, **kwargs) -> None:
@@ -157,8 +183,7 @@ class Trainer:
         self.log = log or (lambda line: tqdm.write(line, file=sys.stderr))
         config.data = absolute_spec(config.data)
         self.data: ImageData = load_dataset(config.data)
-        for split in ("train", "test"):
-            self.data.split(split)
+        self.train_split = self.data.split("train").head(config.train_limit)
         pyro.set_rng_seed(config.seed)
         pyro.clear_param_store()
         candidates = dict(
@@ -168,6 +193,7 @@ class Trainer:
             activation=config.activation,
             likelihood=config.likelihood,
             obs_scale=config.obs_scale,
+            scale=config.posterior_scale,
         )
         self.model_spec = runs.make_spec("model", config.model, candidates)
         self.guide_spec = runs.make_spec("guide", config.guide, candidates)
@@ -184,7 +210,8 @@ class Trainer:
         self.test = runs.load_split(self.run_config(), "test", self.data)
         objective = make_objective(config.objective, config.particles)
         params = list(self.model.parameters()) + list(self.guide.parameters())
-        self.svi = SVI(self.model, self.guide, objective, make_optimizer(params, config.lr))
+        optimizer = make_optimizer(params, config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
+        self.svi = SVI(self.model, self.guide, objective, optimizer)
         self.data_generator = torch.Generator().manual_seed(config.seed)
 
     def run_config(self) -> dict[str, Any]:
@@ -218,9 +245,7 @@ class Trainer:
     def _train_epoch(self, at: Position, bar: tqdm) -> None:
         """The rest of epoch ``at.epoch``, from batch ``at.batch`` on; updates ``at`` as it goes."""
         cfg = self.config
-        batches = epoch_batches(
-            self.data.split("train"), cfg.batch_size, self.data_generator, self.binarize, skip=at.batch
-        )
+        batches = epoch_batches(self.train_split, cfg.batch_size, self.data_generator, self.binarize, skip=at.batch)
         for x, _ in batches:
             loss = self.svi.step(x.to(self.device))
             if not math.isfinite(loss):
@@ -258,16 +283,18 @@ class Trainer:
         else:
             init = getattr(self.model, "init_output_bias", None)
             if init is not None:
-                init(self.data.split("train").images.mean(0))
+                init(self.train_split.images.mean(0))
         runs.save_config(out, self.run_config())
         self.log(f"run folder: {out}")
         metrics = _read_metrics(out / runs.METRICS, at.epoch)
         _write_metrics(out / runs.METRICS, metrics)
 
-        n_batches = math.ceil(len(self.data.split("train")) / cfg.batch_size)
+        n_batches = math.ceil(len(self.train_split) / cfg.batch_size)
         if at.epoch >= cfg.epochs:
             self.log(f"{out}: all {cfg.epochs} epochs are done; pass --epochs N to train further")
         while at.epoch < cfg.epochs:
+            for group in self.svi.optimizer.param_groups:
+                group["lr"] = cfg.lr * LR_SCHEDULES[cfg.lr_schedule](at.epoch)
             epoch_state = self.data_generator.get_state()
             started = time.perf_counter()
             bar = tqdm(
