@@ -4,16 +4,17 @@ guide can equal it)."""
 
 from __future__ import annotations
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pvae.nn import Guide
+
 MIN_SCALE = 1e-5
 
 
-class LinearGuide(nn.Module):
+class LinearGuide(Guide):
     """q(z | x) = N(A x + c, L L^T), L diagonal (``covariance="diag"``) or lower triangular (``"full"``).
 
     :param data_dim: D.
@@ -45,12 +46,6 @@ class LinearGuide(nn.Module):
             scale = F.softplus(self.raw_scale) + MIN_SCALE
             return dist.Normal(loc, scale.expand_as(loc)).to_event(1)
         return dist.MultivariateNormal(loc, scale_tril=self.scale_tril.expand(loc.shape[0], -1, -1))
-
-    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """The Pyro guide: ``z ~ q(z | x)`` for each of the B datapoints."""
-        pyro.module("guide", self)
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", self.posterior(x, y))
 
     @torch.no_grad()
     def set_posterior(self, weight: torch.Tensor, bias: torch.Tensor, scale_tril: torch.Tensor) -> None:

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pvae.nn import mlp
+from pvae.nn import Guide, mlp
 
 MIN_SCALE = 1e-5  # floor of sigma, so log q stays finite
 
 
-class MLPGuide(nn.Module):
+class MLPGuide(Guide):
     """Diagonal Normal q(z | x) from an MLP over the flattened datapoint.
 
     :param data_dim: D, the size of one flattened datapoint.
@@ -50,9 +49,3 @@ class MLPGuide(nn.Module):
         loc, raw = self.head(self.trunk(x.reshape(x.shape[0], -1))).chunk(2, dim=-1)
         sigma = F.softplus(raw) if self.scale == "softplus" else torch.exp(raw)
         return dist.Normal(loc, sigma + MIN_SCALE).to_event(1)
-
-    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """The Pyro guide: ``z ~ q(z | x)`` for each of the B datapoints."""
-        pyro.module("guide", self)
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", self.posterior(x, y))

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from pvae.distributions import BernoulliImage
-from pvae.nn import mlp
+from pvae.nn import Model, mlp
 
 MIN_SCALE = 1e-2  # floor of a learned pixel std, so constant pixels cannot drive it to zero
 
 
-class GaussianVAE(nn.Module):
+class GaussianVAE(Model):
     """Standard normal prior, MLP decoder, Bernoulli or Gaussian pixel likelihood.
 
     :param data_dim: pixels per image, D.
@@ -78,13 +77,6 @@ class GaussianVAE(nn.Module):
         else:
             scale = (F.softplus(self.raw_scale) + MIN_SCALE).expand_as(out)
         return dist.Normal(out, scale).to_event(1)
-
-    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """The Pyro model: ``z ~ p(z)``, ``x ~ p(x | z)`` for each of the B datapoints."""
-        pyro.module("model", self)
-        with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", self.prior(x.shape[0], y))
-            pyro.sample("x", self.likelihood(z, y), obs=x)
 
     @torch.no_grad()
     def init_output_bias(self, data_mean: torch.Tensor) -> None:

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import math
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pvae.nn import Model
+
 MIN_VARIANCE = 1e-6
 
 
-class LinearVAE(nn.Module):
+class LinearVAE(Model):
     """pPCA with learned W ``(D, Z)``, b ``(D,)`` and noise variance s2 (a scalar).
 
     :param data_dim: D.
@@ -50,13 +51,6 @@ class LinearVAE(nn.Module):
         """p(x | z) = N(W z + b, s2 I): batch ``z.shape[:-1]``, event ``(D,)``."""
         loc = z @ self.weight.T + self.bias
         return dist.Normal(loc, self.variance.sqrt().expand_as(loc)).to_event(1)
-
-    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """The Pyro model: ``z ~ p(z)``, ``x ~ p(x | z)`` for each of the B datapoints."""
-        pyro.module("model", self)
-        with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", self.prior(x.shape[0], y))
-            pyro.sample("x", self.likelihood(z, y), obs=x)
 
     @torch.no_grad()
     def init_output_bias(self, data_mean: torch.Tensor) -> None:
