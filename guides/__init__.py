@@ -2,7 +2,8 @@
 
 from guides.linear import LinearGuide
 from guides.mlp import MLPGuide
+from guides.rnn import RNNGuide
 
-GUIDES = {"mlp": MLPGuide, "linear": LinearGuide}
+GUIDES = {"mlp": MLPGuide, "linear": LinearGuide, "rnn": RNNGuide}
 
-__all__ = ["GUIDES", "LinearGuide", "MLPGuide"]
+__all__ = ["GUIDES", "LinearGuide", "MLPGuide", "RNNGuide"]

@@ -2,7 +2,8 @@
 
 from models.gaussian_vae import GaussianVAE
 from models.linear_vae import LinearVAE
+from models.sketch_vae import SketchVAE
 
-MODELS = {"gaussian": GaussianVAE, "linear": LinearVAE}
+MODELS = {"gaussian": GaussianVAE, "linear": LinearVAE, "sketch": SketchVAE}
 
-__all__ = ["GaussianVAE", "LinearVAE", "MODELS"]
+__all__ = ["GaussianVAE", "LinearVAE", "MODELS", "SketchVAE"]

@@ -23,7 +23,10 @@ from pathlib import Path
 
 import pyro
 import torch
+from pyro import poutine
+from pyro.poutine.util import site_is_subsample
 from torch import nn
+from torch.distributions import kl_divergence
 from tqdm.auto import tqdm
 
 from pvae import render, runs
@@ -162,3 +165,42 @@ def bounds_for_run(
         title=f"{split} split, {bounds.n} datapoints",
     )
     return bounds
+
+
+EVAL_SEED = 12345  # draws of the per-epoch test evaluation: the same every epoch
+
+
+@torch.no_grad()
+def elbo_terms(
+    model: nn.Module, guide: nn.Module | None, x: torch.Tensor, batch_size: int = 500, seed: int = EVAL_SEED
+) -> dict[str, float]:
+    """Means per datapoint of the ELBO and its two terms, from one z per datapoint (fixed draws):
+
+        recon = E_q[log p(x | z)],   kl = KL(q(z | x) || p(z)),   elbo = recon - kl
+
+    The KL is in closed form where torch has it (e.g. Gaussian guide and prior), else the
+    one-sample estimate log q(z|x) - log p(z). Draws come from ``seed``; torch's global generator
+    is left as it was.
+    """
+    device = next(model.parameters()).device
+    recon = kl = 0.0
+    guide_fn = guide.guide if guide is not None else _empty_guide
+    with torch.random.fork_rng(devices=[]), pyro.validation_enabled(False):
+        torch.manual_seed(seed)
+        for xb in x.split(batch_size):
+            xb = xb.to(device)
+            guide_trace = poutine.trace(guide_fn).get_trace(xb)
+            model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(xb)
+            for name, site in model_trace.nodes.items():
+                if site["type"] != "sample" or site_is_subsample(site):
+                    continue
+                if site["is_observed"]:
+                    recon += float(site["fn"].log_prob(site["value"]).sum())
+                    continue
+                q, p, z = guide_trace.nodes[name]["fn"], site["fn"], site["value"]
+                try:
+                    kl += float(kl_divergence(q, p).sum())
+                except NotImplementedError:
+                    kl += float((q.log_prob(z) - p.log_prob(z)).sum())
+    n = len(x)
+    return {"elbo": (recon - kl) / n, "recon": recon / n, "kl": kl / n}

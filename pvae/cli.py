@@ -1,4 +1,5 @@
-"""The ``pvae`` command: thin flag parsing over the library (``pvae train | bounds | inspect``)."""
+"""The ``pvae`` command: thin flag parsing over the library
+(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete``)."""
 
 from __future__ import annotations
 
@@ -29,36 +30,75 @@ def _train_parser(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a model/guide pair with SVI",
-        description="Train a VAE with SVI and write a run folder (config, checkpoint, metrics, figures).",
+        description="Train a VAE with SVI and write a run folder (config, checkpoint, metrics, figures). "
+        "Defaults shown are the image models'; --model sketch brings sketch-rnn's own (see README).",
     )
     # Defaults are None so that a resumed run can tell which flags were given.
-    p.add_argument("--model", help=f"generative model (default {d.model})")
-    p.add_argument("--guide", help=f"guide q(z|x) (default {d.guide})")
+    p.add_argument("--model", help=f"generative model: gaussian, linear or sketch (default {d.model})")
+    p.add_argument("--guide", help=f"guide q(z|x): mlp, linear or rnn (default {d.guide}; rnn for sketch)")
     p.add_argument("--objective", choices=OBJECTIVES, help=f"training objective (default {d.objective})")
     p.add_argument("--particles", type=int, metavar="K", help=f"samples per datapoint (default {d.particles})")
-    p.add_argument("--data", help=f"digits[:N[:SEED]], mnist:DIR or binarized-mnist:FILE (default {d.data})")
-    p.add_argument("--epochs", type=int, help=f"epochs to train in all (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, help=f"datapoints per step (default {d.batch_size})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
-    p.add_argument("--latent-dim", type=int, metavar="Z", help=f"latent dimensions (default {d.latent_dim})")
-    p.add_argument("--hidden", type=int, nargs="+", metavar="H", help=f"hidden layer sizes (default {d.hidden[0]})")
-    p.add_argument("--activation", help=f"hidden activation (default {d.activation})")
-    p.add_argument("--likelihood", choices=("bernoulli", "gaussian"), help=f"pixel likelihood (default {d.likelihood})")
-    p.add_argument("--obs-scale", type=float, help="fixed pixel std of a gaussian likelihood (default: learned)")
     p.add_argument(
-        "--posterior-scale",
-        choices=("softplus", "exp"),
-        help=f"how the guide makes sigma (default {d.posterior_scale})",
+        "--data",
+        help="digits[:N[:SEED]], mnist:DIR, binarized-mnist:FILE, glyphs, sketch:FILE.npz, "
+        f"quickdraw:FILE.ndjson (default {d.data}; glyphs for sketch)",
     )
-    p.add_argument("--adam-betas", type=float, nargs=2, metavar="B", help="Adam betas (default 0.9 0.999)")
-    p.add_argument("--adam-eps", type=float, help=f"Adam epsilon (default {d.adam_eps})")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant, or iwae: Burda et al.'s 3^i-epoch stages")
-    p.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training examples only")
+    p.add_argument("--epochs", type=int, help=f"epochs to train in all (default {d.epochs})")
+    p.add_argument("--steps", type=int, help="stop after this many optimiser steps in all")
+    p.add_argument("--batch-size", type=int, help=f"datapoints per step (default {d.batch_size})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--out", type=Path, help="run folder (default runs/MODEL-OBJECTIVE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    n = p.add_argument_group("networks")
+    n.add_argument("--latent-dim", type=int, metavar="Z", help=f"latent dimensions (default {d.latent_dim})")
+    n.add_argument("--hidden", type=int, nargs="+", metavar="H", help=f"MLP hidden sizes (default {d.hidden[0]})")
+    n.add_argument("--activation", help=f"MLP hidden activation (default {d.activation})")
+    n.add_argument("--likelihood", choices=("bernoulli", "gaussian"), help=f"pixel likelihood (default {d.likelihood})")
+    n.add_argument("--obs-scale", type=float, help="fixed pixel std of a gaussian likelihood (default: learned)")
+    n.add_argument("--posterior-scale", choices=("softplus", "exp"), help="how the MLP guide makes sigma")
+    n.add_argument("--enc-hidden", type=int, help=f"sketch encoder LSTM size (default {d.enc_hidden})")
+    n.add_argument("--dec-hidden", type=int, help=f"sketch decoder LSTM size (default {d.dec_hidden})")
+    n.add_argument("--mixtures", type=int, metavar="M", help=f"sketch mixture components (default {d.mixtures})")
+    n.add_argument("--layer-norm", action="store_true", default=None, help="layer-normalised decoder LSTM (slower)")
+    n.add_argument("--recurrent-dropout", type=float, help="decoder recurrent dropout probability (slower)")
+    n.add_argument("--unconditional", action="store_true", default=None, help="decoder-only sketch model")
+    n.add_argument("--mask-pen", action="store_true", default=None, help="pen loss only up to each sketch's end")
+
+    g = p.add_argument_group("data")
+    g.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training examples only")
+    g.add_argument("--max-seq-len", type=int, help=f"drop longer sketches (default {d.max_seq_len})")
+    g.add_argument("--augment-scale", type=float, help="random x/y stretch of sketches (sketch default 0.15)")
+    g.add_argument("--augment-drop", type=float, help="point-drop probability of sketches (sketch default 0.10)")
+
+    o = p.add_argument_group("optimiser")
+    o.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
+    o.add_argument("--adam-betas", type=float, nargs=2, metavar="B", help="Adam betas (default 0.9 0.999)")
+    o.add_argument("--adam-eps", type=float, help=f"Adam epsilon (default {d.adam_eps})")
+    o.add_argument(
+        "--lr-schedule", choices=LR_SCHEDULES, help="constant; iwae (Burda et al.); sketch (decay to --min-lr)"
+    )
+    o.add_argument("--lr-decay", type=float, help=f"sketch schedule: lr decay per step (default {d.lr_decay})")
+    o.add_argument("--min-lr", type=float, help=f"sketch schedule: the lr it decays to (default {d.min_lr})")
+    o.add_argument("--clip-value", type=float, help="clip every gradient element to +-this (sketch default 1.0)")
+
+    k = p.add_argument_group("KL controls")
+    k.add_argument("--kl-weight", type=float, help="weight w of the KL term (default 1; sketch 0.5)")
+    k.add_argument(
+        "--kl-weight-units",
+        choices=("nats", "sketch-rnn"),
+        help="w on KL in nats, or sketch-rnn's w on KL/Z against recon/T (default nats; sketch: sketch-rnn)",
+    )
+    k.add_argument("--kl-weight-start", type=float, help="annealing: the weight at step 0 (sketch 0.01)")
+    k.add_argument("--kl-anneal-rate", type=float, help="annealing: w - (w - start) rate^step (sketch 0.99995)")
+    k.add_argument("--kl-floor", type=float, help="nats per latent dimension not penalised (sketch 0.2)")
+    k.add_argument(
+        "--kl-floor-mode",
+        choices=("total", "per-dim"),
+        help="floor the mean KL per dimension (sketch-rnn) or each dimension (free bits)",
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -72,14 +112,14 @@ def _train(args: argparse.Namespace) -> int:
             raise UserError("--resume needs --out DIR, the run folder to continue")
         saved = runs.load_config(args.out)["train"]
         for name, value in given.items():
-            if name != "epochs" and value != saved.get(name):
+            if name not in ("epochs", "steps") and value != saved.get(name):
                 flag = "--" + name.replace("_", "-")
                 raise UserError(
                     f"{flag} {value}: differs from the run's {saved.get(name)}; a resumed run keeps its config"
                 )
         config = TrainConfig(**{**saved, **given})
     else:
-        config = TrainConfig(**given)
+        config = TrainConfig.for_model(**given)
     out = args.out or Path("runs") / f"{config.model}-{config.objective}-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         train(config, out, resume=args.resume, device=args.device, progress=not args.no_progress)
@@ -155,6 +195,49 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generation_parsers(sub) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("run", type=Path, help="run folder of a sketch model")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p = sub.add_parser("sample", parents=[common], help="draw sketches (SVG and PNG in RUN/samples/)")
+    p.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature tau (default 0.5)")
+    p.add_argument("--prior", action="store_true", help="from the prior, not from the codes of test sketches")
+    p = sub.add_parser("reconstruct", parents=[common], help="reconstructions of test sketches at temperatures 0.1-1")
+    p.add_argument("-n", type=int, default=8, help="test sketches (default 8)")
+    p = sub.add_parser("interpolate", parents=[common], help="linear and spherical interpolation between two sketches")
+    p.add_argument("--pair", type=int, nargs=2, default=[0, 1], metavar="I", help="test sketch indices (default 0 1)")
+    p.add_argument("--steps", type=int, default=10, help="sketches in each strip (default 10)")
+    p.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
+    p = sub.add_parser("complete", parents=[common], help="continue the first part of test sketches (red)")
+    p.add_argument("-n", type=int, default=5, help="test sketches (default 5)")
+    p.add_argument("--samples", type=int, default=4, help="continuations of each (default 4)")
+    p.add_argument("--fraction", type=float, default=0.5, help="the part given (default 0.5)")
+    p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from pvae import sketching
+
+    for flag in ("n", "samples", "steps"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UserError(f"{'-n' if flag == 'n' else '--' + flag} {value}: must be at least 1")
+    temperature = getattr(args, "temperature", 1.0)
+    if not temperature > 0:
+        raise UserError(f"--temperature {temperature}: must be positive")
+    if args.command == "sample":
+        paths = sketching.sample_run(args.run, args.n, args.temperature, args.prior, args.seed)
+    elif args.command == "reconstruct":
+        paths = sketching.reconstruct_run(args.run, args.n, seed=args.seed)
+    elif args.command == "interpolate":
+        paths = sketching.interpolate_run(args.run, *args.pair, args.steps, args.temperature, args.seed)
+    else:
+        paths = sketching.complete_run(args.run, args.n, args.samples, args.fraction, args.temperature, args.seed)
+    print("written: " + ", ".join(map(str, paths)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pvae`` console script."""
     parser = _Parser(prog="pvae", description="Variational autoencoders as Pyro model/guide pairs.")
@@ -162,12 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _train_parser(sub)
     _bounds_parser(sub)
     _inspect_parser(sub)
+    _generation_parsers(sub)
     args = parser.parse_args(argv)
     keep_freed_memory()
     # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: save, then stop.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return {"train": _train, "bounds": _bounds, "inspect": _inspect}[args.command](args)
+        commands = {"train": _train, "bounds": _bounds, "inspect": _inspect}
+        return commands.get(args.command, _generate)(args)
     except UserError as e:
         print(f"pvae {args.command}: error: {e}", file=sys.stderr)
         return 2

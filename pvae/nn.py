@@ -77,3 +77,49 @@ class Guide(nn.Module):
         pyro.module("guide", self)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(x, y))
+
+
+class LSTM(nn.Module):
+    """A one-layer LSTM with optional layer normalisation and recurrent dropout, sketch-rnn's options.
+
+    Layer normalisation (Ba et al. 2016) normalises each gate's pre-activation and the cell before
+    its tanh; recurrent dropout (Semeniuta et al. 2016) drops the cell candidate g, with keep
+    probability 1 - ``dropout``, so the memory itself is never erased:
+
+        i, f, o = sigmoid(LN(W_x x + W_h h)),  g = drop(tanh(LN(...))),  c = f c + i g,  h = o tanh(LN(c))
+
+    The loop over time runs in Python, so it is several times slower than ``nn.LSTM``: use it when
+    you want these two regularisers. The interface is ``nn.LSTM``'s with ``batch_first=True``:
+    ``forward(x (N, T, I), (h, c) each (1, N, H)) -> (out (N, T, H), (h, c))``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, layer_norm: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.hidden_size, self.dropout = hidden_size, dropout
+        self.ih = nn.Linear(input_size, 4 * hidden_size)
+        self.hh = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+        self.gate_norm = nn.LayerNorm([4, hidden_size]) if layer_norm else None
+        self.cell_norm = nn.LayerNorm(hidden_size) if layer_norm else None
+        with torch.no_grad():
+            self.ih.bias[hidden_size : 2 * hidden_size].fill_(1.0)  # forget-gate bias 1, as in sketch-rnn
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        n, t, _ = x.shape
+        if state is None:
+            h = c = x.new_zeros(n, self.hidden_size)
+        else:
+            h, c = state[0][0], state[1][0]
+        projected = self.ih(x)  # (N, T, 4H): the input projection of every step at once
+        outputs = []
+        for step in range(t):
+            gates = (projected[:, step] + self.hh(h)).view(n, 4, self.hidden_size)
+            if self.gate_norm is not None:
+                gates = self.gate_norm(gates)
+            i, f, g, o = gates.unbind(1)
+            g = torch.tanh(g)
+            if self.training and self.dropout > 0:
+                g = nn.functional.dropout(g, self.dropout, training=True)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * g
+            h = torch.sigmoid(o) * torch.tanh(self.cell_norm(c) if self.cell_norm is not None else c)
+            outputs.append(h)
+        return torch.stack(outputs, 1), (h.unsqueeze(0), c.unsqueeze(0))

@@ -12,15 +12,20 @@ of the data plate; the data plate is ``pyro.plate("data", B)`` at dim -1 (ARCHIT
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pyro
+import pyro.distributions as dist
 import torch
+from pyro import poutine
 from pyro.distributions.util import is_identically_zero, scale_and_mask
 from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.enum import get_importance_trace
 from pyro.infer.util import torch_item
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from pyro.util import warn_if_nan
+from torch.distributions import kl_divergence
 
 OBJECTIVES = ("elbo", "meanfield", "iwae")
 
@@ -155,8 +160,112 @@ class IWAE(ELBO):
         return value
 
 
-def make_objective(name: str, num_particles: int = 1, max_plate_nesting: int = 1) -> ELBO:
-    """The objective called ``name`` (one of ``OBJECTIVES``) with K = ``num_particles``."""
+@dataclass
+class KLControl:
+    """A KL weight and a KL floor for every objective (Pyro has neither).
+
+    :param weight: w, multiplying the latent sites' terms: w KL in the ELBO, w (log p(z) - log q)
+        inside each log weight of the IWAE bound. The trainer may change it every step (annealing).
+    :param floor: nats per latent dimension under which the KL is not penalised: sketch-rnn's
+        ``kl_tolerance`` (the batch-mean KL divided by Z), or with ``per_dim`` free bits (each
+        dimension's batch-mean KL, Kingma et al. 2016, which needs factorised q and p).
+    """
+
+    weight: float = 1.0
+    floor: float = 0.0
+    per_dim: bool = False
+
+
+class _ScaleLatents(Messenger):
+    """Multiplies the scale of every latent (non-observed, non-subsample) sample site by ``weight``."""
+
+    def __init__(self, control: KLControl) -> None:
+        super().__init__()
+        self.control = control
+
+    def _process_message(self, msg) -> None:
+        if msg["type"] == "sample" and not msg["is_observed"] and not site_is_subsample(msg):
+            msg["scale"] = msg["scale"] * self.control.weight
+
+
+class KLControlled(ELBO):
+    r"""An objective with a KL weight and a KL floor (``KLControl``).
+
+    With the latent sites' terms scaled by w, each objective keeps its own meaning (the ELBO becomes
+    E[log p(x|z)] - w KL, the IWAE log weights log p(x|z) + w (log p(z) - log q(z|x))). The floor
+    adds, for a batch of B datapoints with Z latent dimensions in all,
+
+        w relu(B Z floor - sum_b KL_b)                 (per batch: sketch-rnn's max(KL / Z, floor))
+        w B sum_j relu(floor - mean_b KL_bj)           (per dimension: free bits)
+
+    with KL_b the estimate from the same draws: closed form for ``meanfield``, log q - log p for
+    the others (averaged over particles). For the ELBO, w KL + w relu(floor - KL) = w max(KL, floor),
+    sketch-rnn's loss exactly; for the IWAE bound it removes the KL's push in the same way.
+    """
+
+    def __init__(self, base: ELBO, control: KLControl, analytic: bool = False) -> None:
+        super().__init__(num_particles=base.num_particles, max_plate_nesting=base.max_plate_nesting)
+        self.base, self.control, self.analytic = base, control, analytic
+
+    def _get_trace(self, model, guide, args, kwargs):  # required by ELBO; the base does the work
+        return self.base._get_trace(model, guide, args, kwargs)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        scale = _ScaleLatents(self.control)
+        if self.control.floor <= 0:
+            return self.base.differentiable_loss(scale(model), scale(guide), *args, **kwargs)
+        model_tracer, guide_tracer = poutine.trace(scale(model)), poutine.trace(scale(guide))
+        loss = self.base.differentiable_loss(model_tracer, guide_tracer, *args, **kwargs)
+        return loss + self.control.weight * self._floor_penalty(model_tracer.trace, guide_tracer.trace)
+
+    def _floor_penalty(self, model_trace, guide_trace) -> torch.Tensor:
+        per_dim = self.control.per_dim
+        kls, dims = [], 0
+        for name, q_site in guide_trace.nodes.items():
+            if q_site["type"] != "sample" or site_is_subsample(q_site):
+                continue
+            q, p, z = q_site["fn"], model_trace.nodes[name]["fn"], q_site["value"]
+            if per_dim:
+                if not (isinstance(q, dist.Independent) and isinstance(p, dist.Independent)):
+                    raise ValueError(f"per-dimension KL floor (free bits) needs factorised q and p at site {name!r}")
+                q, p = q.base_dist, p.base_dist
+            kl = None
+            if self.analytic:
+                try:
+                    kl = kl_divergence(q, p)
+                except NotImplementedError:
+                    pass
+            if kl is None:
+                kl = q.log_prob(z) - p.log_prob(z)
+            if per_dim:
+                kl = kl.reshape(-1, *kl.shape[-2:]).mean(0)  # (B, Z): particles averaged
+            else:
+                kl = kl.reshape(-1, kl.shape[-1]).mean(0)  # (B,)
+                dims += z.shape[-1]
+            kls.append(kl)
+        if per_dim:
+            kl = torch.cat(kls, -1)  # (B, Z)
+            return kl.shape[0] * torch.relu(self.control.floor - kl.mean(0)).sum()
+        kl = sum(kls)
+        return torch.relu(kl.shape[0] * dims * self.control.floor - kl.sum())
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward(retain_graph=self.retain_graph)
+        value = torch_item(loss)
+        warn_if_nan(value, "loss")
+        return value
+
+
+def make_objective(name: str, num_particles: int = 1, max_plate_nesting: int = 1, kl: KLControl | None = None) -> ELBO:
+    """The objective called ``name`` (one of ``OBJECTIVES``) with K = ``num_particles``, wrapped in
+    ``KLControlled`` when a ``KLControl`` is given."""
+    if kl is not None:
+        return KLControlled(make_objective(name, num_particles, max_plate_nesting), kl, analytic=name == "meanfield")
     if not isinstance(num_particles, int) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive integer, not {num_particles!r}")
     if name == "iwae":

@@ -126,3 +126,87 @@ def unit_bars(
     if title:
         top.set_title(title, fontsize=9)
     _save(fig, path)
+
+
+# --- sketches -----------------------------------------------------------------------------------
+# A drawing is a list of stroke-3 parts drawn one after another (the second part starting where the
+# first ended), each with its own colour: a sketch alone, or a prefix and its continuation.
+
+Drawing = Sequence[tuple[np.ndarray, str]]
+
+
+def _polylines(drawing: Drawing) -> list[tuple[np.ndarray, str]]:
+    """Absolute pen-down polylines with their colours; a stroke-3 sketch starts with the pen up."""
+    out, position = [], np.zeros(2)
+    for sketch, colour in drawing:
+        sketch = np.asarray(sketch, dtype=np.float64)
+        if not len(sketch):
+            continue
+        points = position + np.cumsum(sketch[:, :2], axis=0)
+        lifted = np.concatenate([[True], sketch[:-1, 2] > 0.5])  # pen state before each point
+        start = 0
+        for i in range(1, len(points) + 1):
+            if i == len(points) or lifted[i]:
+                segment = points[start:i]
+                if start > 0 and not lifted[start]:  # continues the previous point's line
+                    segment = np.concatenate([points[start - 1 : start], segment])
+                if len(segment) > 1:
+                    out.append((segment, colour))
+                start = i
+        position = points[-1]
+    return out
+
+
+def _bounds(lines: list[tuple[np.ndarray, str]]) -> tuple[np.ndarray, np.ndarray]:
+    if not lines:
+        return np.zeros(2), np.ones(2)
+    points = np.concatenate([p for p, _ in lines])
+    return points.min(0), points.max(0)
+
+
+def sketches_svg(
+    drawings: Sequence[Drawing], path: str | os.PathLike, ncol: int = 10, cell: float = 80.0, stroke_width: float = 1.5
+) -> None:
+    """Save drawings as one SVG grid (``ncol`` per row), each scaled to fit a ``cell``-pixel square."""
+    import svgwrite
+
+    nrow = max(1, -(-len(drawings) // ncol))
+    svg = svgwrite.Drawing(str(path), size=(f"{ncol * cell:.0f}px", f"{nrow * cell:.0f}px"), profile="tiny")
+    svg.add(svg.rect(insert=(0, 0), size=(ncol * cell, nrow * cell), fill="white"))
+    for k, drawing in enumerate(drawings):
+        lines = _polylines(drawing)
+        low, high = _bounds(lines)
+        factor = 0.85 * cell / max(float(np.max(high - low)), 1e-6)
+        r, c = divmod(k, ncol)
+        centre = (low + high) / 2
+        origin = np.array([(c + 0.5) * cell, (r + 0.5) * cell])
+        for points, colour in lines:
+            xy = (points - centre) * factor + origin
+            svg.add(
+                svg.polyline(
+                    [(round(float(x), 2), round(float(y), 2)) for x, y in xy],
+                    stroke=colour,
+                    fill="none",
+                    stroke_width=stroke_width,
+                    stroke_linecap="round",
+                    stroke_linejoin="round",
+                )
+            )
+    svg.save()
+
+
+def sketches_png(drawings: Sequence[Drawing], path: str | os.PathLike, ncol: int = 10, title: str = "") -> None:
+    """The same grid as ``sketches_svg``, as a PNG through matplotlib."""
+    nrow = max(1, -(-len(drawings) // ncol))
+    fig = Figure(figsize=(ncol * 1.0, nrow * 1.0 + (0.3 if title else 0)))
+    axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, drawing in zip(axes, drawings):
+        for points, colour in _polylines(drawing):
+            ax.plot(points[:, 0], points[:, 1], color=colour, linewidth=1.0)
+        ax.set_aspect("equal")
+        ax.invert_yaxis()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    _save(fig, path)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pvae.data import ImageData, ImageSplit, binarize, load_dataset
+from pvae.data import ImageSplit, binarize, load_dataset
 from pvae.errors import UserError
 
 CONFIG, CHECKPOINT, METRICS, FIGURES, SAMPLES = "config.json", "checkpoint.pt", "metrics.csv", "figures", "samples"
@@ -61,16 +61,23 @@ def build(kind: str, name: str, kwargs: dict[str, Any]) -> nn.Module:
         raise UserError(f"cannot build {kind} {name!r}: {e}") from None
 
 
-def load_split(config: dict[str, Any], split: str, data: ImageData | None = None) -> ImageSplit:
+def load_data(config: dict[str, Any]):
+    """The run's dataset, prepared as for training (stroke offsets divided by the run's scale)."""
+    data = config["data"]
+    return load_dataset(data["spec"], max_seq_len=config["train"].get("max_seq_len", 250), scale=data.get("scale"))
+
+
+def load_split(config: dict[str, Any], split: str, data=None):
     """Split ``split`` of the run's dataset as the run evaluates it.
 
     A run that binarised grey images dynamically for training evaluates on one fixed
     binarisation, drawn from the run's seed + 1, so every evaluation of the run (per-epoch test
-    ELBO, ``pvae bounds``, ``pvae inspect``) sees the same binary images.
+    ELBO, ``pvae bounds``, ``pvae inspect``) sees the same binary images. Stroke data are
+    normalised by the scale stored in the run's config.
     """
-    data = data or load_dataset(config["data"]["spec"])
+    data = data or load_data(config)
     chosen = data.split(split)
-    if config["data"]["binarize"] == "dynamic":
+    if config["data"].get("binarize") == "dynamic":
         chosen = ImageSplit(binarize(chosen.images, seed=config["train"]["seed"] + 1), chosen.labels)
     return chosen
 

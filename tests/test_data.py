@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.data import ImageSplit, binarize, epoch_batches, load_dataset
+from pvae.data import ImageSplit, binarize, load_dataset
 from pvae.data.digits import num_fonts, render_digits
 from pvae.data.fonts import has_real_digits, matplotlib_font_files
 from pvae.data.mnist import load_binarized_mnist, load_mnist, read_idx
@@ -164,15 +164,15 @@ def test_digit_labels_match_the_drawn_digit():
 
 
 def test_epoch_batches_cover_the_split_and_replay_from_the_generator_state():
-    split = ImageSplit(torch.rand(10, 4), torch.arange(10))
+    split = ImageSplit(torch.rand(10, 4), torch.arange(10), dynamic_binarization=True)
     g = torch.Generator().manual_seed(0)
     state = g.get_state()
-    batches = list(epoch_batches(split, 4, g, dynamic_binarization=True))
+    batches = list(split.batches(4, g))
     assert [len(b[0]) for b in batches] == [4, 4, 2]
     assert sorted(torch.cat([b[1] for b in batches]).tolist()) == list(range(10))
     assert all(set(b[0].unique().tolist()) <= {0.0, 1.0} for b in batches)
     g.set_state(state)
-    resumed = list(epoch_batches(split, 4, g, dynamic_binarization=True, skip=1))
+    resumed = list(split.batches(4, g, skip=1))
     assert len(resumed) == 2
     for (a, la), (b, lb) in zip(batches[1:], resumed):
         assert torch.equal(a, b) and torch.equal(la, lb)

@@ -11,7 +11,7 @@ from pyro import poutine
 
 from guides.mlp import MLPGuide
 from models.gaussian_vae import GaussianVAE
-from pvae.objectives import IWAE, TraceELBO, make_objective
+from pvae.objectives import IWAE, KLControl, TraceELBO, make_objective
 
 
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
@@ -242,3 +242,72 @@ def test_make_objective_rejects_bad_arguments():
         make_objective("renyi")
     with pytest.raises(ValueError, match="positive integer"):
         make_objective("iwae", 0)
+
+
+def _closed_form_terms(model: GaussianVAE, guide: MLPGuide, x: torch.Tensor, s: float):
+    """Per-datapoint E_q[log p(x|z)] (B,) and per-dimension KL(q || p) (B, Z), in numpy."""
+    W = model.decoder[0].weight.detach().double().numpy()
+    b = model.decoder[0].bias.detach().double().numpy()
+    out = x.double().numpy() @ guide.head.weight.detach().double().numpy().T + guide.head.bias.detach().double().numpy()
+    mu, raw = np.split(out, 2, axis=-1)
+    var = (np.log1p(np.exp(raw)) + 1e-5) ** 2
+    xn = x.double().numpy()
+    sq = ((xn - mu @ W.T - b) ** 2).sum(-1) + (var @ (W**2).T).sum(-1)
+    recon = -0.5 * xn.shape[1] * np.log(2 * np.pi * s**2) - sq / (2 * s**2)
+    return recon, 0.5 * (var + mu**2 - 1 - np.log(var))
+
+
+@pytest.mark.parametrize("name", ["elbo", "meanfield"])
+def test_kl_weight_and_floors_match_closed_forms(name):
+    model, guide, x = _linear_gaussian()
+    recon, kl = _closed_form_terms(model, guide, x, 0.5)  # (B,), (B, Z)
+    B, Z = kl.shape
+    particles = 20000
+
+    def loss(control):
+        return make_objective(name, particles, kl=control).loss(model.model, guide.guide, x)
+
+    # weight: -sum_b [E log p(x_b|z) - w KL_b]
+    assert loss(KLControl(weight=0.3)) == pytest.approx(-(recon - 0.3 * kl.sum(1)).sum(), abs=0.15)
+    # floor above the mean KL per dimension: the KL term is w B Z floor (sketch-rnn's max(L_KL, floor))
+    high = float(kl.sum(1).mean() / Z) + 1.0
+    assert loss(KLControl(weight=0.5, floor=high)) == pytest.approx(-recon.sum() + 0.5 * B * Z * high, abs=0.15)
+    # free bits between the dimensions' KLs: w B sum_j max(mean_b KL_bj, floor)
+    per_dim = kl.mean(0)
+    floor = float(per_dim.mean())
+    expected = -recon.sum() + 0.5 * B * np.maximum(per_dim, floor).sum()
+    assert loss(KLControl(weight=0.5, floor=floor, per_dim=True)) == pytest.approx(expected, abs=0.15)
+    # a floor below the KL changes nothing
+    assert loss(KLControl(weight=1.0, floor=1e-6)) == pytest.approx(-(recon - kl.sum(1)).sum(), abs=0.15)
+
+
+def test_kl_floor_removes_the_kl_gradient_of_the_guide():
+    model, guide, x = _linear_gaussian()
+    objective = make_objective("meanfield", 1, kl=KLControl(weight=1.0, floor=50.0))
+    pyro.set_rng_seed(0)
+    loss = objective.differentiable_loss(model.model, guide.guide, x)
+    grad_floored = torch.autograd.grad(loss, guide.head.bias)
+    # with the KL floored away, the guide only feels the reconstruction term
+    pyro.set_rng_seed(0)
+    recon_only = make_objective("meanfield", 1, kl=KLControl(weight=0.0)).differentiable_loss(
+        model.model, guide.guide, x
+    )
+    grad_recon = torch.autograd.grad(recon_only, guide.head.bias)
+    torch.testing.assert_close(grad_floored[0], grad_recon[0])
+
+
+def test_kl_weight_inside_the_iwae_log_weights(tiny):
+    model, guide, x = tiny
+    K = 6
+    objective = make_objective("iwae", K, kl=KLControl(weight=0.25))
+    pyro.set_rng_seed(9)
+    loss = objective.loss(model.model, guide.guide, x)
+    pyro.set_rng_seed(9)
+    _, guide_trace = IWAE(num_particles=K)._get_trace(model.model, guide.guide, (x,), {})
+    z = guide_trace.nodes["z"]["value"].detach().double().numpy()
+    xn = x.double().numpy()
+    log_w = _numpy_log_weights(model, guide, xn, z)
+    logits = _mlp_numpy(model.decoder, z)
+    log_lik = (xn * logits - np.logaddexp(0.0, logits)).sum(-1)
+    weighted = log_lik + 0.25 * (log_w - log_lik)
+    assert loss == pytest.approx(-(_logsumexp(weighted, 0) - np.log(K)).sum(), rel=1e-5)

@@ -4,16 +4,27 @@
   download); N training images (default 50000) and N/5 test images, from SEED (default 0).
 - ``mnist:DIR``: MNIST's four idx files (``train-images-idx3-ubyte[.gz]`` and friends) in DIR.
 - ``binarized-mnist:FILE``: the fixed binarisation in one ``.npz`` (keys train/valid/test).
+
+Stroke data (sketch models):
+
+- ``glyphs``: built-in stroke-3 sketches of the glyphs 0-9 A-Z a-z of matplotlib's fonts
+  (outline contours as pen strokes; nothing to download); labels are the characters.
+- ``sketch:FILE``: sketch-rnn's ``.npz`` (object arrays, read with pickle: trusted files only) or
+  our pickle-free cache of it (``pvae.data.strokes.save_stroke_cache``).
+- ``quickdraw:FILE``: a QuickDraw ``.ndjson`` file, simplified or raw layout.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pvae.data.images import ImageData, ImageSplit, binarize, epoch_batches
+import numpy as np
+
+from pvae.data.images import ImageData, ImageSplit, binarize
 from pvae.errors import DataError
 
-SPECS = ("digits[:N[:SEED]]", "mnist:DIR", "binarized-mnist:FILE")
+SPECS = ("digits[:N[:SEED]]", "mnist:DIR", "binarized-mnist:FILE", "glyphs", "sketch:FILE", "quickdraw:FILE")
+PATH_KINDS = ("mnist", "binarized-mnist", "sketch", "quickdraw")
 DEFAULT_DIGITS = 50000
 
 
@@ -31,14 +42,53 @@ def load_digits(n_train: int = DEFAULT_DIGITS, seed: int = 0) -> ImageData:
 def absolute_spec(spec: str) -> str:
     """``spec`` with its path made absolute, so a run folder's config works from any directory."""
     kind, sep, rest = spec.partition(":")
-    if kind in ("mnist", "binarized-mnist") and rest:
+    if kind in PATH_KINDS and rest:
         return f"{kind}:{Path(rest).expanduser().resolve()}"
     return spec
 
 
-def load_dataset(spec: str) -> ImageData:
-    """The dataset a ``--data`` spec names; a bad spec or file raises ``DataError``."""
+def load_glyphs(seed: int = 0) -> dict:
+    """Raw glyph sketches of every matplotlib font with all of ``GLYPH_CHARS``, in a seeded split,
+    and their labels (the index of the character in ``GLYPH_CHARS``)."""
+    import torch
+
+    from pvae.data.fonts import GLYPH_CHARS, glyph_polylines, has_glyphs, has_real_digits, matplotlib_font_files
+    from pvae.data.strokes import lines_to_stroke3, split_seeded
+
+    fonts = [f for f in matplotlib_font_files() if has_real_digits(f) and has_glyphs(f, GLYPH_CHARS)]
+    sketches, labels = [], []
+    for font in fonts:
+        for i, char in enumerate(GLYPH_CHARS):
+            lines = glyph_polylines(font, char)
+            if lines:
+                sketches.append(np.round(lines_to_stroke3(lines)))
+                labels.append(i)
+    parts = split_seeded(sketches, seed)
+    labels = torch.tensor(labels)
+    return {s: [sketches[i] for i in idx] for s, idx in parts.items()}, {s: labels[idx] for s, idx in parts.items()}
+
+
+def load_dataset(spec: str, max_seq_len: int = 250, scale: float | None = None):
+    """The dataset a ``--data`` spec names (``ImageData`` or ``StrokeData``); a bad spec or file
+    raises ``DataError``. Stroke data drop sketches over ``max_seq_len`` points and divide offsets
+    by ``scale`` (default: the train split's offset standard deviation)."""
     kind, _, rest = spec.partition(":")
+    if kind in ("glyphs", "sketch", "quickdraw"):
+        from pvae.data.strokes import prepare, read_stroke_file
+
+        if kind == "glyphs":
+            if rest:
+                raise DataError(f"--data {spec}: glyphs takes no argument")
+            raw, labels = load_glyphs()
+        elif not rest:
+            raise DataError(f"--data {spec}: give a file, e.g. {kind}:FILE")
+        elif kind == "sketch":
+            raw, labels = read_stroke_file(rest), None
+        else:
+            from pvae.data.quickdraw import read_ndjson
+
+            raw, labels = read_ndjson(rest)
+        return prepare(raw, spec, max_seq_len=max_seq_len, scale=scale, labels=labels)
     if kind == "digits":
         parts = rest.split(":") if rest else []
         try:
@@ -63,7 +113,6 @@ __all__ = [
     "SPECS",
     "absolute_spec",
     "binarize",
-    "epoch_batches",
     "load_dataset",
     "load_digits",
 ]

@@ -97,3 +97,39 @@ def _close(points: np.ndarray) -> np.ndarray:
     if not np.allclose(points[0], points[-1]):
         points = np.concatenate([points, points[:1]])
     return points
+
+
+GLYPH_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def has_glyphs(font_file: str | os.PathLike, chars: str) -> bool:
+    """True when every character of ``chars`` maps to a glyph of its own (not .notdef)."""
+    from matplotlib.ft2font import FT2Font
+
+    cmap = FT2Font(str(font_file)).get_charmap()
+    glyphs = [cmap.get(ord(c)) for c in chars]
+    return all(glyphs) and len(set(glyphs)) == len(chars)
+
+
+def glyph_polylines(
+    font_file: str | os.PathLike, char: str, size: float = 255.0, epsilon: float = 2.0
+) -> list[np.ndarray]:
+    """A glyph's outline contours as polylines in image coordinates (y down), scaled so the
+    longer side of the glyph is ``size`` and simplified by Ramer-Douglas-Peucker (``epsilon``).
+
+    Each closed contour becomes one pen-down polyline, the way a person would trace the outline.
+    """
+    from pvae.data.strokes import rdp
+
+    contours = glyph_contours(font_file, char)
+    if not contours:
+        return []
+    points = np.concatenate(contours)
+    low, high = points.min(0), points.max(0)
+    factor = size / float(np.max(high - low))
+    lines = []
+    for contour in contours:
+        xy = (contour - low) * factor
+        xy[:, 1] = size * (high[1] - low[1]) / np.max(high - low) - xy[:, 1]  # flip: y grows downwards
+        lines.append(rdp(xy, epsilon))
+    return lines

@@ -10,17 +10,21 @@ so test numbers are comparable across epochs and runs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 
 @dataclass
 class ImageSplit:
-    """One split: ``images`` float32 ``(N, H*W)`` in [0, 1]; ``labels`` int64 ``(N,)`` or ``None``."""
+    """One split: ``images`` float32 ``(N, H*W)`` in [0, 1]; ``labels`` int64 ``(N,)`` or ``None``.
+
+    With ``dynamic_binarization``, ``batches`` draws every pixel as Bernoulli(grey value) afresh.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
+    dynamic_binarization: bool = False
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -29,7 +33,29 @@ class ImageSplit:
         """The first ``n`` examples (all of them for ``None``)."""
         if n is None:
             return self
-        return ImageSplit(self.images[:n], None if self.labels is None else self.labels[:n])
+        return replace(self, images=self.images[:n], labels=None if self.labels is None else self.labels[:n])
+
+    def tensor(self) -> torch.Tensor:
+        """The model inputs of the whole split, ``(N, H*W)``."""
+        return self.images
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator, skip: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One shuffled pass in batches of ``batch_size`` (the last may be smaller).
+
+        The order and the binarisation are drawn from ``generator`` at the start of the epoch, so
+        saving the generator's state before the call is enough to replay the epoch exactly;
+        ``skip`` leaves out the first batches (resuming an epoch that was interrupted).
+        """
+        order = torch.randperm(len(self), generator=generator)
+        images = self.images[order]
+        if self.dynamic_binarization:
+            images = torch.bernoulli(images, generator=generator)
+        labels = None if self.labels is None else self.labels[order]
+        for start in range(skip * batch_size, len(self), batch_size):
+            end = start + batch_size
+            yield images[start:end], None if labels is None else labels[start:end]
 
 
 @dataclass
@@ -50,6 +76,10 @@ class ImageData:
     def data_dim(self) -> int:
         return self.shape[0] * self.shape[1]
 
+    def model_kwargs(self) -> dict:
+        """Arguments that models and guides of this data may take."""
+        return {"data_dim": self.data_dim}
+
     def split(self, name: str) -> ImageSplit:
         if name not in self.splits:
             from pvae.errors import UserError
@@ -61,26 +91,3 @@ class ImageData:
 def binarize(images: torch.Tensor, seed: int) -> torch.Tensor:
     """A fixed stochastic binarisation: pixel ~ Bernoulli(grey value), drawn from ``seed``."""
     return torch.bernoulli(images, generator=torch.Generator().manual_seed(seed))
-
-
-def epoch_batches(
-    split: ImageSplit,
-    batch_size: int,
-    generator: torch.Generator,
-    dynamic_binarization: bool = False,
-    skip: int = 0,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """One shuffled pass over ``split`` in batches of ``batch_size`` (the last may be smaller).
-
-    The order and the binarisation are drawn from ``generator`` at the start of the epoch, so
-    saving the generator's state before the call is enough to replay the epoch exactly; ``skip``
-    leaves out the first batches (resuming an epoch that was interrupted).
-    """
-    order = torch.randperm(len(split), generator=generator)
-    images = split.images[order]
-    if dynamic_binarization:
-        images = torch.bernoulli(images, generator=generator)
-    labels = None if split.labels is None else split.labels[order]
-    for start in range(skip * batch_size, len(split), batch_size):
-        end = start + batch_size
-        yield images[start:end], None if labels is None else labels[start:end]

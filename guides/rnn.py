@@ -1,0 +1,37 @@
+"""A bidirectional LSTM encoder for stroke-5 sketches (sketch-rnn's encoder, Ha & Eck 2017).
+
+h = [h_forward(last point); h_backward(first point)]   (packed: padding rows are never read)
+(mu, s) = W h + b,   q(z | x) = N(mu, diag(exp(s / 2))^2)
+"""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from pvae.distributions.strokes import sketch_lengths
+from pvae.nn import Guide
+
+
+class RNNGuide(Guide):
+    """Diagonal Normal q(z | x) from a bidirectional LSTM over a padded stroke-5 sketch ``(B, T, 5)``.
+
+    :param latent_dim: Z.
+    :param enc_hidden: LSTM size of each direction.
+    """
+
+    def __init__(self, latent_dim: int = 128, enc_hidden: int = 256) -> None:
+        super().__init__()
+        self.latent_dim, self.enc_hidden = latent_dim, enc_hidden
+        self.rnn = nn.LSTM(5, enc_hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * enc_hidden, 2 * latent_dim)
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
+        """q(z | x): batch ``(B,)``, event ``(Z,)``."""
+        lengths = sketch_lengths(x).clamp(min=1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.rnn(packed)  # h: (2, B, H), the final state of each direction
+        mu, presig = self.head(torch.cat([h[0], h[1]], -1)).chunk(2, dim=-1)
+        return dist.Normal(mu, torch.exp(presig / 2)).to_event(1)

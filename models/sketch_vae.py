@@ -1,0 +1,220 @@
+"""sketch-rnn (Ha & Eck 2017) as a Pyro model: a latent code z and an autoregressive LSTM decoder
+with a mixture density output over pen offsets and a categorical pen state.
+
+    z ~ N(0, I)
+    (h_0, c_0) = tanh(W_z z + b_z)
+    h_t = LSTM([S_{t-1}, z], h_{t-1}),     S_0 = (0, 0, 1, 0, 0)
+    S_t | h_t ~ StrokeStep(pi, mu, sigma, rho, q) = y_t = W_y h_t + b_y:
+        6M + 3 numbers -> pi = softmax, mu, sigma = exp, rho = tanh, q = softmax
+
+The observation site ``"x"`` is the padded stroke-5 sketch ``(B, T, 5)``. Its distribution,
+``SketchDecoding``, scores a sketch by teacher forcing (the decoder reads the true previous
+stroke) and draws new sketches by feeding its own samples back. With ``unconditional`` there is no
+z: the decoder-only model of the paper's Table 1, trained without a guide.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions import TorchDistribution
+from torch import nn
+from torch.distributions import constraints
+
+from pvae.distributions.strokes import StrokeSequence, StrokeStep
+from pvae.nn import LSTM, Model
+
+START = (0.0, 0.0, 1.0, 0.0, 0.0)  # S_0
+PAD = (0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+class SketchVAE(Model):
+    """The sketch-rnn generative model; sizes default to the paper's.
+
+    :param max_len: T, the rows of a padded sketch (the data's longest sketch plus one).
+    :param latent_dim: Z (ignored when ``unconditional``).
+    :param dec_hidden: decoder LSTM size.
+    :param mixtures: M, bivariate normals per step.
+    :param layer_norm: layer-normalised decoder LSTM (``pvae.nn.LSTM``, a slower Python loop).
+    :param recurrent_dropout: drop probability of the decoder's cell candidate (``pvae.nn.LSTM``).
+    :param unconditional: the decoder-only model: no z, zero initial state.
+    :param mask_pen: count the pen term only up to the end of each sketch (see ``StrokeSequence``).
+    """
+
+    binary = False
+    train_defaults = dict(
+        data="glyphs",
+        guide="rnn",
+        epochs=10,
+        batch_size=100,
+        lr=1e-3,
+        lr_schedule="sketch",
+        clip_value=1.0,
+        kl_weight=0.5,
+        kl_weight_units="sketch-rnn",
+        kl_weight_start=0.01,
+        kl_anneal_rate=0.99995,
+        kl_floor=0.2,
+        augment_scale=0.15,
+        augment_drop=0.10,
+        latent_dim=128,
+    )
+
+    def __init__(
+        self,
+        max_len: int,
+        latent_dim: int = 128,
+        dec_hidden: int = 512,
+        mixtures: int = 20,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        unconditional: bool = False,
+        mask_pen: bool = False,
+    ) -> None:
+        super().__init__()
+        self.max_len, self.mixtures, self.mask_pen, self.unconditional = max_len, mixtures, mask_pen, unconditional
+        self.latent_dim = 0 if unconditional else latent_dim
+        self.dec_hidden = dec_hidden
+        inputs = 5 + self.latent_dim
+        if layer_norm or recurrent_dropout > 0:
+            self.rnn = LSTM(inputs, dec_hidden, layer_norm=layer_norm, dropout=recurrent_dropout)
+        else:
+            self.rnn = nn.LSTM(inputs, dec_hidden, batch_first=True)
+            with torch.no_grad():
+                self.rnn.bias_ih_l0[dec_hidden : 2 * dec_hidden].fill_(1.0)  # forget-gate bias 1, as in sketch-rnn
+        self.init_state = None if unconditional else nn.Linear(latent_dim, 2 * dec_hidden)
+        self.output = nn.Linear(dec_hidden, 6 * mixtures + 3)
+        self.register_buffer("start", torch.tensor(START), persistent=False)
+
+    def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
+        """p(z) = N(0, I): batch ``(batch_size,)``, event ``(Z,)``."""
+        zero = self.start.new_zeros(batch_size, self.latent_dim)
+        return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
+
+    def likelihood(self, z: torch.Tensor | None, y: torch.Tensor | None = None, batch_size: int = 1) -> SketchDecoding:
+        """p(x | z): batch ``z.shape[:-1]`` (``(batch_size,)`` when unconditional), event ``(T, 5)``."""
+        return SketchDecoding(self, z, batch_shape=(batch_size,))
+
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        if not self.unconditional:
+            return super().model(x, y)
+        pyro.module("model", self)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", self.likelihood(None, y, batch_size=x.shape[0]), obs=x)
+
+    def initial_state(self, z: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(h_0, c_0) = tanh(W z + b), each ``(1, N, H)``; zeros for the decoder-only model."""
+        if z is None:
+            return None
+        h, c = torch.tanh(self.init_state(z)).chunk(2, dim=-1)
+        return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
+
+    def step_params(self, out: torch.Tensor) -> StrokeStep:
+        """The decoder's output ``(..., H)`` -> one ``StrokeStep`` per position."""
+        y = self.output(out)
+        m = self.mixtures
+        mix, mu_x, mu_y, s_x, s_y, rho, pen = y.split([m, m, m, m, m, m, 3], dim=-1)
+        return StrokeStep(
+            mix, torch.stack([mu_x, mu_y], -1), torch.exp(torch.stack([s_x, s_y], -1)), torch.tanh(rho), pen
+        )
+
+    def decode(self, inputs: torch.Tensor, z: torch.Tensor | None, state=None):
+        """Run the decoder over ``inputs`` ``(N, T, 5)`` (each row is S_{t-1}); returns the
+        ``StrokeStep`` of every position (batch ``(N, T)``) and the final LSTM state."""
+        if z is not None:
+            inputs = torch.cat([inputs, z.unsqueeze(1).expand(-1, inputs.shape[1], -1)], -1)
+        if state is None:
+            state = self.initial_state(z, inputs.shape[0])
+        out, state = self.rnn(inputs, state)
+        return self.step_params(out), state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        z: torch.Tensor | None,
+        n: int | None = None,
+        temperature: float = 1.0,
+        prefix: torch.Tensor | None = None,
+        max_len: int | None = None,
+    ) -> torch.Tensor:
+        """Draw sketches by feeding each sampled step back in: ``(N, T, 5)``, padded after the end.
+
+        :param z: ``(N, Z)`` codes, or ``None`` for the decoder-only model (then give ``n``).
+        :param prefix: ``(N, P, 5)`` stroke-5 rows to continue from (the first P steps are these).
+        """
+        n = z.shape[0] if z is not None else n
+        t = max_len or self.max_len
+        rows = self.start.expand(n, 1, 5)
+        state = self.initial_state(z, n)
+        out = torch.empty(n, t, 5, device=self.start.device)
+        done = torch.zeros(n, dtype=torch.bool, device=self.start.device)
+        first = 0
+        if prefix is not None:
+            first = prefix.shape[1]
+            out[:, :first] = prefix
+            _, state = self.decode(torch.cat([rows, prefix[:, :-1]], 1), z, state)
+            rows = prefix[:, -1:]
+            done = prefix[:, :, 4].gt(0.5).any(1)
+        pad = torch.tensor(PAD, device=out.device)
+        for step in range(first, t):
+            params, state = self.decode(rows, z, state)
+            sampled = params.sample(temperature=temperature)  # (N, 1, 5)
+            sampled = torch.where(done[:, None, None], pad, sampled)
+            out[:, step] = sampled[:, 0]
+            done = done | sampled[:, 0, 4].gt(0.5)
+            rows = sampled
+            if done.all():
+                out[:, step + 1 :] = pad
+                break
+        return out
+
+
+class SketchDecoding(TorchDistribution):
+    """p(x | z) of ``SketchVAE``: batch ``z.shape[:-1]``, event ``(T, 5)``.
+
+    ``log_prob(x)`` runs the decoder on [S_0, x_1, ..., x_{T-1}] (teacher forcing) and scores x
+    with ``StrokeSequence``; the particle and batch dims are flattened into one LSTM batch.
+    ``sample`` generates autoregressively (``SketchVAE.generate``).
+    """
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.real_vector, 1)
+    has_rsample = False
+
+    def __init__(self, model: SketchVAE, z: torch.Tensor | None, batch_shape=(1,), validate_args=None) -> None:
+        self.vae, self.z = model, z
+        batch = z.shape[:-1] if z is not None else torch.Size(batch_shape)
+        super().__init__(batch, torch.Size([model.max_len, 5]), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None) -> SketchDecoding:
+        batch_shape = torch.Size(batch_shape)
+        z = None if self.z is None else self.z.expand(batch_shape + self.z.shape[-1:])
+        return SketchDecoding(self.vae, z, batch_shape=batch_shape, validate_args=False)
+
+    def step(self, x: torch.Tensor) -> StrokeStep:
+        """The teacher-forced ``StrokeStep`` of every position, flattened to batch ``(N, T)``."""
+        n = math.prod(self.batch_shape)
+        x = x.expand(self.batch_shape + x.shape[-2:]).reshape(n, *x.shape[-2:])
+        z = None if self.z is None else self.z.reshape(n, -1)
+        inputs = torch.cat([self.vae.start.expand(n, 1, 5), x[:, :-1]], 1)
+        return self.vae.decode(inputs, z)[0]
+
+    def terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offset and pen log-likelihoods of each sketch (sketch-rnn's -L_s T and -L_p T), shape ``batch``."""
+        n = math.prod(self.batch_shape)
+        flat = x.expand(self.batch_shape + x.shape[-2:]).reshape(n, *x.shape[-2:])
+        offset, pen = StrokeSequence(self.step(x), mask_pen=self.vae.mask_pen).terms(flat)
+        return offset.reshape(self.batch_shape), pen.reshape(self.batch_shape)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        offset, pen = self.terms(x)
+        return offset + pen
+
+    def sample(self, sample_shape=torch.Size(), temperature: float = 1.0) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.batch_shape
+        n = math.prod(shape)
+        z = None if self.z is None else self.z.expand(shape + self.z.shape[-1:]).reshape(n, -1)
+        return self.vae.generate(z, n=n, temperature=temperature).reshape(shape + self.event_shape)
