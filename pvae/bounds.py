@@ -143,7 +143,7 @@ def bounds_for_run(
     """L_k on a split of a run's data; writes ``RUN/bounds.json`` and ``RUN/figures/bounds.png``."""
     run = Path(run)
     config, model, guide = runs.load_run(run)
-    images = runs.load_split(config, split).head(limit).images
+    images = runs.load_split(config, split).head(limit).tensor()
     started = time.perf_counter()
     bounds = estimate_bounds(model, guide, images, ks, batch_size=batch_size, seed=seed, progress=progress)
     result = {

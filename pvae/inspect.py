@@ -28,6 +28,7 @@ from torch import nn
 
 from pvae import render, runs
 from pvae.data.images import ImageSplit
+from pvae.errors import UserError
 from pvae.objectives import IWAE
 
 ACTIVE_THRESHOLD = 0.01
@@ -138,7 +139,9 @@ def _prior_samples(model: nn.Module, shape: tuple[int, int], path: Path) -> None
 def _latent_scatter(means: np.ndarray, split: ImageSplit, path: Path) -> None:
     labels = None if split.labels is None else split.labels[: len(means)].numpy()
     axis = "z" if means.shape[1] <= 2 else "PC"
-    title = f"posterior means of {len(means)} images" + (" (first two principal components)" if axis == "PC" else "")
+    title = f"posterior means of {len(means)} datapoints" + (
+        " (first two principal components)" if axis == "PC" else ""
+    )
     render.latent_scatter(render.principal_components(means), labels, path, title=title, axis=axis)
 
 
@@ -148,41 +151,34 @@ def inspect_run(
     """All inspection figures of a run into ``RUN/figures/`` and the numbers into ``RUN/inspect.json``."""
     run = Path(run)
     config, model, guide = runs.load_run(run)
+    if guide is None:
+        raise UserError(f"{run}: a decoder-only model has no posterior to inspect")
     data = runs.load_split(config, split).head(limit)
-    shape = tuple(config["data"]["shape"])
+    inputs = data.tensor()
     folder = run / runs.FIGURES
     folder.mkdir(exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        means = posterior_means(guide, data.images)
+        means = posterior_means(guide, inputs)
         variances = means.var(0, unbiased=False).numpy()  # Cov_x(E_q[z_u]), Burda et al.
-        kl, kl_exact = kl_per_dimension(model, guide, data.images)
+        kl, kl_exact = kl_per_dimension(model, guide, inputs)
         active = int((variances > ACTIVE_THRESHOLD).sum())
         render.unit_bars(
             variances,
             kl.numpy(),
             ACTIVE_THRESHOLD,
             folder / "active_units.png",
-            title=f"{active} of {len(variances)} units active on {len(data)} {split} images",
+            title=f"{active} of {len(variances)} units active on {len(data)} {split} datapoints",
         )
         _latent_scatter(means[:5000].numpy(), data, folder / "latent_scatter.png")
-        _traversals(model, means, variances, shape, folder / "traversals.png")
+        if config["data"]["kind"] == "image":
+            _image_figures(
+                model, guide, inputs, means, variances, tuple(config["data"]["shape"]), folder, split, iw_samples
+            )
+        else:
+            from pvae.sketching import training_figures as sketch_figures
 
-        x = data.images[:10]
-        from_q = decode_mean(model, posterior_means(guide, x))
-        from_iw = decode_mean(model, importance_resampled(model, guide, x, iw_samples))
-        render.image_grid(
-            torch.cat([x, from_q, from_iw]).reshape(-1, *shape),
-            folder / "reconstructions_iw.png",
-            title=f"rows: {split} images; from the mean of q(z|x); from q_IW (K={iw_samples})",
-        )
-        draws = posterior_predictive(model, guide, x, num_samples=5)  # (5, 10, D)
-        render.image_grid(
-            torch.cat([x, draws.reshape(-1, x.shape[1])]).reshape(-1, *shape),
-            folder / "posterior_predictive.png",
-            title="first row: images; below: draws of x' ~ p(x'|z), z ~ q(z|x) (pyro.infer.Predictive)",
-        )
-        _prior_samples(model, shape, folder / "prior_samples.png")
+            sketch_figures(run, model, guide, data, seed=seed)
     result = {
         "split": split,
         "n": len(data),
@@ -196,6 +192,26 @@ def inspect_run(
     }
     (run / "inspect.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _image_figures(model, guide, inputs, means, variances, shape, folder: Path, split: str, iw_samples: int) -> None:
+    """Traversals, q vs q_IW reconstructions, posterior predictive draws and prior samples."""
+    _traversals(model, means, variances, shape, folder / "traversals.png")
+    x = inputs[:10]
+    from_q = decode_mean(model, posterior_means(guide, x))
+    from_iw = decode_mean(model, importance_resampled(model, guide, x, iw_samples))
+    render.image_grid(
+        torch.cat([x, from_q, from_iw]).reshape(-1, *shape),
+        folder / "reconstructions_iw.png",
+        title=f"rows: {split} images; from the mean of q(z|x); from q_IW (K={iw_samples})",
+    )
+    draws = posterior_predictive(model, guide, x, num_samples=5)  # (5, 10, D)
+    render.image_grid(
+        torch.cat([x, draws.reshape(-1, x.shape[1])]).reshape(-1, *shape),
+        folder / "posterior_predictive.png",
+        title="first row: images; below: draws of x' ~ p(x'|z), z ~ q(z|x) (pyro.infer.Predictive)",
+    )
+    _prior_samples(model, shape, folder / "prior_samples.png")
 
 
 def _traversals(

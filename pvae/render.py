@@ -61,17 +61,13 @@ def latent_scatter(
     ax = fig.subplots()
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
+    elif len(np.unique(labels)) > 10:  # too many classes for a legend: one colour map
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6, c=labels, cmap="turbo")
     else:
         for label in np.unique(labels):
             mask = labels == label
-            ax.scatter(
-                points[mask, 0],
-                points[mask, 1],
-                s=3,
-                alpha=0.6,
-                label=str(label),
-                color=matplotlib.colormaps["tab10"](label % 10),
-            )
+            colour = matplotlib.colormaps["tab10"](label % 10)
+            ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, label=str(label), color=colour)
         ax.legend(markerscale=4, fontsize=7, loc="best", ncol=2)
     ax.set_xlabel(f"{axis}1")
     ax.set_ylabel(f"{axis}2")

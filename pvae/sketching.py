@@ -79,10 +79,10 @@ def training_figures(
 
 
 def _load(run: str | os.PathLike):
-    config, model, guide = runs.load_run(run)
-    if config["data"]["kind"] != "strokes":
-        raise UserError(f"{run}: a run of {config['data']['kind']} data; this command draws sketches")
-    return config, model, guide
+    kind = runs.load_config(run)["data"]["kind"]
+    if kind != "strokes":
+        raise UserError(f"{run}: a run of {kind} data; this command draws sketches")
+    return runs.load_run(run)
 
 
 def sample_run(
