@@ -1,0 +1,106 @@
+"""sketch-rnn's Table 1 at a CPU budget: L_R and L_KL on the test split for KL weights 1.0, 0.5 and
+0.25 and for the decoder-only model, all with one step budget and one seed (Ha & Eck 2017).
+
+Each model trains with ``pvae train --model sketch``'s defaults (sketch-rnn's: analytic KL, floor
+0.2 per dimension, annealing from 0.01, lr decay, gradient clipping, augmentation) except for the
+sizes and the annealing rate given here, in its own run folder under --out (an interrupted table
+resumes when run again). L_R = -E_q[log p(x|z)] / T and L_KL = KL(q || p) / Z on the test split,
+one z per sketch, as the paper reports them; beside them the paper's cat and pig rows.
+
+    python scripts/sketch_table.py --data glyphs --steps 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pvae import runs
+from pvae.bounds import elbo_terms
+from pvae.memory import keep_freed_memory
+from pvae.train import Trainer, TrainConfig
+
+PAPER = {  # Ha & Eck (2017), Table 1: L_R / L_KL for w_KL = 1.00, 0.50, 0.25, then decoder-only L_R
+    "cat (paper)": ["-0.98 / 0.29", "-1.33 / 0.70", "-1.46 / 1.01", "-0.57"],
+    "pig (paper)": ["-1.14 / 0.22", "-1.37 / 0.49", "-1.52 / 0.80", "-0.82"],
+}
+WEIGHTS = (1.0, 0.5, 0.25)
+
+
+def config(args: argparse.Namespace, weight: float | None) -> TrainConfig:
+    return TrainConfig.for_model(
+        model="sketch",
+        data=args.data,
+        epochs=10**6,  # the step budget decides
+        steps=args.steps,
+        batch_size=args.batch_size,
+        latent_dim=args.latent_dim,
+        enc_hidden=args.enc_hidden,
+        dec_hidden=args.dec_hidden,
+        mixtures=args.mixtures,
+        kl_weight=weight if weight is not None else 1.0,
+        kl_anneal_rate=args.kl_anneal_rate,
+        unconditional=weight is None,
+        seed=args.seed,
+    )
+
+
+def test_losses(run: Path) -> dict[str, float]:
+    cfg, model, guide = runs.load_run(run)
+    terms = elbo_terms(model, guide, runs.load_split(cfg, "test").tensor())
+    rows = cfg["data"]["rows"]
+    return {"L_R": -terms["recon"] / rows, "L_KL": terms["kl"] / max(model.latent_dim, 1), "rows": rows}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="glyphs", help="a --data spec of stroke data (default glyphs)")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--enc-hidden", type=int, default=128)
+    p.add_argument("--dec-hidden", type=int, default=256)
+    p.add_argument("--mixtures", type=int, default=10)
+    p.add_argument("--kl-anneal-rate", type=float, default=0.998, help="faster than the paper's 0.99995 for short runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/sketch_table"))
+    args = p.parse_args(argv)
+    keep_freed_memory()
+    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
+    print(f"command: {command}", flush=True)
+    started = time.perf_counter()
+    results = {}
+    for weight in (*WEIGHTS, None):
+        name = "decoder-only" if weight is None else f"w{weight:g}"
+        out = args.out / name
+        print(f"== {name}: {out}", flush=True)
+        Trainer(config(args, weight), out, progress=False).train(resume=(out / runs.CHECKPOINT).is_file())
+        results[name] = test_losses(out)
+    wall = time.perf_counter() - started
+    cells = [f"{results[f'w{w:g}']['L_R']:.2f} / {results[f'w{w:g}']['L_KL']:.2f}" for w in WEIGHTS]
+    cells.append(f"{results['decoder-only']['L_R']:.2f}")
+    lines = [
+        f"Command: `{command}` ({wall / 60:.1f} min wall time on {torch.get_num_threads()} CPU threads; "
+        f"z {args.latent_dim}, encoder {args.enc_hidden}, decoder {args.dec_hidden}, M {args.mixtures}, "
+        f"batch {args.batch_size}, {args.steps} steps, T = {results['w1']['rows']})",
+        "",
+        "| dataset | w_KL = 1.00 | w_KL = 0.50 | w_KL = 0.25 | decoder only |",
+        "|---|---|---|---|---|",
+        f"| {args.data} (ours) | " + " | ".join(cells) + " |",
+    ]
+    lines += [f"| {row} | " + " | ".join(values) + " |" for row, values in PAPER.items()]
+    lines += ["", "Each cell: test L_R / L_KL (sketch-rnn's units: nats per time step / per latent dimension)."]
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(table + "\n")
+    (args.out / "results.json").write_text(json.dumps({"command": command, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
