@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pvae.nn import Guide, mlp
+from pvae.nn import Guide, mlp, one_hot
 
 MIN_SCALE = 1e-5  # floor of sigma, so log q stays finite
 
@@ -27,6 +27,7 @@ class MLPGuide(Guide):
     :param hidden: encoder hidden sizes, from x inwards.
     :param activation: hidden activation name (see ``pvae.nn.ACTIVATIONS``).
     :param scale: ``"softplus"`` or ``"exp"``: how the head's output becomes sigma.
+    :param num_classes: C > 0 makes q(z | x, y) for class labels y: the MLP reads [x, onehot(y)].
     """
 
     def __init__(
@@ -36,16 +37,20 @@ class MLPGuide(Guide):
         hidden: Sequence[int] = (400,),
         activation: str = "relu",
         scale: str = "softplus",
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if scale not in ("softplus", "exp"):
             raise ValueError(f"scale must be 'softplus' or 'exp', not {scale!r}")
-        self.data_dim, self.latent_dim, self.scale = data_dim, latent_dim, scale
-        self.trunk = mlp([data_dim, *hidden], activation, final_activation=True)
-        self.head = nn.Linear(hidden[-1] if hidden else data_dim, 2 * latent_dim)
+        self.data_dim, self.latent_dim, self.scale, self.num_classes = data_dim, latent_dim, scale, num_classes
+        self.trunk = mlp([data_dim + num_classes, *hidden], activation, final_activation=True)
+        self.head = nn.Linear(hidden[-1] if hidden else data_dim + num_classes, 2 * latent_dim)
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
-        """q(z | x): batch ``(B,)``, event ``(Z,)``."""
-        loc, raw = self.head(self.trunk(x.reshape(x.shape[0], -1))).chunk(2, dim=-1)
+        """q(z | x) (or q(z | x, y)): batch ``(B,)``, event ``(Z,)``."""
+        inputs = x.reshape(x.shape[0], -1)
+        if self.num_classes:
+            inputs = torch.cat([inputs, one_hot(y, self.num_classes, inputs)], -1)
+        loc, raw = self.head(self.trunk(inputs)).chunk(2, dim=-1)
         sigma = F.softplus(raw) if self.scale == "softplus" else torch.exp(raw)
         return dist.Normal(loc, sigma + MIN_SCALE).to_event(1)

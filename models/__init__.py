@@ -1,9 +1,17 @@
 """Generative models p(x, z), one module each; see ARCHITECTURE.md for the Model contract."""
 
+from models.completion_cvae import CompletionCVAE
+from models.cvae import CVAE
 from models.gaussian_vae import GaussianVAE
 from models.linear_vae import LinearVAE
 from models.sketch_vae import SketchVAE
 
-MODELS = {"gaussian": GaussianVAE, "linear": LinearVAE, "sketch": SketchVAE}
+MODELS = {
+    "gaussian": GaussianVAE,
+    "linear": LinearVAE,
+    "sketch": SketchVAE,
+    "cvae": CVAE,
+    "completion": CompletionCVAE,
+}
 
-__all__ = ["GaussianVAE", "LinearVAE", "MODELS", "SketchVAE"]
+__all__ = ["CVAE", "CompletionCVAE", "GaussianVAE", "LinearVAE", "MODELS", "SketchVAE"]

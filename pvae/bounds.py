@@ -30,6 +30,7 @@ from torch.distributions import kl_divergence
 from tqdm.auto import tqdm
 
 from pvae import render, runs
+from pvae.nn import batched
 from pvae.objectives import IWAE
 
 DEFAULT_KS = (1, 5, 50, 500, 5000)
@@ -42,9 +43,14 @@ def _empty_guide(*args, **kwargs) -> None:
 
 @torch.no_grad()
 def log_weights(
-    model: nn.Module, guide: nn.Module | None, x: torch.Tensor, num_samples: int, chunk: int
+    model: nn.Module,
+    guide: nn.Module | None,
+    x: torch.Tensor,
+    num_samples: int,
+    chunk: int,
+    y: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """log w for ``num_samples`` samples per datapoint of ``x``: float64 ``(num_samples, B)``."""
+    """log w for ``num_samples`` samples per datapoint of ``x`` (condition ``y``): float64 ``(num_samples, B)``."""
     objectives: dict[int, IWAE] = {}
     out = []
     guide_fn = guide.guide if guide is not None else _empty_guide
@@ -52,7 +58,7 @@ def log_weights(
         for start in range(0, num_samples, chunk):
             k = min(chunk, num_samples - start)
             objective = objectives.setdefault(k, IWAE(num_particles=k))
-            log_w, _ = objective.log_weights(model.model, guide_fn, x)
+            log_w, _ = objective.log_weights(model.model, guide_fn, x, y)
             out.append(log_w.double())
     return torch.cat(out)
 
@@ -110,8 +116,9 @@ def estimate_bounds(
     points_per_chunk: int = POINTS_PER_CHUNK,
     seed: int = 0,
     progress: bool = False,
+    y: torch.Tensor | None = None,
 ) -> Bounds:
-    """L_k for every datapoint of ``images`` ``(N, D)`` and each k in ``ks``.
+    """L_k for every datapoint of ``images`` ``(N, ...)`` (with conditions ``y``) and each k in ``ks``.
 
     Memory is bounded by ``points_per_chunk`` (particles x datapoints per model evaluation),
     whatever max(k) is. The draws come from ``seed`` and leave torch's global generator as it was.
@@ -124,8 +131,11 @@ def estimate_bounds(
     values: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for x in tqdm(images.split(batch_size), desc="bounds", disable=not progress, leave=False):
-            log_w = log_weights(model, guide, x.to(device), num_samples, chunk)
+        total = math.ceil(len(images) / batch_size)
+        for x, yb in tqdm(
+            batched(images, y, batch_size), total=total, desc="bounds", disable=not progress, leave=False
+        ):
+            log_w = log_weights(model, guide, x.to(device), num_samples, chunk, None if yb is None else yb.to(device))
             for k, v in bounds_from_log_weights(log_w, ks).items():
                 values[k].append(v.cpu())
     return Bounds({k: torch.cat(v) for k, v in values.items()})
@@ -143,9 +153,11 @@ def bounds_for_run(
     """L_k on a split of a run's data; writes ``RUN/bounds.json`` and ``RUN/figures/bounds.png``."""
     run = Path(run)
     config, model, guide = runs.load_run(run)
-    images = runs.load_split(config, split).head(limit).tensor()
+    data = runs.load_split(config, split).head(limit)
+    images = data.tensor()
+    y = model.condition(images, data.labels)
     started = time.perf_counter()
-    bounds = estimate_bounds(model, guide, images, ks, batch_size=batch_size, seed=seed, progress=progress)
+    bounds = estimate_bounds(model, guide, images, ks, batch_size=batch_size, seed=seed, progress=progress, y=y)
     result = {
         "split": split,
         "n": bounds.n,
@@ -172,7 +184,12 @@ EVAL_SEED = 12345  # draws of the per-epoch test evaluation: the same every epoc
 
 @torch.no_grad()
 def elbo_terms(
-    model: nn.Module, guide: nn.Module | None, x: torch.Tensor, batch_size: int = 500, seed: int = EVAL_SEED
+    model: nn.Module,
+    guide: nn.Module | None,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    batch_size: int = 500,
+    seed: int = EVAL_SEED,
 ) -> dict[str, float]:
     """Means per datapoint of the ELBO and its two terms, from one z per datapoint (fixed draws):
 
@@ -187,10 +204,10 @@ def elbo_terms(
     guide_fn = guide.guide if guide is not None else _empty_guide
     with torch.random.fork_rng(devices=[]), pyro.validation_enabled(False):
         torch.manual_seed(seed)
-        for xb in x.split(batch_size):
-            xb = xb.to(device)
-            guide_trace = poutine.trace(guide_fn).get_trace(xb)
-            model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(xb)
+        for xb, yb in batched(x, y, batch_size):
+            xb, yb = xb.to(device), None if yb is None else yb.to(device)
+            guide_trace = poutine.trace(guide_fn).get_trace(xb, yb)
+            model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(xb, yb)
             for name, site in model_trace.nodes.items():
                 if site["type"] != "sample" or site_is_subsample(site):
                     continue

@@ -34,7 +34,9 @@ def _train_parser(sub) -> None:
         "Defaults shown are the image models'; --model sketch brings sketch-rnn's own (see README).",
     )
     # Defaults are None so that a resumed run can tell which flags were given.
-    p.add_argument("--model", help=f"generative model: gaussian, linear or sketch (default {d.model})")
+    p.add_argument(
+        "--model", help=f"generative model: gaussian, linear, cvae, completion or sketch (default {d.model})"
+    )
     p.add_argument("--guide", help=f"guide q(z|x): mlp, linear or rnn (default {d.guide}; rnn for sketch)")
     p.add_argument("--objective", choices=OBJECTIVES, help=f"training objective (default {d.objective})")
     p.add_argument("--particles", type=int, metavar="K", help=f"samples per datapoint (default {d.particles})")
@@ -66,6 +68,17 @@ def _train_parser(sub) -> None:
     n.add_argument("--recurrent-dropout", type=float, help="decoder recurrent dropout probability (slower)")
     n.add_argument("--unconditional", action="store_true", default=None, help="decoder-only sketch model")
     n.add_argument("--mask-pen", action="store_true", default=None, help="pen loss only up to each sketch's end")
+
+    c = p.add_argument_group("conditioning")
+    c.add_argument(
+        "--conditional",
+        action="store_true",
+        default=None,
+        help="class labels as the condition y of model and guide (cvae: always; sketch: per glyph class)",
+    )
+    c.add_argument("--learned-prior", action="store_true", default=None, help="cvae: p(z | y) learned per class")
+    c.add_argument("--visible-quadrants", type=int, metavar="Q", help="completion: quadrants given, 1-3 (default 1)")
+    c.add_argument("--baseline-epochs", type=int, help="completion: baseline network epochs first (default 10)")
 
     g = p.add_argument_group("data")
     g.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training examples only")
@@ -197,10 +210,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _generation_parsers(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("run", type=Path, help="run folder of a sketch model")
+    common.add_argument("run", type=Path, help="run folder")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p = sub.add_parser("sample", parents=[common], help="draw sketches (SVG and PNG in RUN/samples/)")
-    p.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    p = sub.add_parser("sample", parents=[common], help="draw sketches (SVG and PNG) or images into RUN/samples/")
+    p.add_argument("-n", type=int, help="how many (default 20 sketches, 100 images)")
+    p.add_argument("--label", help="class-conditional runs: the class to draw (a number, or a glyph character)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature tau (default 0.5)")
     p.add_argument("--prior", action="store_true", help="from the prior, not from the codes of test sketches")
     p = sub.add_parser("reconstruct", parents=[common], help="reconstructions of test sketches at temperatures 0.1-1")
@@ -209,15 +223,17 @@ def _generation_parsers(sub) -> None:
     p.add_argument("--pair", type=int, nargs=2, default=[0, 1], metavar="I", help="test sketch indices (default 0 1)")
     p.add_argument("--steps", type=int, default=10, help="sketches in each strip (default 10)")
     p.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
-    p = sub.add_parser("complete", parents=[common], help="continue the first part of test sketches (red)")
-    p.add_argument("-n", type=int, default=5, help="test sketches (default 5)")
+    p = sub.add_parser(
+        "complete", parents=[common], help="continue the first part of test sketches (red), or complete images"
+    )
+    p.add_argument("-n", type=int, help="test sketches or images (default 5 sketches, 8 images)")
     p.add_argument("--samples", type=int, default=4, help="continuations of each (default 4)")
     p.add_argument("--fraction", type=float, default=0.5, help="the part given (default 0.5)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from pvae import sketching
+    from pvae import imaging, runs, sketching
 
     for flag in ("n", "samples", "steps"):
         value = getattr(args, flag, None)
@@ -226,14 +242,21 @@ def _generate(args: argparse.Namespace) -> int:
     temperature = getattr(args, "temperature", 1.0)
     if not temperature > 0:
         raise UserError(f"--temperature {temperature}: must be positive")
-    if args.command == "sample":
-        paths = sketching.sample_run(args.run, args.n, args.temperature, args.prior, args.seed)
+    if runs.load_config(args.run)["data"]["kind"] == "image":
+        if args.command == "sample":
+            paths = imaging.sample_run(args.run, args.n or 100, args.label, args.seed)
+        elif args.command == "complete":
+            paths = imaging.complete_run(args.run, args.n or 8, args.samples, args.seed)
+        else:
+            raise UserError(f"{args.run}: pvae {args.command} draws sketches; this is a run of image data")
+    elif args.command == "sample":
+        paths = sketching.sample_run(args.run, args.n or 20, args.temperature, args.prior, args.seed)
     elif args.command == "reconstruct":
         paths = sketching.reconstruct_run(args.run, args.n, seed=args.seed)
     elif args.command == "interpolate":
         paths = sketching.interpolate_run(args.run, *args.pair, args.steps, args.temperature, args.seed)
     else:
-        paths = sketching.complete_run(args.run, args.n, args.samples, args.fraction, args.temperature, args.seed)
+        paths = sketching.complete_run(args.run, args.n or 5, args.samples, args.fraction, args.temperature, args.seed)
     print("written: " + ", ".join(map(str, paths)))
     return 0
 

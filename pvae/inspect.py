@@ -29,6 +29,7 @@ from torch import nn
 from pvae import render, runs
 from pvae.data.images import ImageSplit
 from pvae.errors import UserError
+from pvae.nn import batched
 from pvae.objectives import IWAE
 
 ACTIVE_THRESHOLD = 0.01
@@ -47,16 +48,28 @@ def _device(module: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def posterior_means(guide: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """E_q[z | x] for each image, ``(N, Z)``."""
+def posterior_means(
+    guide: nn.Module, images: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
+) -> torch.Tensor:
+    """E_q[z | x] (given the conditions ``y``, if any) for each image, ``(N, Z)``."""
     device = _device(guide)
-    return torch.cat([point_estimate(guide.posterior(x.to(device))).cpu() for x in images.split(batch_size)])
+    return torch.cat(
+        [
+            point_estimate(guide.posterior(x.to(device), _to(yb, device))).cpu()
+            for x, yb in batched(images, y, batch_size)
+        ]
+    )
+
+
+def _to(y: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if y is None else y.to(device)
 
 
 @torch.no_grad()
-def decode_mean(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """The mean of p(x | z) for each z (pixel probabilities for a Bernoulli likelihood)."""
-    return model.likelihood(z.to(_device(model))).mean.cpu()
+def decode_mean(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of p(x | z, y) for each z (pixel probabilities for a Bernoulli likelihood)."""
+    device = _device(model)
+    return model.likelihood(z.to(device), _to(y, device)).mean.cpu()
 
 
 def marginal_moments(d: dist.Distribution, samples: int = 512) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -71,14 +84,17 @@ def marginal_moments(d: dist.Distribution, samples: int = 512) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def kl_per_dimension(model: nn.Module, guide: nn.Module, images: torch.Tensor, batch_size: int = 500):
+def kl_per_dimension(
+    model: nn.Module, guide: nn.Module, images: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 500
+):
     """Mean over ``images`` of KL(q(z_u | x) || p(z_u)) for each latent dimension u, ``(Z,)``,
     and whether it is exact (Gaussian marginals) rather than moment-matched."""
     device = _device(guide)
     total, exact = 0.0, True
-    for x in images.split(batch_size):
-        mq, vq, ok_q = marginal_moments(guide.posterior(x.to(device)))
-        mp, vp, ok_p = marginal_moments(model.prior(x.shape[0]))
+    for x, yb in batched(images, y, batch_size):
+        yb = _to(yb, device)
+        mq, vq, ok_q = marginal_moments(guide.posterior(x.to(device), yb))
+        mp, vp, ok_p = marginal_moments(model.prior(x.shape[0], yb))
         # KL(N(mq, vq) || N(mp, vp)) = 1/2 [log(vp / vq) + (vq + (mq - mp)^2) / vp - 1]
         kl = 0.5 * (torch.log(vp / vq) + (vq + (mq - mp.to(mq)) ** 2) / vp - 1)
         total = total + kl.sum(0).cpu()
@@ -87,22 +103,28 @@ def kl_per_dimension(model: nn.Module, guide: nn.Module, images: torch.Tensor, b
 
 
 @torch.no_grad()
-def importance_resampled(model: nn.Module, guide: nn.Module, x: torch.Tensor, k: int = 50) -> torch.Tensor:
+def importance_resampled(
+    model: nn.Module, guide: nn.Module, x: torch.Tensor, k: int = 50, y: torch.Tensor | None = None
+) -> torch.Tensor:
     """One z per datapoint from q_IW: K draws from q(z | x), one kept with probability ~ w_k."""
+    device = _device(model)
     with pyro.validation_enabled(False):
-        z, log_w = IWAE(num_particles=k).weighted_samples(model.model, guide.guide, x.to(_device(model)))
+        z, log_w = IWAE(num_particles=k).weighted_samples(model.model, guide.guide, x.to(device), _to(y, device))
     chosen = dist.Categorical(logits=log_w.T).sample()  # (B,)
     return z[chosen, torch.arange(x.shape[0])]
 
 
 @torch.no_grad()
-def posterior_predictive(model: nn.Module, guide: nn.Module, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+def posterior_predictive(
+    model: nn.Module, guide: nn.Module, x: torch.Tensor, num_samples: int, y: torch.Tensor | None = None
+) -> torch.Tensor:
     """Draws x' ~ p(x | z), z ~ q(z | x) with ``pyro.infer.Predictive``: ``(num_samples, B, D)``."""
     predictive = Predictive(
         poutine.uncondition(model.model), guide=guide.guide, num_samples=num_samples, return_sites=["x"], parallel=True
     )
     with pyro.validation_enabled(False):
-        return predictive(x.to(_device(model)))["x"].cpu()
+        device = _device(model)
+        return predictive(x.to(device), _to(y, device))["x"].cpu()
 
 
 def training_figures(
@@ -118,22 +140,53 @@ def training_figures(
     folder.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        originals = split.images[:50]
-        recon = decode_mean(model, posterior_means(guide, originals))
+        y = model.condition(split.images, split.labels)
+        originals, y50 = split.images[:50], _head(y, 50)
+        recon = decode_mean(model, posterior_means(guide, originals, y50), y50)
         rows = [t for pair in zip(originals.split(10), recon.split(10)) for t in pair]
         render.image_grid(
             torch.cat(rows).reshape(-1, *shape),
             folder / "reconstructions.png",
             title="test images (odd rows) and reconstructions",
         )
-        _prior_samples(model, shape, folder / "prior_samples.png")
-        _latent_scatter(posterior_means(guide, split.images[:5000]).numpy(), split, folder / "latent_scatter.png")
-    return [folder / n for n in ("reconstructions.png", "prior_samples.png", "latent_scatter.png")]
+        paths = [folder / n for n in ("reconstructions.png", "prior_samples.png", "latent_scatter.png")]
+        _prior_samples(model, shape, paths[1], _head(y, 100))
+        means = posterior_means(guide, split.images[:5000], _head(y, 5000))
+        _latent_scatter(means.numpy(), split, paths[2])
+        if model.num_classes:
+            paths.append(style_grid(model, shape, folder / "style_content.png"))
+    return paths
 
 
-def _prior_samples(model: nn.Module, shape: tuple[int, int], path: Path) -> None:
-    z = model.prior(100).sample()
-    render.image_grid(decode_mean(model, z).reshape(-1, *shape), path, title="decoded prior samples (means)")
+def _head(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    return None if y is None else y[:n]
+
+
+def _prior_samples(model: nn.Module, shape: tuple[int, int], path: Path, y: torch.Tensor | None = None) -> None:
+    n = 100 if y is None else len(y)
+    z = model.prior(n, _to(y, _device(model))).sample()
+    given = "" if y is None else f", given the first {n} conditions of the split"
+    render.image_grid(decode_mean(model, z, y).reshape(-1, *shape), path, title=f"decoded prior samples (means){given}")
+
+
+@torch.no_grad()
+def class_samples(model: nn.Module, labels: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    """Decoded means of p(x | z, y) for class labels ``(N,)``, z ~ p(z | y) unless given: ``(N, D)``."""
+    device = _device(model)
+    labels = labels.to(device)
+    if z is None:
+        z = model.prior(len(labels), labels).sample()
+    return decode_mean(model, z, labels)
+
+
+def style_grid(model: nn.Module, shape: tuple[int, int], path: Path, rows: int = 8) -> Path:
+    """Style vs content: one z per row (drawn from the prior of class 0), one class per column."""
+    classes = model.num_classes
+    z = model.prior(rows, torch.zeros(rows, dtype=torch.long, device=_device(model))).sample()
+    labels = torch.arange(classes).repeat(rows)
+    images = class_samples(model, labels, z.repeat_interleave(classes, 0))
+    render.image_grid(images.reshape(-1, *shape), path, ncol=classes, title="one z per row, one class label per column")
+    return path
 
 
 def _latent_scatter(means: np.ndarray, split: ImageSplit, path: Path) -> None:
@@ -159,9 +212,10 @@ def inspect_run(
     folder.mkdir(exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        means = posterior_means(guide, inputs)
+        y = model.condition(inputs, data.labels)
+        means = posterior_means(guide, inputs, y)
         variances = means.var(0, unbiased=False).numpy()  # Cov_x(E_q[z_u]), Burda et al.
-        kl, kl_exact = kl_per_dimension(model, guide, inputs)
+        kl, kl_exact = kl_per_dimension(model, guide, inputs, y)
         active = int((variances > ACTIVE_THRESHOLD).sum())
         render.unit_bars(
             variances,
@@ -172,9 +226,8 @@ def inspect_run(
         )
         _latent_scatter(means[:5000].numpy(), data, folder / "latent_scatter.png")
         if config["data"]["kind"] == "image":
-            _image_figures(
-                model, guide, inputs, means, variances, tuple(config["data"]["shape"]), folder, split, iw_samples
-            )
+            shape = tuple(config["data"]["shape"])
+            _image_figures(model, guide, inputs, y, means, variances, shape, folder, split, iw_samples)
         else:
             from pvae.sketching import training_figures as sketch_figures
 
@@ -194,37 +247,48 @@ def inspect_run(
     return result
 
 
-def _image_figures(model, guide, inputs, means, variances, shape, folder: Path, split: str, iw_samples: int) -> None:
-    """Traversals, q vs q_IW reconstructions, posterior predictive draws and prior samples."""
-    _traversals(model, means, variances, shape, folder / "traversals.png")
-    x = inputs[:10]
-    from_q = decode_mean(model, posterior_means(guide, x))
-    from_iw = decode_mean(model, importance_resampled(model, guide, x, iw_samples))
+def _image_figures(model, guide, inputs, y, means, variances, shape, folder: Path, split: str, iw_samples: int) -> None:
+    """Traversals, q vs q_IW reconstructions, posterior predictive draws and prior samples
+    (a conditional model decodes with each image's own condition)."""
+    _traversals(model, means, variances, shape, folder / "traversals.png", _head(y, 1))
+    x, y10 = inputs[:10], _head(y, 10)
+    from_q = decode_mean(model, posterior_means(guide, x, y10), y10)
+    from_iw = decode_mean(model, importance_resampled(model, guide, x, iw_samples, y10), y10)
     render.image_grid(
         torch.cat([x, from_q, from_iw]).reshape(-1, *shape),
         folder / "reconstructions_iw.png",
         title=f"rows: {split} images; from the mean of q(z|x); from q_IW (K={iw_samples})",
     )
-    draws = posterior_predictive(model, guide, x, num_samples=5)  # (5, 10, D)
+    draws = posterior_predictive(model, guide, x, num_samples=5, y=y10)  # (5, 10, D)
     render.image_grid(
         torch.cat([x, draws.reshape(-1, x.shape[1])]).reshape(-1, *shape),
         folder / "posterior_predictive.png",
         title="first row: images; below: draws of x' ~ p(x'|z), z ~ q(z|x) (pyro.infer.Predictive)",
     )
-    _prior_samples(model, shape, folder / "prior_samples.png")
+    _prior_samples(model, shape, folder / "prior_samples.png", _head(y, 100))
+    if model.num_classes:
+        style_grid(model, shape, folder / "style_content.png")
 
 
 def _traversals(
-    model: nn.Module, means: torch.Tensor, variances: np.ndarray, shape: tuple[int, int], path: Path, rows: int = 8
+    model: nn.Module,
+    means: torch.Tensor,
+    variances: np.ndarray,
+    shape: tuple[int, int],
+    path: Path,
+    y: torch.Tensor | None = None,
+    rows: int = 8,
 ) -> None:
-    """Decode sweeps of the highest-variance dimensions over +-3 sd, the others at one image's z."""
+    """Decode sweeps of the highest-variance dimensions over +-3 sd, the others at one image's z
+    (and with that image's condition ``y`` ``(1, ...)``, if any)."""
     dims = np.argsort(variances)[::-1][: min(rows, len(variances))].copy()
     steps = torch.linspace(-3, 3, 11)
     centre, sd = means.mean(0), means.std(0, unbiased=False)
     z = means[0].repeat(len(dims), len(steps), 1)
     for row, u in enumerate(dims):
         z[row, :, u] = centre[u] + steps * sd[u]
-    images = decode_mean(model, z.reshape(-1, z.shape[-1]))
+    z = z.reshape(-1, z.shape[-1])
+    images = decode_mean(model, z, None if y is None else y.expand(len(z), *y.shape[1:]))
     render.image_grid(
         images.reshape(-1, *shape),
         path,

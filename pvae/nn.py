@@ -3,12 +3,14 @@ import each other)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
+
+from pvae.errors import UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -49,6 +51,19 @@ class Model(nn.Module):
     """
 
     latent_dim: int
+    num_classes: int = 0  # > 0: p(x, z | y) is conditioned on a class label y
+
+    def condition(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The condition y of a batch (ARCHITECTURE.md: an argument, never a latent): ``None`` for
+        an unconditional model, the class labels for a class-conditional one; a model that
+        conditions on part of x (image completion) derives y from x here."""
+        if not self.num_classes:
+            return None
+        if labels is None:
+            raise UserError("this model is class-conditional, and the data have no labels")
+        if int(labels.max()) >= self.num_classes or int(labels.min()) < 0:
+            raise UserError(f"labels must be in 0-{self.num_classes - 1}")
+        return labels
 
     def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
         raise NotImplementedError
@@ -123,3 +138,68 @@ class LSTM(nn.Module):
             h = torch.sigmoid(o) * torch.tanh(self.cell_norm(c) if self.cell_norm is not None else c)
             outputs.append(h)
         return torch.stack(outputs, 1), (h.unsqueeze(0), c.unsqueeze(0))
+
+
+def batched(x: torch.Tensor, y: torch.Tensor | None, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Consecutive batches of ``size`` datapoints of ``x`` and of its condition ``y`` (or ``None``)."""
+    for start in range(0, x.shape[0], size):
+        yield x[start : start + size], None if y is None else y[start : start + size]
+
+
+def one_hot(y: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
+    """Float one-hot codes of labels ``y`` ``(...)`` -> ``(..., num_classes)``, dtype and device of ``like``."""
+    return nn.functional.one_hot(y.long(), num_classes).to(like)
+
+
+PIXEL_MIN_SCALE = 1e-2  # floor of a learned pixel std, so constant pixels cannot drive it to zero
+
+
+class PixelDecoder(nn.Module):
+    """An MLP from a code to p(x | code) over D pixels: Bernoulli logits, or Gaussian means with a
+    fixed std or a learned one per pixel (floored at ``PIXEL_MIN_SCALE``).
+
+    :param in_dim: size of the code (z, or z with a one-hot label).
+    :param data_dim: D.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        data_dim: int,
+        hidden: Sequence[int],
+        activation: str,
+        likelihood: str = "bernoulli",
+        obs_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
+        if obs_scale is not None and obs_scale <= 0:
+            raise ValueError(f"obs_scale must be positive, not {obs_scale}")
+        self.likelihood, self.obs_scale = likelihood, obs_scale
+        self.net = mlp([in_dim, *hidden, data_dim], activation)
+        learned = likelihood == "gaussian" and obs_scale is None
+        self.raw_scale = nn.Parameter(torch.zeros(data_dim)) if learned else None
+
+    def forward(self, code: torch.Tensor) -> dist.Distribution:
+        """p(x | code): batch ``code.shape[:-1]``, event ``(D,)``."""
+        from pvae.distributions import BernoulliImage
+
+        out = self.net(code)
+        if self.likelihood == "bernoulli":
+            return BernoulliImage(out)
+        if self.raw_scale is None:
+            return dist.Normal(out, torch.full_like(out, self.obs_scale)).to_event(1)
+        scale = nn.functional.softplus(self.raw_scale) + PIXEL_MIN_SCALE
+        return dist.Normal(out, scale.expand_as(out)).to_event(1)
+
+    @torch.no_grad()
+    def init_output_bias(self, data_mean: torch.Tensor) -> None:
+        """Start at the data mean (Burda et al.: Bernoulli bias = logit of the mean)."""
+        last = self.net[-1]
+        mean = data_mean.reshape(-1).to(last.bias)
+        if self.likelihood == "bernoulli":
+            mean = mean.clamp(1e-3, 1 - 1e-3)
+            last.bias.copy_(torch.log(mean) - torch.log1p(-mean))
+        else:
+            last.bias.copy_(mean)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 import pvae
 from pvae import render, runs
 from pvae.bounds import elbo_terms
-from pvae.data import absolute_spec, load_dataset
+from pvae.data import absolute_spec, class_count, load_dataset
 from pvae.errors import UserError
 from pvae.objectives import OBJECTIVES, KLControl, make_objective
 from pvae.svi import SVI, make_optimizer
@@ -84,6 +84,11 @@ class TrainConfig:
     recurrent_dropout: float = 0.0
     unconditional: bool = False
     mask_pen: bool = False
+    # conditioning (ARCHITECTURE.md: the condition y is an argument of model and guide)
+    conditional: bool = False  # class labels as y: p(x | z, y), q(z | x, y)
+    learned_prior: bool = False  # p(z | y) with a mean and std per class instead of N(0, I)
+    visible_quadrants: int = 1  # image completion: 1, 2 or 3 quadrants given
+    baseline_epochs: int = 10  # image completion: epochs of the baseline network first
     # data
     train_limit: int | None = None
     max_seq_len: int = 250
@@ -131,6 +136,10 @@ class TrainConfig:
             positive["--steps"] = self.steps
         if self.train_limit is not None:
             positive["--train-limit"] = self.train_limit
+        if self.baseline_epochs < 0:
+            raise UserError(f"--baseline-epochs {self.baseline_epochs}: must not be negative")
+        if self.visible_quadrants not in (1, 2, 3):
+            raise UserError(f"--visible-quadrants {self.visible_quadrants}: must be 1, 2 or 3")
         for flag, value in positive.items():
             if value < 1:
                 raise UserError(f"{flag} {value}: must be at least 1")
@@ -265,10 +274,12 @@ class Trainer:
             **{
                 k: getattr(config, k)
                 for k in ("latent_dim", "activation", "likelihood", "obs_scale", "enc_hidden", "dec_hidden")
-                + ("mixtures", "layer_norm", "recurrent_dropout", "unconditional", "mask_pen")
+                + ("mixtures", "layer_norm", "recurrent_dropout", "unconditional", "mask_pen", "learned_prior")
+                + ("visible_quadrants", "baseline_epochs")
             },
             "hidden": list(config.hidden),
             "scale": config.posterior_scale,
+            "num_classes": self._num_classes(),
         }
         self.model_spec = runs.make_spec("model", config.model, candidates)
         self.model = runs.build("model", **self.model_spec).to(self.device)
@@ -296,6 +307,19 @@ class Trainer:
         optimizer = make_optimizer(params, config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
         self.svi = SVI(self.model, self.guide, objective, optimizer, clip_value=config.clip_value)
         self.data_generator = torch.Generator().manual_seed(config.seed)
+
+    def _num_classes(self) -> int:
+        """C for a class-conditional run (``--conditional``), else 0."""
+        if not self.config.conditional:
+            return 0
+        count = class_count(self.data)
+        if count < 2:
+            raise UserError(
+                f"--data {self.config.data}: its train split has no class labels, and --model "
+                f"{self.config.model} is class-conditional (binarized-mnist has labels only for its test split: "
+                "train on digits or mnist:DIR)"
+            )
+        return count
 
     def _saved_scale(self) -> float | None:
         """The stroke normaliser of a run being resumed (a new run computes it from its data)."""
@@ -348,14 +372,15 @@ class Trainer:
         """The rest of epoch ``at.epoch``, from batch ``at.batch`` on; updates ``at`` as it goes."""
         cfg = self.config
         schedule = LR_SCHEDULES[cfg.lr_schedule]
-        for x, _ in self.train_split.batches(cfg.batch_size, self.data_generator, skip=at.batch):
+        for x, labels in self.train_split.batches(cfg.batch_size, self.data_generator, skip=at.batch):
             if cfg.steps is not None and at.step >= cfg.steps:
                 return
             for group in self.svi.optimizer.param_groups:
                 group["lr"] = schedule(cfg, at.epoch, at.step)
             if self.kl is not None:
                 self.kl.weight = self._kl_weight(at.step)
-            loss = self.svi.step(x.to(self.device))
+            x = x.to(self.device)
+            loss = self.svi.step(x, self.model.condition(x, None if labels is None else labels.to(self.device)))
             if not math.isfinite(loss):
                 raise UserError(
                     f"the {cfg.objective} loss became {loss} at epoch {at.epoch + 1}, step {at.step + 1}; "
@@ -371,7 +396,8 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Test ELBO, reconstruction and KL in nats per datapoint (and sketch-rnn's L_R, L_KL)."""
-        terms = elbo_terms(self.model, self.guide, self.test.tensor())
+        x = self.test.tensor()
+        terms = elbo_terms(self.model, self.guide, x, self.model.condition(x, self.test.labels))
         if self.data.kind == "strokes":
             terms["L_R"] = -terms["recon"] / self.data.rows
             terms["L_KL"] = terms["kl"] / max(self.model.latent_dim, 1)
@@ -401,6 +427,10 @@ class Trainer:
             init = getattr(self.model, "init_output_bias", None)
             if init is not None and self.data.kind == "image":
                 init(self.train_split.images.mean(0))
+            pretrain = getattr(self.model, "pretrain", None)
+            if pretrain is not None:
+                generator = torch.Generator().manual_seed(cfg.seed + 2)
+                pretrain(lambda: self.train_split.batches(cfg.batch_size, generator), self.log)
         runs.save_config(out, self.run_config())
         self.log(f"run folder: {out}")
         metrics = _read_metrics(out / runs.METRICS, at.epoch)

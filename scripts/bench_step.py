@@ -47,8 +47,8 @@ class PlainVAE(nn.Module):
         pairs = [
             (self.enc, guide.trunk[0]),
             (self.head, guide.head),
-            (self.dec, model.decoder[0]),
-            (self.out, model.decoder[2]),
+            (self.dec, model.decoder.net[0]),
+            (self.out, model.decoder.net[2]),
         ]
         with torch.no_grad():
             for mine, theirs in pairs:

@@ -23,7 +23,7 @@ import torch
 from pvae import runs
 from pvae.bounds import elbo_terms
 from pvae.memory import keep_freed_memory
-from pvae.train import Trainer, TrainConfig
+from pvae.train import TrainConfig, Trainer
 
 PAPER = {  # Ha & Eck (2017), Table 1: L_R / L_KL for w_KL = 1.00, 0.50, 0.25, then decoder-only L_R
     "cat (paper)": ["-0.98 / 0.29", "-1.33 / 0.70", "-1.46 / 1.01", "-0.57"],

@@ -38,7 +38,7 @@ def _numpy_log_weights(model: GaussianVAE, guide: MLPGuide, x: np.ndarray, z: np
     sigma = np.log1p(np.exp(raw)) + 1e-5
     log_q = (-0.5 * ((z - loc) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)).sum(-1)
     log_prior = (-0.5 * z**2 - 0.5 * np.log(2 * np.pi)).sum(-1)
-    logits = _mlp_numpy(model.decoder, z)
+    logits = _mlp_numpy(model.decoder.net, z)
     log_lik = (x * logits - np.logaddexp(0.0, logits)).sum(-1)  # log Bernoulli(x | sigmoid(logits))
     return log_lik + log_prior - log_q
 
@@ -163,7 +163,7 @@ def test_iwae_keeps_subsampling_scale_outside_the_logsumexp(tiny):
     z = guide_trace.nodes["z"]["value"].detach().double().numpy()
     xn = x.double().numpy()
     log_w = _numpy_log_weights(model, guide, xn, z)
-    log_lik = (xn * _mlp_numpy(model.decoder, z) - np.logaddexp(0.0, _mlp_numpy(model.decoder, z))).sum(-1)
+    log_lik = (xn * _mlp_numpy(model.decoder.net, z) - np.logaddexp(0.0, _mlp_numpy(model.decoder.net, z))).sum(-1)
     weighted = log_lik + 0.5 * (log_w - log_lik)
     pyro.set_rng_seed(4)
     loss = objective.loss(weighted_model, weighted_guide, x)
@@ -180,8 +180,8 @@ def _linear_gaussian(obs_scale: float = 0.5):
 
 def _closed_form_elbo(model: GaussianVAE, guide: MLPGuide, x: torch.Tensor, s: float) -> float:
     """Sum over the batch of E_q[log p(x|z)] - KL(q || p) for the linear-Gaussian pair, in numpy."""
-    W = model.decoder[0].weight.detach().double().numpy()
-    b = model.decoder[0].bias.detach().double().numpy()
+    W = model.decoder.net[0].weight.detach().double().numpy()
+    b = model.decoder.net[0].bias.detach().double().numpy()
     out = x.double().numpy() @ guide.head.weight.detach().double().numpy().T + guide.head.bias.detach().double().numpy()
     mu, raw = np.split(out, 2, axis=-1)
     var = (np.log1p(np.exp(raw)) + 1e-5) ** 2
@@ -246,8 +246,8 @@ def test_make_objective_rejects_bad_arguments():
 
 def _closed_form_terms(model: GaussianVAE, guide: MLPGuide, x: torch.Tensor, s: float):
     """Per-datapoint E_q[log p(x|z)] (B,) and per-dimension KL(q || p) (B, Z), in numpy."""
-    W = model.decoder[0].weight.detach().double().numpy()
-    b = model.decoder[0].bias.detach().double().numpy()
+    W = model.decoder.net[0].weight.detach().double().numpy()
+    b = model.decoder.net[0].bias.detach().double().numpy()
     out = x.double().numpy() @ guide.head.weight.detach().double().numpy().T + guide.head.bias.detach().double().numpy()
     mu, raw = np.split(out, 2, axis=-1)
     var = (np.log1p(np.exp(raw)) + 1e-5) ** 2
@@ -307,7 +307,7 @@ def test_kl_weight_inside_the_iwae_log_weights(tiny):
     z = guide_trace.nodes["z"]["value"].detach().double().numpy()
     xn = x.double().numpy()
     log_w = _numpy_log_weights(model, guide, xn, z)
-    logits = _mlp_numpy(model.decoder, z)
+    logits = _mlp_numpy(model.decoder.net, z)
     log_lik = (xn * logits - np.logaddexp(0.0, logits)).sum(-1)
     weighted = log_lik + 0.25 * (log_w - log_lik)
     assert loss == pytest.approx(-(_logsumexp(weighted, 0) - np.log(K)).sum(), rel=1e-5)

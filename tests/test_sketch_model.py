@@ -193,7 +193,7 @@ def test_completion_draws_the_continuation_in_red(sketch_run):
         (["train", "--model", "sketch", "--data", "quickdraw:{empty}"], "no drawings"),
         (["interpolate", "{run}", "--pair", "0", "999"], "--pair 999: the test split has sketches"),
         (["sample", "{run}", "--temperature", "0"], "--temperature 0.0: must be positive"),
-        (["sample", "{image_run}"], "a run of image data"),
+        (["interpolate", "{image_run}"], "a run of image data"),
     ],
 )
 def test_bad_sketch_input_is_one_line(sketch_run, tmp_path, capsys, args, message):

@@ -68,6 +68,12 @@ def load_glyphs(seed: int = 0) -> dict:
     return {s: [sketches[i] for i in idx] for s, idx in parts.items()}, {s: labels[idx] for s, idx in parts.items()}
 
 
+def class_count(data) -> int:
+    """C, the number of classes of a dataset's labelled train split (labels 0..C-1); 0 without labels."""
+    labels = data.split("train").labels
+    return 0 if labels is None or not len(labels) else int(labels.max()) + 1
+
+
 def load_dataset(spec: str, max_seq_len: int = 250, scale: float | None = None):
     """The dataset a ``--data`` spec names (``ImageData`` or ``StrokeData``); a bad spec or file
     raises ``DataError``. Stroke data drop sketches over ``max_seq_len`` points and divide offsets
@@ -113,6 +119,7 @@ __all__ = [
     "SPECS",
     "absolute_spec",
     "binarize",
+    "class_count",
     "load_dataset",
     "load_digits",
 ]

@@ -23,20 +23,25 @@ class BernoulliImage(TorchDistribution):
     """Independent Bernoulli(sigmoid(l_d)) pixels; batch ``logits.shape[:-1]``, event ``(D,)``.
 
     :param logits: ``(..., D)`` log-odds of each pixel being 1.
+    :param mask: optional boolean ``(D,)`` (or broadcastable): only these pixels are observed and
+        scored (e.g. the hidden part of an image to complete); ``sample`` still draws them all.
     """
 
     arg_constraints = {"logits": constraints.real}
     support = constraints.independent(constraints.boolean, 1)
     has_rsample = False
 
-    def __init__(self, logits: torch.Tensor, validate_args: bool | None = None) -> None:
-        self.logits = logits
+    def __init__(
+        self, logits: torch.Tensor, mask: torch.Tensor | None = None, validate_args: bool | None = None
+    ) -> None:
+        self.logits, self.mask = logits, mask
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None) -> BernoulliImage:
         new = self._get_checked_instance(BernoulliImage, _instance)
         batch_shape = torch.Size(batch_shape)
         new.logits = self.logits.expand(batch_shape + self.event_shape)
+        new.mask = self.mask
         super(BernoulliImage, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -63,6 +68,8 @@ class BernoulliImage(TorchDistribution):
         """sum_d [x_d l_d - softplus(l_d)], shape ``broadcast(value, logits).shape[:-1]``."""
         if self._validate_args:
             self._validate_sample(value)
+        if self.mask is not None:
+            return ((value * self.logits - F.softplus(self.logits)) * self.mask).sum(-1)
         return (value * self.logits).sum(-1) - F.softplus(self.logits).sum(-1)
 
     def entropy(self) -> torch.Tensor:
