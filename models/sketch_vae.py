@@ -1,16 +1,17 @@
 """sketch-rnn (Ha & Eck 2017) as a Pyro model: a latent code z and an autoregressive LSTM decoder
 with a mixture density output over pen offsets and a categorical pen state.
 
-    z ~ N(0, I)
-    (h_0, c_0) = tanh(W_z z + b_z)
-    h_t = LSTM([S_{t-1}, z], h_{t-1}),     S_0 = (0, 0, 1, 0, 0)
-    S_t | h_t ~ StrokeStep(pi, mu, sigma, rho, q) = y_t = W_y h_t + b_y:
+    z ~ N(0, I),   c = z   or, class-conditional (SVG-VAE, Lopes et al. 2019),   c = [z, onehot(y)]
+    (h_0, c_0) = tanh(W_c c + b_c)
+    h_t = LSTM([S_{t-1}, c], h_{t-1}),     S_0 = (0, 0, 1, 0, 0)
+    S_t | h_t ~ StrokeStep(pi, mu, sigma, rho, q) = W_o h_t + b_o:
         6M + 3 numbers -> pi = softmax, mu, sigma = exp, rho = tanh, q = softmax
 
 The observation site ``"x"`` is the padded stroke-5 sketch ``(B, T, 5)``. Its distribution,
 ``SketchDecoding``, scores a sketch by teacher forcing (the decoder reads the true previous
 stroke) and draws new sketches by feeding its own samples back. With ``unconditional`` there is no
-z: the decoder-only model of the paper's Table 1, trained without a guide.
+z: the decoder-only model of the paper's Table 1, trained without a guide. With class labels y (the
+glyph data's characters), one z drawn once and decoded with every y gives one style in every class.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import nn
 from torch.distributions import constraints
 
 from pvae.distributions.strokes import StrokeSequence, StrokeStep
-from pvae.nn import LSTM, Model
+from pvae.nn import LSTM, Model, one_hot
 
 START = (0.0, 0.0, 1.0, 0.0, 0.0)  # S_0
 PAD = (0.0, 0.0, 0.0, 0.0, 1.0)
@@ -42,6 +43,7 @@ class SketchVAE(Model):
     :param recurrent_dropout: drop probability of the decoder's cell candidate (``pvae.nn.LSTM``).
     :param unconditional: the decoder-only model: no z, zero initial state.
     :param mask_pen: count the pen term only up to the end of each sketch (see ``StrokeSequence``).
+    :param num_classes: C > 0 conditions the decoder on class labels y 0..C-1 (``condition``).
     """
 
     binary = False
@@ -74,19 +76,23 @@ class SketchVAE(Model):
         recurrent_dropout: float = 0.0,
         unconditional: bool = False,
         mask_pen: bool = False,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
+        if num_classes < 0:
+            raise ValueError(f"num_classes must not be negative, not {num_classes}")
         self.max_len, self.mixtures, self.mask_pen, self.unconditional = max_len, mixtures, mask_pen, unconditional
         self.latent_dim = 0 if unconditional else latent_dim
-        self.dec_hidden = dec_hidden
-        inputs = 5 + self.latent_dim
+        self.dec_hidden, self.num_classes = dec_hidden, num_classes
+        code = self.latent_dim + num_classes  # c = [z, onehot(y)]
+        inputs = 5 + code
         if layer_norm or recurrent_dropout > 0:
             self.rnn = LSTM(inputs, dec_hidden, layer_norm=layer_norm, dropout=recurrent_dropout)
         else:
             self.rnn = nn.LSTM(inputs, dec_hidden, batch_first=True)
             with torch.no_grad():
                 self.rnn.bias_ih_l0[dec_hidden : 2 * dec_hidden].fill_(1.0)  # forget-gate bias 1, as in sketch-rnn
-        self.init_state = None if unconditional else nn.Linear(latent_dim, 2 * dec_hidden)
+        self.init_state = nn.Linear(code, 2 * dec_hidden) if code else None
         self.output = nn.Linear(dec_hidden, 6 * mixtures + 3)
         self.register_buffer("start", torch.tensor(START), persistent=False)
 
@@ -96,8 +102,9 @@ class SketchVAE(Model):
         return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
 
     def likelihood(self, z: torch.Tensor | None, y: torch.Tensor | None = None, batch_size: int = 1) -> SketchDecoding:
-        """p(x | z): batch ``z.shape[:-1]`` (``(batch_size,)`` when unconditional), event ``(T, 5)``."""
-        return SketchDecoding(self, z, batch_shape=(batch_size,))
+        """p(x | z, y): batch ``z.shape[:-1]`` (``(batch_size,)`` when unconditional), event ``(T, 5)``;
+        labels ``y`` broadcast against that batch."""
+        return SketchDecoding(self, z, y, batch_shape=(batch_size,))
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         if not self.unconditional:
@@ -106,11 +113,23 @@ class SketchVAE(Model):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("x", self.likelihood(None, y, batch_size=x.shape[0]), obs=x)
 
-    def initial_state(self, z: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(h_0, c_0) = tanh(W z + b), each ``(1, N, H)``; zeros for the decoder-only model."""
-        if z is None:
+    def code(self, z: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+        """What the decoder is conditioned on: c = z ``(..., Z)``, or c = [z, onehot(y)]
+        ``(..., Z + C)`` for a class-conditional model (y ``z.shape[:-1]``, or ``(N,)`` without z);
+        ``None`` for the unconditional decoder-only model."""
+        if not self.num_classes:
+            return z
+        if y is None:
+            raise ValueError("this sketch model is class-conditional: give the labels y")
+        label = one_hot(y, self.num_classes, self.start)
+        return label if z is None else torch.cat([z, label.expand(*z.shape[:-1], -1)], -1)
+
+    def initial_state(self, code: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(h_0, c_0) = tanh(W c + b), each ``(1, N, H)``, from codes ``(N, Z + C)``; zeros (``None``)
+        for the unconditional decoder-only model."""
+        if code is None:
             return None
-        h, c = torch.tanh(self.init_state(z)).chunk(2, dim=-1)
+        h, c = torch.tanh(self.init_state(code)).chunk(2, dim=-1)
         return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
 
     def step_params(self, out: torch.Tensor) -> StrokeStep:
@@ -122,13 +141,14 @@ class SketchVAE(Model):
             mix, torch.stack([mu_x, mu_y], -1), torch.exp(torch.stack([s_x, s_y], -1)), torch.tanh(rho), pen
         )
 
-    def decode(self, inputs: torch.Tensor, z: torch.Tensor | None, state=None):
-        """Run the decoder over ``inputs`` ``(N, T, 5)`` (each row is S_{t-1}); returns the
-        ``StrokeStep`` of every position (batch ``(N, T)``) and the final LSTM state."""
-        if z is not None:
-            inputs = torch.cat([inputs, z.unsqueeze(1).expand(-1, inputs.shape[1], -1)], -1)
+    def decode(self, inputs: torch.Tensor, code: torch.Tensor | None, state=None):
+        """Run the decoder over ``inputs`` ``(N, T, 5)`` (each row is S_{t-1}) with codes ``(N, Z + C)``
+        (``code``); returns the ``StrokeStep`` of every position (batch ``(N, T)``) and the final
+        LSTM state."""
+        if code is not None:
+            inputs = torch.cat([inputs, code.unsqueeze(1).expand(-1, inputs.shape[1], -1)], -1)
         if state is None:
-            state = self.initial_state(z, inputs.shape[0])
+            state = self.initial_state(code)
         out, state = self.rnn(inputs, state)
         return self.step_params(out), state
 
@@ -140,28 +160,34 @@ class SketchVAE(Model):
         temperature: float = 1.0,
         prefix: torch.Tensor | None = None,
         max_len: int | None = None,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Draw sketches by feeding each sampled step back in: ``(N, T, 5)``, padded after the end.
 
-        :param z: ``(N, Z)`` codes, or ``None`` for the decoder-only model (then give ``n``).
+        :param z: ``(N, Z)`` codes, or ``None`` for the decoder-only model (then give ``n`` or ``y``).
         :param prefix: ``(N, P, 5)`` stroke-5 rows to continue from (the first P steps are these).
+        :param y: labels ``(N,)`` (or one label ``()`` for all) of a class-conditional model.
         """
-        n = z.shape[0] if z is not None else n
+        if z is not None:
+            n = z.shape[0]
+        elif n is None:
+            n = y.shape[0]
+        code = self.code(z, None if y is None else y.expand(n))
         t = max_len or self.max_len
         rows = self.start.expand(n, 1, 5)
-        state = self.initial_state(z, n)
+        state = self.initial_state(code)
         out = torch.empty(n, t, 5, device=self.start.device)
         done = torch.zeros(n, dtype=torch.bool, device=self.start.device)
         first = 0
         if prefix is not None:
             first = prefix.shape[1]
             out[:, :first] = prefix
-            _, state = self.decode(torch.cat([rows, prefix[:, :-1]], 1), z, state)
+            _, state = self.decode(torch.cat([rows, prefix[:, :-1]], 1), code, state)
             rows = prefix[:, -1:]
             done = prefix[:, :, 4].gt(0.5).any(1)
         pad = torch.tensor(PAD, device=out.device)
         for step in range(first, t):
-            params, state = self.decode(rows, z, state)
+            params, state = self.decode(rows, code, state)
             sampled = params.sample(temperature=temperature)  # (N, 1, 5)
             sampled = torch.where(done[:, None, None], pad, sampled)
             out[:, step] = sampled[:, 0]
@@ -174,7 +200,8 @@ class SketchVAE(Model):
 
 
 class SketchDecoding(TorchDistribution):
-    """p(x | z) of ``SketchVAE``: batch ``z.shape[:-1]``, event ``(T, 5)``.
+    """p(x | z, y) of ``SketchVAE``: batch ``z.shape[:-1]``, event ``(T, 5)``; labels ``y`` (for a
+    class-conditional model) broadcast against the batch.
 
     ``log_prob(x)`` runs the decoder on [S_0, x_1, ..., x_{T-1}] (teacher forcing) and scores x
     with ``StrokeSequence``; the particle and batch dims are flattened into one LSTM batch.
@@ -185,23 +212,37 @@ class SketchDecoding(TorchDistribution):
     support = constraints.independent(constraints.real_vector, 1)
     has_rsample = False
 
-    def __init__(self, model: SketchVAE, z: torch.Tensor | None, batch_shape=(1,), validate_args=None) -> None:
-        self.vae, self.z = model, z
+    def __init__(
+        self,
+        model: SketchVAE,
+        z: torch.Tensor | None,
+        y: torch.Tensor | None = None,
+        batch_shape=(1,),
+        validate_args=None,
+    ) -> None:
+        self.vae, self.z, self.y = model, z, y
         batch = z.shape[:-1] if z is not None else torch.Size(batch_shape)
         super().__init__(batch, torch.Size([model.max_len, 5]), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None) -> SketchDecoding:
         batch_shape = torch.Size(batch_shape)
         z = None if self.z is None else self.z.expand(batch_shape + self.z.shape[-1:])
-        return SketchDecoding(self.vae, z, batch_shape=batch_shape, validate_args=False)
+        y = None if self.y is None else self.y.expand(batch_shape)
+        return SketchDecoding(self.vae, z, y, batch_shape=batch_shape, validate_args=False)
+
+    def _code(self, shape: torch.Size) -> torch.Tensor | None:
+        """The decoder's codes for a batch ``shape``, flattened: ``(prod(shape), Z + C)``."""
+        n = math.prod(shape)
+        z = None if self.z is None else self.z.expand(shape + self.z.shape[-1:]).reshape(n, -1)
+        y = None if self.y is None else self.y.expand(shape).reshape(n)
+        return self.vae.code(z, y)
 
     def step(self, x: torch.Tensor) -> StrokeStep:
         """The teacher-forced ``StrokeStep`` of every position, flattened to batch ``(N, T)``."""
         n = math.prod(self.batch_shape)
         x = x.expand(self.batch_shape + x.shape[-2:]).reshape(n, *x.shape[-2:])
-        z = None if self.z is None else self.z.reshape(n, -1)
         inputs = torch.cat([self.vae.start.expand(n, 1, 5), x[:, :-1]], 1)
-        return self.vae.decode(inputs, z)[0]
+        return self.vae.decode(inputs, self._code(self.batch_shape))[0]
 
     def terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Offset and pen log-likelihoods of each sketch (sketch-rnn's -L_s T and -L_p T), shape ``batch``."""
@@ -218,4 +259,5 @@ class SketchDecoding(TorchDistribution):
         shape = torch.Size(sample_shape) + self.batch_shape
         n = math.prod(shape)
         z = None if self.z is None else self.z.expand(shape + self.z.shape[-1:]).reshape(n, -1)
-        return self.vae.generate(z, n=n, temperature=temperature).reshape(shape + self.event_shape)
+        y = None if self.y is None else self.y.expand(shape).reshape(n)
+        return self.vae.generate(z, n=n, temperature=temperature, y=y).reshape(shape + self.event_shape)

@@ -1,5 +1,5 @@
 """The ``pvae`` command: thin flag parsing over the library
-(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete``)."""
+(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | style``)."""
 
 from __future__ import annotations
 
@@ -230,6 +230,18 @@ def _generation_parsers(sub) -> None:
     p.add_argument("--samples", type=int, default=4, help="continuations of each (default 4)")
     p.add_argument("--fraction", type=float, default=0.5, help="the part given (default 0.5)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
+    p = sub.add_parser(
+        "style",
+        parents=[common],
+        help="one font's style in all 62 characters (class-conditional glyph runs)",
+        description="Encode one glyph of a font and decode its code as every character 0-9 A-Z a-z "
+        "(SVG in RUN/samples/, PNG in RUN/figures/); with --to, interpolate between two fonts' styles.",
+    )
+    p.add_argument("--font", type=Path, required=True, help="a .ttf or .otf font file")
+    p.add_argument("--glyph", default="A", help="the character to encode (default A)")
+    p.add_argument("--to", type=Path, metavar="FONT", help="a second font: write a style interpolation sheet")
+    p.add_argument("--steps", type=int, default=8, help="interpolation rows with --to (default 8)")
+    p.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -242,7 +254,14 @@ def _generate(args: argparse.Namespace) -> int:
     temperature = getattr(args, "temperature", 1.0)
     if not temperature > 0:
         raise UserError(f"--temperature {temperature}: must be positive")
-    if runs.load_config(args.run)["data"]["kind"] == "image":
+    if args.command == "style":
+        if args.to is None:
+            paths = sketching.style_run(args.run, args.font, args.glyph, args.temperature, args.seed)
+        else:
+            paths = sketching.font_interpolation_run(
+                args.run, args.font, args.to, args.steps, args.glyph, temperature=args.temperature, seed=args.seed
+            )
+    elif runs.load_config(args.run)["data"]["kind"] == "image":
         if args.command == "sample":
             paths = imaging.sample_run(args.run, args.n or 100, args.label, args.seed)
         elif args.command == "complete":
@@ -250,7 +269,7 @@ def _generate(args: argparse.Namespace) -> int:
         else:
             raise UserError(f"{args.run}: pvae {args.command} draws sketches; this is a run of image data")
     elif args.command == "sample":
-        paths = sketching.sample_run(args.run, args.n or 20, args.temperature, args.prior, args.seed)
+        paths = sketching.sample_run(args.run, args.n or 20, args.temperature, args.prior, args.seed, args.label)
     elif args.command == "reconstruct":
         paths = sketching.reconstruct_run(args.run, args.n, seed=args.seed)
     elif args.command == "interpolate":

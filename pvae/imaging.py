@@ -15,7 +15,6 @@ from pvae import render, runs
 from pvae.errors import UserError
 from pvae.inspect import class_samples, decode_mean, style_grid
 
-SAMPLES = "samples"
 HIDDEN_GREY = 0.35  # how hidden pixels are drawn in the completion figure's inputs
 
 
@@ -46,7 +45,7 @@ def sample_run(run: str | os.PathLike, n: int = 100, label: str | int | None = N
     """``n`` decoded samples from p(z | y) (or p(z)); for a class-conditional run without ``label``,
     the style-vs-content grid (one z per row, one class per column) instead."""
     config, model, _ = _load_images(run)
-    shape, out = tuple(config["data"]["shape"]), Path(run) / SAMPLES
+    shape, out = tuple(config["data"]["shape"]), Path(run) / runs.SAMPLES
     out.mkdir(exist_ok=True)
     torch.manual_seed(seed)
     if hasattr(model, "complete"):
@@ -71,7 +70,7 @@ def complete_run(run: str | os.PathLike, n: int = 8, samples: int = 5, seed: int
     config, model, _ = _load_images(run)
     if not hasattr(model, "complete"):
         raise UserError(f"{run}: not an image-completion run (train with --model completion)")
-    shape, out = tuple(config["data"]["shape"]), Path(run) / SAMPLES
+    shape, out = tuple(config["data"]["shape"]), Path(run) / runs.SAMPLES
     out.mkdir(exist_ok=True)
     torch.manual_seed(seed)
     x = runs.load_split(config, "test").head(n).tensor()

@@ -1,13 +1,18 @@
 """Generation with sketch models: samples, reconstructions at several temperatures, latent
-interpolation and sketch completion, written as SVG (svgwrite) and PNG (matplotlib).
+interpolation and sketch completion, written as SVG (svgwrite) and PNG (matplotlib); and, for
+class-conditional runs on glyph data, font style: one glyph's code decoded as every character.
 
-Works with any model that has ``generate(z, n, temperature, prefix)`` and a ``latent_dim`` (0 for
-a decoder-only model), and any guide with ``posterior(x)``, on padded stroke-5 sketches.
+Works with any model that has ``generate(z, n, temperature, prefix, y=...)`` and a ``latent_dim``
+(0 for a decoder-only model), and any guide with ``posterior(x, y)``, on padded stroke-5 sketches.
+A class-conditional model (``num_classes`` > 0) gets the labels of the sketches it encodes or
+continues, ``model.condition(x, labels)``, and classes in turn when it draws from the prior.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +20,13 @@ import torch
 from torch import nn
 
 from pvae import render, runs
+from pvae.data.fonts import GLYPH_CHARS, font_sketches
 from pvae.data.strokes import StrokeSplit, to_stroke3, to_stroke5
 from pvae.errors import UserError
 
-INK, CONTINUATION = "black", "#d62728"
+INK, CONTINUATION, SOURCE = "black", "#d62728", "#1f77b4"
 TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+SPECIMEN = "Hamburgefonstiv"  # type designers' test word: most of the strokes of the Latin alphabet
 
 
 def _drawings(x: torch.Tensor, colour: str = INK) -> list[render.Drawing]:
@@ -27,9 +34,10 @@ def _drawings(x: torch.Tensor, colour: str = INK) -> list[render.Drawing]:
 
 
 @torch.no_grad()
-def encode(guide: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The posterior means E_q[z | x] of padded sketches ``(N, T, 5)``: ``(N, Z)``."""
-    return guide.posterior(x).mean
+def encode(guide: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The posterior means E_q[z | x] (or E_q[z | x, y], labels ``(N,)``) of padded sketches
+    ``(N, T, 5)``: ``(N, Z)``."""
+    return guide.posterior(x, y).mean
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -56,6 +64,15 @@ def _needs_guide(guide: nn.Module | None, what: str) -> None:
         raise UserError(f"{what} needs a latent code: this run's model is decoder-only (no guide)")
 
 
+def _prior_labels(model: nn.Module, n: int, label: int | None = None) -> torch.Tensor | None:
+    """Labels ``(n,)`` for drawing from the prior of a class-conditional model: ``label`` for all,
+    else the classes in turn; ``None`` for an unconditional model."""
+    classes = getattr(model, "num_classes", 0)
+    if not classes:
+        return None
+    return torch.full((n,), label) if label is not None else torch.arange(n) % classes
+
+
 def training_figures(
     run: str | os.PathLike, model: nn.Module, guide: nn.Module | None, test: StrokeSplit, seed: int = 0
 ):
@@ -64,8 +81,10 @@ def training_figures(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if guide is not None:
-            x = test.head(10).tensor()
-            recon = model.generate(encode(guide, x), temperature=0.2)
+            head = test.head(10)
+            x = head.tensor()
+            y = model.condition(x, head.labels)
+            recon = model.generate(encode(guide, x, y), temperature=0.2, y=y)
             _save(
                 _drawings(x) + _drawings(recon),
                 run,
@@ -73,9 +92,11 @@ def training_figures(
                 10,
                 "test sketches; reconstructions (tau 0.2)",
             )
-        z = model.prior(20).sample() if model.latent_dim else None
-        samples = model.generate(z, n=20, temperature=0.5)
-        _save(_drawings(samples), run, "prior_samples", 10, "samples from the prior (tau 0.5)")
+        y = _prior_labels(model, 20)
+        z = model.prior(20, y).sample() if model.latent_dim else None
+        samples = model.generate(z, n=20, temperature=0.5, y=y)
+        title = "samples from the prior (tau 0.5)" + ("" if y is None else ", classes in turn")
+        _save(_drawings(samples), run, "prior_samples", 10, title)
 
 
 def _load(run: str | os.PathLike):
@@ -85,25 +106,77 @@ def _load(run: str | os.PathLike):
     return runs.load_run(run)
 
 
+def _is_glyph_run(config: dict) -> bool:
+    return config["data"]["spec"].partition(":")[0] == "glyphs"
+
+
+def resolve_label(config: dict, model: nn.Module, label: int | str) -> int:
+    """The class index that ``label`` names: a number, or on glyph data also a character of
+    ``GLYPH_CHARS`` ("A" is class 10); out of range (for a class-conditional model) raises ``UserError``."""
+    glyphs = _is_glyph_run(config)
+    if glyphs and isinstance(label, str) and len(label) == 1 and label in GLYPH_CHARS:
+        index = GLYPH_CHARS.index(label)
+    else:
+        try:
+            index = int(label)
+        except (TypeError, ValueError):
+            kinds = "a class number or one of the characters 0-9 A-Z a-z" if glyphs else "a class number"
+            raise UserError(f"--label {label}: not {kinds}") from None
+    count = getattr(model, "num_classes", 0) or (len(GLYPH_CHARS) if glyphs else 0)
+    if index < 0 or (count and index >= count):
+        raise UserError(f"--label {label}: out of range; this run's classes are 0-{count - 1}")
+    return index
+
+
+def _of_class(split: StrokeSplit, index: int, label: int | str) -> StrokeSplit:
+    """The sketches of ``split`` labelled ``index``."""
+    if split.labels is None:
+        raise UserError(f"--label {label}: this run's data have no labels")
+    picked = (split.labels == index).nonzero()[:, 0]
+    if not len(picked):
+        raise UserError(f"--label {label}: no test sketch has this label")
+    return dataclasses.replace(split, sketches=[split.sketches[i] for i in picked], labels=split.labels[picked])
+
+
 def sample_run(
-    run: str | os.PathLike, n: int = 20, temperature: float = 0.5, prior: bool = False, seed: int = 0
+    run: str | os.PathLike,
+    n: int = 20,
+    temperature: float = 0.5,
+    prior: bool = False,
+    seed: int = 0,
+    label: int | str | None = None,
 ) -> list[Path]:
     """``n`` sketches at ``temperature``: from the prior, or conditioned on the codes of the first
-    ``n`` test sketches (drawn above their samples)."""
+    ``n`` test sketches (drawn above their samples). With ``label`` (a class number; on glyph data
+    also a character) only that class: the prior's samples of a class-conditional model, or the
+    test sketches with that label."""
     config, model, guide = _load(run)
     run = Path(run)
+    index = None if label is None else resolve_label(config, model, label)
+    suffix = "" if index is None else f"_label{index}"
     torch.manual_seed(seed)
     if prior or guide is None:
-        z = model.prior(n).sample() if model.latent_dim else None
-        drawings = _drawings(model.generate(z, n=n, temperature=temperature))
-        return _save(drawings, run, f"prior_t{temperature:g}", 10, f"from the prior, tau {temperature:g}")
-    x = runs.load_split(config, "test").head(n).tensor()
-    samples = model.generate(encode(guide, x), temperature=temperature)
+        if index is not None and not getattr(model, "num_classes", 0):
+            raise UserError(
+                f"--label {label}: the prior of this run is not class-conditional (train with --conditional)"
+            )
+        y = _prior_labels(model, n, index)
+        z = model.prior(n, y).sample() if model.latent_dim else None
+        drawings = _drawings(model.generate(z, n=n, temperature=temperature, y=y))
+        title = f"from the prior, tau {temperature:g}" + ("" if index is None else f", class {index}")
+        return _save(drawings, run, f"prior_t{temperature:g}{suffix}", 10, title)
+    test = runs.load_split(config, "test")
+    if index is not None:
+        test = _of_class(test, index, label)
+    test = test.head(n)
+    x = test.tensor()
+    y = model.condition(x, test.labels)
+    samples = model.generate(encode(guide, x, y), temperature=temperature, y=y)
     drawings = [d for i in range(0, len(x), 10) for d in _drawings(x[i : i + 10]) + _drawings(samples[i : i + 10])]
     return _save(
         drawings,
         run,
-        f"conditional_t{temperature:g}",
+        f"conditional_t{temperature:g}{suffix}",
         10,
         f"test sketches and samples from their codes, tau {temperature:g}",
     )
@@ -114,9 +187,11 @@ def reconstruct_run(run: str | os.PathLike, n: int = 8, temperatures=TEMPERATURE
     config, model, guide = _load(run)
     _needs_guide(guide, "pvae reconstruct")
     torch.manual_seed(seed)
-    x = runs.load_split(config, "test").head(n).tensor()
-    z = encode(guide, x)
-    columns = [_drawings(x)] + [_drawings(model.generate(z, temperature=t)) for t in temperatures]
+    test = runs.load_split(config, "test").head(n)
+    x = test.tensor()
+    y = model.condition(x, test.labels)
+    z = encode(guide, x, y)
+    columns = [_drawings(x)] + [_drawings(model.generate(z, temperature=t, y=y)) for t in temperatures]
     drawings = [col[i] for i in range(len(x)) for col in columns]
     title = "each row: a test sketch, then reconstructions at tau " + ", ".join(f"{t:g}" for t in temperatures)
     return _save(drawings, Path(run), "temperatures", len(columns), title)
@@ -125,7 +200,8 @@ def reconstruct_run(run: str | os.PathLike, n: int = 8, temperatures=TEMPERATURE
 def interpolate_run(
     run: str | os.PathLike, first: int = 0, second: int = 1, steps: int = 10, temperature: float = 0.1, seed: int = 0
 ) -> list[Path]:
-    """Decode codes between two encoded test sketches: a linear strip above a spherical one."""
+    """Decode codes between two encoded test sketches: a linear strip above a spherical one. A
+    class-conditional model draws the first sketch's class up to the middle, then the second's."""
     config, model, guide = _load(run)
     _needs_guide(guide, "pvae interpolate")
     test = runs.load_split(config, "test")
@@ -134,11 +210,13 @@ def interpolate_run(
             raise UserError(f"--pair {i}: the test split has sketches 0-{len(test) - 1}")
     torch.manual_seed(seed)
     x = test.tensor()[[first, second]]
-    z0, z1 = encode(guide, x)
+    y = model.condition(x, None if test.labels is None else test.labels[[first, second]])
+    z0, z1 = encode(guide, x, y)
     t = torch.linspace(0, 1, steps)
+    y_t = None if y is None else torch.where(t < 0.5, y[0], y[1])
     drawings = []
     for z in (torch.lerp(z0, z1, t[:, None]), slerp(z0, z1, t)):
-        drawings += _drawings(model.generate(z, temperature=temperature))
+        drawings += _drawings(model.generate(z, temperature=temperature, y=y_t))
     title = f"test sketches {first} -> {second}: linear (top) and spherical (bottom) interpolation, tau {temperature:g}"
     return _save(drawings, Path(run), f"interpolate_{first}_{second}", steps, title)
 
@@ -148,22 +226,134 @@ def complete_run(
 ) -> list[Path]:
     """Continue the first ``fraction`` of ``n`` test sketches ``samples`` times each (the paper's
     Figure 7): the given part in black, the continuation in red. The code z is the posterior mean
-    of the given part alone, so the model never sees the rest."""
+    of the given part alone, so the model never sees the rest (a class-conditional one sees the label)."""
     config, model, guide = _load(run)
     test = runs.load_split(config, "test").head(n)
     if not 0 < fraction < 1:
         raise UserError(f"--fraction {fraction}: must be between 0 and 1")
     torch.manual_seed(seed)
     drawings = []
-    for sketch in test.sketches:
+    for i, sketch in enumerate(test.sketches):
         p = max(1, round(fraction * len(sketch)))
         prefix = torch.from_numpy(to_stroke5(sketch[:p], test.rows)[:p]).unsqueeze(0)
+        given_part = torch.from_numpy(to_stroke5(sketch[:p], test.rows)).unsqueeze(0)
+        y = model.condition(given_part, None if test.labels is None else test.labels[i : i + 1])
         z = None
         if guide is not None:
-            z = encode(guide, torch.from_numpy(to_stroke5(sketch[:p], test.rows)).unsqueeze(0)).expand(samples, -1)
-        out = model.generate(z, n=samples, temperature=temperature, prefix=prefix.expand(samples, -1, -1))
+            z = encode(guide, given_part, y).expand(samples, -1)
+        y = None if y is None else y.expand(samples)
+        out = model.generate(z, n=samples, temperature=temperature, prefix=prefix.expand(samples, -1, -1), y=y)
         given = to_stroke3(prefix[0].numpy())
         drawings.append([(np.asarray(sketch), INK)])
         drawings += [[(given, INK), (to_stroke3(o.numpy())[p:], CONTINUATION)] for o in out]
     title = f"each row: a test sketch; its first {fraction:.0%} continued {samples} times (red), tau {temperature:g}"
     return _save(drawings, Path(run), "complete", samples + 1, title)
+
+
+# --- font style (class-conditional runs on glyph data) --------------------------------------------
+
+
+def _style_run(run: str | os.PathLike, what: str):
+    """The config, model and guide of a class-conditional run on glyph data, else ``UserError``."""
+    config, model, guide = _load(run)
+    if not (_is_glyph_run(config) and getattr(model, "num_classes", 0) and guide is not None):
+        raise UserError(
+            f"{run}: {what} needs a class-conditional run on glyph data "
+            "(pvae train --model sketch --conditional --data glyphs[:FONTS])"
+        )
+    return config, model, guide
+
+
+def _glyph_class(model: nn.Module, char: str, flag: str = "--glyph") -> int:
+    """The class of a character of ``GLYPH_CHARS`` that the model draws, else ``UserError``."""
+    if not isinstance(char, str) or len(char) != 1 or char not in GLYPH_CHARS:
+        raise UserError(f"{flag} {char!r}: not one of the 62 characters 0-9 A-Z a-z")
+    index = GLYPH_CHARS.index(char)
+    if index >= model.num_classes:
+        raise UserError(f"{flag} {char!r}: this run's model draws only {GLYPH_CHARS[: model.num_classes]}")
+    return index
+
+
+def _font_glyph(config: dict, font: str | os.PathLike, char: str) -> np.ndarray:
+    """Glyph ``char`` of a font file as normalised stroke-3, as the run's data: offsets / scale."""
+    sketch = font_sketches(font, char)[0]  # DataError for a file that is not a font, or no such glyph
+    if not len(sketch):
+        raise UserError(f"{font}: its glyph {char!r} has no outline")
+    rows = config["data"]["rows"]
+    if len(sketch) >= rows:
+        raise UserError(
+            f"{font}: its glyph {char!r} has {len(sketch)} points; this run's model takes at most {rows - 1}"
+        )
+    return np.column_stack([sketch[:, :2] / config["data"]["scale"], sketch[:, 2]]).astype(np.float32)
+
+
+def _font_code(config: dict, guide: nn.Module, sketch: np.ndarray, index: int) -> torch.Tensor:
+    """E_q[z | x, y] of one normalised glyph sketch of class ``index``: ``(1, Z)``."""
+    x = torch.from_numpy(to_stroke5(sketch, config["data"]["rows"])).unsqueeze(0)
+    return encode(guide, x, torch.tensor([index]))
+
+
+def _file_stem(font: str | os.PathLike) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(font).stem)
+
+
+def style_run(
+    run: str | os.PathLike, font: str | os.PathLike, glyph: str, temperature: float = 0.1, seed: int = 0
+) -> list[Path]:
+    """Encode the glyph ``glyph`` of the font file ``font``, z = E_q[z | x, y], and decode that z
+    with every class y: the font's style in all 62 characters (rows 0-9, A-Z, a-z; the encoded
+    glyph in blue at the top right), as ``samples/style_FONT_CLASS_CHAR.svg`` and a PNG in figures/."""
+    config, model, guide = _style_run(run, "pvae style")
+    index = _glyph_class(model, glyph)
+    sketch = _font_glyph(config, font, glyph)
+    z = _font_code(config, guide, sketch, index)
+    torch.manual_seed(seed)
+    classes = torch.arange(model.num_classes)
+    decoded = _drawings(model.generate(z.expand(len(classes), -1), temperature=temperature, y=classes))
+    ncol = 26
+    cells: list[render.Drawing] = []
+    for first, last in ((0, 10), (10, 36), (36, 62)):  # one row each of digits, capitals, small letters
+        row = decoded[first:last]
+        cells += row + [[]] * (ncol - len(row))
+    cells[ncol - 1] = [(sketch, SOURCE)]
+    title = f"{Path(font).name} {glyph!r} (blue) decoded as every character, tau {temperature:g}"
+    return _save(cells, Path(run), f"style_{_file_stem(font)}_{index}_{glyph}", ncol, title)
+
+
+def font_interpolation_run(
+    run: str | os.PathLike,
+    font_a: str | os.PathLike,
+    font_b: str | os.PathLike,
+    steps: int = 8,
+    glyph: str = "A",
+    chars: str = SPECIMEN,
+    temperature: float = 0.1,
+    seed: int = 0,
+) -> list[Path]:
+    """Interpolate between two fonts' styles: z_a, z_b = E_q[z | x, y] of the glyph ``glyph`` of
+    each font, and row i decodes slerp(z_a, z_b, i / (steps - 1)) as each character of ``chars``
+    (the first column: the two encoded glyphs, in blue), as
+    ``samples/font_interpolation_A_B_CLASS_CHAR.svg`` and a PNG in figures/."""
+    config, model, guide = _style_run(run, "font interpolation")
+    if steps < 2:
+        raise UserError(f"--steps {steps}: must be at least 2")
+    if not chars:
+        raise UserError("--chars: give at least one character")
+    index = _glyph_class(model, glyph)
+    columns = [_glyph_class(model, c, "--chars") for c in chars]
+    sketches = [_font_glyph(config, font, glyph) for font in (font_a, font_b)]
+    z0, z1 = (_font_code(config, guide, s, index)[0] for s in sketches)
+    torch.manual_seed(seed)
+    z = slerp(z0, z1, torch.linspace(0, 1, steps)).repeat_interleave(len(columns), 0)  # (steps * K, Z)
+    out = model.generate(z, temperature=temperature, y=torch.tensor(columns).repeat(steps))
+    decoded = _drawings(out)
+    cells: list[render.Drawing] = []
+    for i in range(steps):
+        source = [(sketches[0], SOURCE)] if i == 0 else [(sketches[1], SOURCE)] if i == steps - 1 else []
+        cells += [source] + decoded[i * len(columns) : (i + 1) * len(columns)]
+    title = (
+        f"{Path(font_a).name} -> {Path(font_b).name}: spherical interpolation of the codes of {glyph!r} "
+        f"(blue), tau {temperature:g}"
+    )
+    name = f"font_interpolation_{_file_stem(font_a)}_{_file_stem(font_b)}_{index}_{glyph}"
+    return _save(cells, Path(run), name, len(columns) + 1, title)

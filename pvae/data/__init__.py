@@ -8,7 +8,10 @@
 Stroke data (sketch models):
 
 - ``glyphs``: built-in stroke-3 sketches of the glyphs 0-9 A-Z a-z of matplotlib's fonts
-  (outline contours as pen strokes; nothing to download); labels are the characters.
+  (outline contours as pen strokes; nothing to download); labels are the characters (their index
+  in ``pvae.data.fonts.GLYPH_CHARS``).
+- ``glyphs:PATH``: the same from a ``.ttf``/``.otf`` font file or a folder of them (searched
+  recursively); fonts without all 62 characters are skipped with one warning.
 - ``sketch:FILE``: sketch-rnn's ``.npz`` (object arrays, read with pickle: trusted files only) or
   our pickle-free cache of it (``pvae.data.strokes.save_stroke_cache``).
 - ``quickdraw:FILE``: a QuickDraw ``.ndjson`` file, simplified or raw layout.
@@ -18,13 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from pvae.data.images import ImageData, ImageSplit, binarize
 from pvae.errors import DataError
 
-SPECS = ("digits[:N[:SEED]]", "mnist:DIR", "binarized-mnist:FILE", "glyphs", "sketch:FILE", "quickdraw:FILE")
-PATH_KINDS = ("mnist", "binarized-mnist", "sketch", "quickdraw")
+SPECS = ("digits[:N[:SEED]]", "mnist:DIR", "binarized-mnist:FILE", "glyphs[:PATH]", "sketch:FILE", "quickdraw:FILE")
+PATH_KINDS = ("mnist", "binarized-mnist", "glyphs", "sketch", "quickdraw")
 DEFAULT_DIGITS = 50000
 
 
@@ -47,25 +48,21 @@ def absolute_spec(spec: str) -> str:
     return spec
 
 
-def load_glyphs(seed: int = 0) -> dict:
-    """Raw glyph sketches of every matplotlib font with all of ``GLYPH_CHARS``, in a seeded split,
-    and their labels (the index of the character in ``GLYPH_CHARS``)."""
+def load_glyphs(path: str | None = None, seed: int = 0) -> tuple[dict[str, list], dict]:
+    """Raw glyph sketches of every font of ``path`` (a font file or folder; default: matplotlib's
+    fonts) with all of ``GLYPH_CHARS``, in a seeded split of the glyphs, and their labels (the index
+    of the character in ``GLYPH_CHARS``, int64) per split. ``pvae.data.fonts.read_glyphs`` gives
+    the font of each glyph too."""
     import torch
 
-    from pvae.data.fonts import GLYPH_CHARS, glyph_polylines, has_glyphs, has_real_digits, matplotlib_font_files
-    from pvae.data.strokes import lines_to_stroke3, split_seeded
+    from pvae.data.fonts import read_glyphs
+    from pvae.data.strokes import split_seeded
 
-    fonts = [f for f in matplotlib_font_files() if has_real_digits(f) and has_glyphs(f, GLYPH_CHARS)]
-    sketches, labels = [], []
-    for font in fonts:
-        for i, char in enumerate(GLYPH_CHARS):
-            lines = glyph_polylines(font, char)
-            if lines:
-                sketches.append(np.round(lines_to_stroke3(lines)))
-                labels.append(i)
-    parts = split_seeded(sketches, seed)
-    labels = torch.tensor(labels)
-    return {s: [sketches[i] for i in idx] for s, idx in parts.items()}, {s: labels[idx] for s, idx in parts.items()}
+    glyphs = read_glyphs(path)
+    parts = split_seeded(glyphs.sketches, seed)
+    labels = torch.from_numpy(glyphs.classes)
+    raw = {s: [glyphs.sketches[i] for i in idx] for s, idx in parts.items()}
+    return raw, {s: labels[idx] for s, idx in parts.items()}
 
 
 def class_count(data) -> int:
@@ -83,9 +80,9 @@ def load_dataset(spec: str, max_seq_len: int = 250, scale: float | None = None):
         from pvae.data.strokes import prepare, read_stroke_file
 
         if kind == "glyphs":
-            if rest:
-                raise DataError(f"--data {spec}: glyphs takes no argument")
-            raw, labels = load_glyphs()
+            if spec.startswith("glyphs:") and not rest:
+                raise DataError(f"--data {spec}: give a font file or folder, e.g. glyphs:FONTS_DIR (or plain glyphs)")
+            raw, labels = load_glyphs(rest or None)
         elif not rest:
             raise DataError(f"--data {spec}: give a file, e.g. {kind}:FILE")
         elif kind == "sketch":

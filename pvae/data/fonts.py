@@ -1,20 +1,29 @@
-"""Glyph outlines from TrueType/OpenType fonts, flattened to polygons.
+"""Glyph outlines from TrueType/OpenType fonts, flattened to polygons, and glyph sketches.
 
 Fonts give each glyph as closed contours of straight lines and Bezier curves. We flatten each
 curve into a polyline whose distance from the curve is at most ``tolerance`` (in glyph units, where
-the font size is 1), so the same outlines serve the raster digits and, later, stroke data.
+the font size is 1), so the same outlines serve the raster digits and the stroke data: a glyph
+sketch draws each closed contour as one pen-down stroke, scaled so the glyph's longer side is 255
+units (per-glyph normalisation) and simplified by Ramer-Douglas-Peucker, in stroke-3.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from pvae.data.strokes import lines_to_stroke3, rdp
+from pvae.errors import DataError
+
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+GLYPH_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # class i draws GLYPH_CHARS[i]
+FONT_SUFFIXES = (".ttf", ".otf")
 
 
 def matplotlib_font_files() -> list[Path]:
@@ -25,6 +34,33 @@ def matplotlib_font_files() -> list[Path]:
     return sorted(folder.glob("*.ttf"))
 
 
+def font_files(path: str | os.PathLike) -> list[Path]:
+    """``[path]`` for a font file, or the ``.ttf``/``.otf`` files under a folder (recursively,
+    sorted); a missing path or a folder without fonts raises ``DataError``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in FONT_SUFFIXES and p.is_file())
+        if not files:
+            raise DataError(f"{path}: no .ttf or .otf font in this folder")
+        return files
+    if not path.is_file():
+        raise DataError(f"{path}: no such font file or folder")
+    return [path]
+
+
+def open_font(font_file: str | os.PathLike):
+    """matplotlib's FreeType face (``FT2Font``) of a font file; anything else raises ``DataError``."""
+    from matplotlib.ft2font import FT2Font
+
+    path = Path(font_file)
+    if not path.is_file():
+        raise DataError(f"{path}: no such font file")
+    try:
+        return FT2Font(str(path))
+    except (RuntimeError, OSError, ValueError):
+        raise DataError(f"{path}: not a TrueType/OpenType font") from None
+
+
 def has_real_digits(font_file: str | os.PathLike) -> bool:
     """True when the font maps '0'-'9' to ten distinct glyphs that are named as digits.
 
@@ -32,9 +68,7 @@ def has_real_digits(font_file: str | os.PathLike) -> bool:
     (LastResort) map every code point to one placeholder; glyph names tell both apart from real
     digits ('zero', 'zerooldstyle', 'uni0030').
     """
-    from matplotlib.ft2font import FT2Font
-
-    font = FT2Font(str(font_file))
+    font = open_font(font_file)
     cmap = font.get_charmap()
     glyphs = [cmap.get(ord(str(d))) for d in range(10)]
     if any(g is None or g == 0 for g in glyphs) or len(set(glyphs)) != 10:
@@ -44,6 +78,19 @@ def has_real_digits(font_file: str | os.PathLike) -> bool:
         if not (name.startswith(DIGIT_NAMES[digit]) or name == f"uni{0x30 + digit:04x}"):
             return False
     return True
+
+
+def missing_glyphs(font_file: str | os.PathLike, chars: str = GLYPH_CHARS) -> str:
+    """The characters of ``chars`` without a glyph of their own: unmapped, mapped to .notdef, or
+    sharing a glyph with another of ``chars`` (a fallback font's placeholder)."""
+    cmap = open_font(font_file).get_charmap()
+    glyphs = [cmap.get(ord(c)) or 0 for c in chars]
+    return "".join(c for c, g in zip(chars, glyphs) if not g or glyphs.count(g) > 1)
+
+
+def has_glyphs(font_file: str | os.PathLike, chars: str) -> bool:
+    """True when every character of ``chars`` maps to a glyph of its own (not .notdef)."""
+    return not missing_glyphs(font_file, chars)
 
 
 def _bezier_steps(control: np.ndarray, tolerance: float) -> int:
@@ -99,18 +146,6 @@ def _close(points: np.ndarray) -> np.ndarray:
     return points
 
 
-GLYPH_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def has_glyphs(font_file: str | os.PathLike, chars: str) -> bool:
-    """True when every character of ``chars`` maps to a glyph of its own (not .notdef)."""
-    from matplotlib.ft2font import FT2Font
-
-    cmap = FT2Font(str(font_file)).get_charmap()
-    glyphs = [cmap.get(ord(c)) for c in chars]
-    return all(glyphs) and len(set(glyphs)) == len(chars)
-
-
 def glyph_polylines(
     font_file: str | os.PathLike, char: str, size: float = 255.0, epsilon: float = 2.0
 ) -> list[np.ndarray]:
@@ -119,8 +154,6 @@ def glyph_polylines(
 
     Each closed contour becomes one pen-down polyline, the way a person would trace the outline.
     """
-    from pvae.data.strokes import rdp
-
     contours = glyph_contours(font_file, char)
     if not contours:
         return []
@@ -133,3 +166,93 @@ def glyph_polylines(
         xy[:, 1] = size * (high[1] - low[1]) / np.max(high - low) - xy[:, 1]  # flip: y grows downwards
         lines.append(rdp(xy, epsilon))
     return lines
+
+
+def glyph_sketch(font_file: str | os.PathLike, char: str) -> np.ndarray:
+    """One glyph as a stroke-3 sketch ``(n, 3)`` in whole units (longer side 255), one pen-down
+    stroke per contour; ``(0, 3)`` for a glyph without an outline."""
+    lines = glyph_polylines(font_file, char)
+    return np.round(lines_to_stroke3(lines)) if lines else np.zeros((0, 3))
+
+
+def font_sketches(font_file: str | os.PathLike, chars: str = GLYPH_CHARS) -> list[np.ndarray]:
+    """The stroke-3 sketches of ``chars`` in one font, in order (62 for ``GLYPH_CHARS``); a file
+    that is not a font, or a font without some of ``chars``, raises ``DataError``."""
+    missing = missing_glyphs(font_file, chars)
+    if missing:
+        raise DataError(f"{font_file}: no glyph for {_listing(missing)}")
+    return [glyph_sketch(font_file, c) for c in chars]
+
+
+def _listing(chars: str, most: int = 10) -> str:
+    shown = ", ".join(repr(c) for c in chars[:most])
+    return shown + (f" and {len(chars) - most} more" if len(chars) > most else "")
+
+
+@dataclass
+class GlyphSet:
+    """Glyph sketches of several fonts: ``sketches[i]`` (stroke-3, whole units) draws the character
+    ``GLYPH_CHARS[classes[i]]`` of the font ``files[fonts[i]]``."""
+
+    sketches: list[np.ndarray]
+    classes: np.ndarray  # (N,) int64: the character class, an index into GLYPH_CHARS
+    fonts: np.ndarray  # (N,) int64: the font id, an index into files
+    files: list[Path]
+
+
+def usable_fonts(path: str | os.PathLike) -> list[Path]:
+    """The fonts of a font file or folder that have all of ``GLYPH_CHARS``.
+
+    Fonts without some of the characters, and in a folder files that are not fonts, are skipped
+    with one warning that counts them; a given file that is not a font, or no usable font at all,
+    raises ``DataError``.
+    """
+    files = font_files(path)
+    usable, lacking, unreadable = [], {}, []
+    for file in files:
+        try:
+            missing = missing_glyphs(file)
+        except DataError:
+            if len(files) == 1:
+                raise
+            unreadable.append(file)
+            continue
+        if missing:
+            lacking[file] = missing
+        else:
+            usable.append(file)
+    reasons = []
+    if lacking:
+        file, missing = next(iter(lacking.items()))
+        reasons.append(
+            f"{len(lacking)} without some of the 62 characters 0-9 A-Z a-z (e.g. {file.name}: {_listing(missing, 3)})"
+        )
+    if unreadable:
+        reasons.append(f"{len(unreadable)} not TrueType/OpenType fonts (e.g. {unreadable[0].name})")
+    if not usable:
+        raise DataError(f"{path}: no usable font among {len(files)} file(s): {'; '.join(reasons)}")
+    if reasons:
+        warnings.warn(
+            f"{path}: skipped {len(files) - len(usable)} of {len(files)} fonts: {'; '.join(reasons)}", stacklevel=2
+        )
+    return usable
+
+
+def read_glyphs(path: str | os.PathLike | None = None) -> GlyphSet:
+    """The glyph sketches of ``GLYPH_CHARS`` in every usable font of a font file or folder
+    (``usable_fonts``); by default in matplotlib's fonts that have real digits and all 62
+    characters (the symbol and fallback fonts are left out silently). Glyphs without an outline
+    are left out."""
+    if path is None:
+        files = [f for f in matplotlib_font_files() if has_real_digits(f) and has_glyphs(f, GLYPH_CHARS)]
+    else:
+        files = usable_fonts(path)
+    sketches, classes, fonts = [], [], []
+    for font_id, file in enumerate(files):
+        for i, char in enumerate(GLYPH_CHARS):
+            sketch = glyph_sketch(file, char)
+            if len(sketch):
+                sketches.append(sketch)
+                classes.append(i)
+                fonts.append(font_id)
+    return GlyphSet(sketches, np.array(classes, dtype=np.int64), np.array(fonts, dtype=np.int64), files)

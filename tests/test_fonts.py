@@ -1,0 +1,85 @@
+"""Glyph data from font files: outlines, stroke-3 sketches, the ``glyphs[:PATH]`` spec and bad input."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from pvae.data import absolute_spec, load_dataset
+from pvae.data.fonts import GLYPH_CHARS, font_sketches, glyph_contours, matplotlib_font_files, read_glyphs
+from pvae.errors import DataError
+
+
+def _font(name: str):
+    return next(f for f in matplotlib_font_files() if f.name == name)
+
+
+def test_a_font_gives_62_closed_finite_glyphs():
+    font = _font("DejaVuSans.ttf")
+    assert len(GLYPH_CHARS) == 62
+    for char in GLYPH_CHARS:
+        contours = glyph_contours(font, char)
+        assert contours, char
+        for contour in contours:
+            assert contour.ndim == 2 and contour.shape[1] == 2 and len(contour) >= 3
+            assert np.isfinite(contour).all()
+            assert np.array_equal(contour[0], contour[-1]), char  # closed
+    sketches = font_sketches(font)
+    assert len(sketches) == 62
+    for char, sketch in zip(GLYPH_CHARS, sketches):
+        assert np.isfinite(sketch).all() and sketch[-1, 2] == 1
+        assert int(sketch[:, 2].sum()) == len(glyph_contours(font, char))  # one stroke per contour
+        extent = np.ptp(np.cumsum(sketch[:, :2], 0), axis=0)
+        assert extent.max() == pytest.approx(255, abs=6)  # normalised per glyph: longer side 255 (less RDP)
+    glyphs = read_glyphs(font)
+    assert glyphs.classes.tolist() == list(range(62)) and set(glyphs.fonts.tolist()) == {0}
+
+
+def test_glyphs_spec_reads_a_font_file_or_folder(tmp_path):
+    data = load_dataset(f"glyphs:{_font('DejaVuSans.ttf')}")
+    assert sum(len(s) for s in data.splits.values()) == 62
+    labels = np.concatenate([s.labels.numpy() for s in data.splits.values()])
+    assert sorted(labels.tolist()) == list(range(62))
+
+    for name in ("DejaVuSans.ttf", "DejaVuSansMono.ttf", "LastResortHE-Regular.ttf"):
+        shutil.copy(_font(name), tmp_path / name)
+    (tmp_path / "broken.otf").write_bytes(b"\x00\x01garbage" * 20)
+    (tmp_path / "notes.txt").write_text("not a font, and not named like one")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        glyphs = read_glyphs(tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "skipped 2 of 4 fonts" in messages[0], messages
+    assert "LastResortHE-Regular.ttf" in messages[0] and "broken.otf" in messages[0]
+    assert [f.name for f in glyphs.files] == ["DejaVuSans.ttf", "DejaVuSansMono.ttf"]
+    assert len(glyphs.sketches) == 124 and np.bincount(glyphs.fonts).tolist() == [62, 62]
+
+    assert absolute_spec("glyphs") == "glyphs"
+    assert absolute_spec(f"glyphs:{tmp_path.name}").startswith("glyphs:/")
+
+
+def test_bad_fonts_are_one_line_data_errors(tmp_path):
+    garbage = tmp_path / "garbage.ttf"
+    garbage.write_bytes(b"this is no font" * 50)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    lacking = tmp_path / "lacking"
+    lacking.mkdir()
+    shutil.copy(_font("LastResortHE-Regular.ttf"), lacking)
+    for spec, message in [
+        (f"glyphs:{garbage}", f"{garbage}: not a TrueType/OpenType font"),
+        (f"glyphs:{empty}", "no .ttf or .otf font in this folder"),
+        (f"glyphs:{lacking}", "no usable font among 1 file(s)"),
+        (f"glyphs:{tmp_path / 'missing'}", "no such font file or folder"),
+        ("glyphs:", "give a font file or folder"),
+    ]:
+        with pytest.raises(DataError) as error:
+            load_dataset(spec)
+        assert message in str(error.value) and "\n" not in str(error.value), str(error.value)
+    with pytest.raises(DataError, match="garbage.ttf"):
+        font_sketches(garbage)
+    with pytest.raises(DataError, match="no glyph for '0', '1'"):
+        font_sketches(lacking / "LastResortHE-Regular.ttf")
