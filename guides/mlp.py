@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pvae.nn import Guide, mlp, one_hot
+from guides.trunks import MLPTrunk
+from pvae.nn import Guide
 
 MIN_SCALE = 1e-5  # floor of sigma, so log q stays finite
 
@@ -43,14 +44,11 @@ class MLPGuide(Guide):
         if scale not in ("softplus", "exp"):
             raise ValueError(f"scale must be 'softplus' or 'exp', not {scale!r}")
         self.data_dim, self.latent_dim, self.scale, self.num_classes = data_dim, latent_dim, scale, num_classes
-        self.trunk = mlp([data_dim + num_classes, *hidden], activation, final_activation=True)
-        self.head = nn.Linear(hidden[-1] if hidden else data_dim + num_classes, 2 * latent_dim)
+        self.trunk = MLPTrunk(data_dim, list(hidden), activation, num_classes)
+        self.head = nn.Linear(self.trunk.out_dim, 2 * latent_dim)
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         """q(z | x) (or q(z | x, y)): batch ``(B,)``, event ``(Z,)``."""
-        inputs = x.reshape(x.shape[0], -1)
-        if self.num_classes:
-            inputs = torch.cat([inputs, one_hot(y, self.num_classes, inputs)], -1)
-        loc, raw = self.head(self.trunk(inputs)).chunk(2, dim=-1)
+        loc, raw = self.head(self.trunk(x, y)).chunk(2, dim=-1)
         sigma = F.softplus(raw) if self.scale == "softplus" else torch.exp(raw)
         return dist.Normal(loc, sigma + MIN_SCALE).to_event(1)

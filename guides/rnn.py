@@ -12,9 +12,8 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
-from pvae.distributions.strokes import sketch_lengths
+from guides.trunks import stroke_features
 from pvae.nn import Guide, one_hot
 
 
@@ -37,10 +36,7 @@ class RNNGuide(Guide):
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         """q(z | x) (or q(z | x, y), labels ``(B,)``): batch ``(B,)``, event ``(Z,)``."""
-        lengths = sketch_lengths(x).clamp(min=1).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.rnn(packed)  # h: (2, B, H), the final state of each direction
-        features = torch.cat([h[0], h[1]], -1)
+        features = stroke_features(self.rnn, x)
         if self.num_classes:
             if y is None:
                 raise ValueError("this guide is class-conditional: give the labels y")

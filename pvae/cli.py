@@ -37,7 +37,11 @@ def _train_parser(sub) -> None:
     p.add_argument(
         "--model", help=f"generative model: gaussian, linear, cvae, completion or sketch (default {d.model})"
     )
-    p.add_argument("--guide", help=f"guide q(z|x): mlp, linear or rnn (default {d.guide}; rnn for sketch)")
+    p.add_argument(
+        "--guide",
+        help="guide q(z|x): mlp, linear, rnn, or diag, lowrank, full, iaf on the data's encoder "
+        f"(default {d.guide}; rnn for sketch)",
+    )
     p.add_argument("--objective", choices=OBJECTIVES, help=f"training objective (default {d.objective})")
     p.add_argument("--particles", type=int, metavar="K", help=f"samples per datapoint (default {d.particles})")
     p.add_argument(
@@ -61,6 +65,9 @@ def _train_parser(sub) -> None:
     n.add_argument("--likelihood", choices=("bernoulli", "gaussian"), help=f"pixel likelihood (default {d.likelihood})")
     n.add_argument("--obs-scale", type=float, help="fixed pixel std of a gaussian likelihood (default: learned)")
     n.add_argument("--posterior-scale", choices=("softplus", "exp"), help="how the MLP guide makes sigma")
+    n.add_argument("--rank", type=int, help=f"lowrank guide: columns of the covariance factor (default {d.rank})")
+    n.add_argument("--flows", type=int, help=f"iaf guide: IAF steps (default {d.flows})")
+    n.add_argument("--flow-hidden", type=int, metavar="H", help="iaf guide: MADE hidden units (default 2 Z, >= 16)")
     n.add_argument("--enc-hidden", type=int, help=f"sketch encoder LSTM size (default {d.enc_hidden})")
     n.add_argument("--dec-hidden", type=int, help=f"sketch decoder LSTM size (default {d.dec_hidden})")
     n.add_argument("--mixtures", type=int, metavar="M", help=f"sketch mixture components (default {d.mixtures})")

@@ -5,12 +5,31 @@
 - ``meanfield``: ``TraceMeanField_ELBO``, the same bound with KL(q || p) in closed form.
 - ``iwae``: ``IWAE``, the per-datapoint importance-weighted bound of Burda et al. (2015).
 
+Gradient estimators beyond Pyro: the same loss value as the parent bound, other gradients (every
+guide site must be reparameterised):
+
+- ``elbo-stl``: ``ELBOSTL``, the ELBO with "sticking the landing" (Roeder et al. 2017): log q(z|x)
+  is evaluated with detached guide parameters at the reparameterised z, which drops the score
+  term  -grad_phi log q_phi(z)|_z  (zero in expectation) and keeps the path term. Unbiased.
+- ``iwae-stl``: ``IWAESTL``, the IWAE bound with the same change. For K > 1 the dropped term
+  -sum_k w~_k grad_phi log q(z_k) is *not* zero in expectation, so this estimator is biased
+  (Tucker et al. 2018, sec. 3); it is here for comparison.
+- ``iwae-dreg``: ``IWAEDReG``, the doubly reparameterised IWAE gradient (Tucker et al. 2018):
+  model gradients as IWAE's, guide gradients through z only, weighted by w~_k^2. Unbiased.
+
+How log q is evaluated with detached parameters: ``detach_parameters`` rebuilds Normal,
+MultivariateNormal and LowRankMultivariateNormal (and ``Independent``/expanded wrappers) from
+detached tensors; any other distribution must have a ``detach_parameters()`` method. The flow of
+``guides.flows`` has one: it inverts the flow at z with detached parameters (Z MADE passes per
+step), exactly, derivatives included.
+
 All of them average K = ``num_particles`` samples per datapoint, vectorised in a plate to the left
 of the data plate; the data plate is ``pyro.plate("data", B)`` at dim -1 (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -21,13 +40,13 @@ from pyro import poutine
 from pyro.distributions.util import is_identically_zero, scale_and_mask
 from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.enum import get_importance_trace
-from pyro.infer.util import torch_item
+from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.poutine.messenger import Messenger
-from pyro.poutine.util import site_is_subsample
-from pyro.util import warn_if_nan
+from pyro.poutine.util import prune_subsample_sites, site_is_subsample
+from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 from torch.distributions import kl_divergence
 
-OBJECTIVES = ("elbo", "meanfield", "iwae")
+OBJECTIVES = ("elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg")
 
 
 def _sample_sites(trace):
@@ -88,6 +107,9 @@ class IWAE(ELBO):
     :param max_plate_nesting: plates the model uses (1: the data plate alone).
     """
 
+    name = "iwae"
+    path_derivative = False  # True: guide terms log q with detached parameters (STL)
+
     def __init__(self, num_particles: int = 5, max_plate_nesting: int = 1) -> None:
         super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
         self.vectorize_particles = True  # always, K = 1 included, so log w is always (K, B)
@@ -115,27 +137,45 @@ class IWAE(ELBO):
                     continue
                 if sign < 0 and not site["fn"].has_rsample:
                     raise NotImplementedError(
-                        f"iwae: guide site {name!r} cannot be reparameterised (no rsample); "
+                        f"{self.name}: guide site {name!r} cannot be reparameterised (no rsample); "
                         "the IWAE gradient here needs reparameterised guide sites"
                     )
                 frames = site["cond_indep_stack"]
                 if not any(f.dim == -1 for f in frames):
                     raise ValueError(
-                        f"iwae: sample site {name!r} is outside the data plate (pyro.plate at dim -1); "
+                        f"{self.name}: sample site {name!r} is outside the data plate (pyro.plate at dim -1); "
                         "the per-datapoint bound needs every sample site inside it"
                     )
                 plate_scale = math.prod(f.full_size / f.size for f in frames if f.full_size)
                 if outer is None:
                     outer = plate_scale
                 elif outer != plate_scale:
-                    raise ValueError(f"iwae: site {name!r} is subsampled differently from the other sites")
+                    raise ValueError(f"{self.name}: site {name!r} is subsampled differently from the other sites")
+                log_prob = site["unscaled_log_prob"]
+                if sign < 0 and self.path_derivative:
+                    log_prob = self._path_log_prob(name, site, model_trace.nodes[name]["value"])
                 # Subsampling scales the whole bound (outside the logsumexp); any other scale
                 # (a KL weight from poutine.scale) scales this site's term inside log w.
-                term = scale_and_mask(site["unscaled_log_prob"], site["scale"] / plate_scale, site["mask"])
+                term = scale_and_mask(log_prob, site["scale"] / plate_scale, site["mask"])
                 log_w = log_w + sign * term
         if not isinstance(log_w, torch.Tensor):
-            raise ValueError("iwae: the model and guide have no sample sites")
+            raise ValueError(f"{self.name}: the model and guide have no sample sites")
+        self._reweight(model_trace, guide_trace, log_w, outer)
         return log_w, (1.0 if outer is None else outer)
+
+    def _path_log_prob(self, name: str, site: dict, value: torch.Tensor) -> torch.Tensor:
+        """log q(z) with q's parameters detached, at z = ``value`` (the reparameterised sample):
+        the value of ``site``'s log q, the gradient of the path through z alone."""
+        if not torch.is_grad_enabled():  # a value alone: the same number, without the detached copy
+            return site["unscaled_log_prob"]
+        try:
+            frozen = detach_parameters(site["fn"]).log_prob(value)
+        except NotImplementedError as e:
+            raise NotImplementedError(f"{self.name}: guide site {name!r}: {e}") from None
+        return site["unscaled_log_prob"].detach() + (frozen - frozen.detach())
+
+    def _reweight(self, model_trace, guide_trace, log_w: torch.Tensor, outer) -> None:
+        """A hook for estimators that reweight path gradients once log w is known (DReG)."""
 
     def bound(self, model, guide, *args, **kwargs) -> torch.Tensor:
         """L_K(x_b) per datapoint, shape ``(B,)`` (unscaled)."""
@@ -158,6 +198,145 @@ class IWAE(ELBO):
         value = torch_item(loss)
         warn_if_nan(value, "loss")
         return value
+
+
+def detach_parameters(d: dist.Distribution) -> dist.Distribution:
+    """``d`` with every parameter cut from the graph, so ``log_prob(z)`` has gradients through z
+    alone. Normal, MultivariateNormal and LowRankMultivariateNormal (alone, ``Independent`` or
+    expanded) are rebuilt from detached tensors; any other distribution needs a
+    ``detach_parameters()`` method (``guides.flows.FlowPosterior`` has one)."""
+    own = getattr(d, "detach_parameters", None)
+    if callable(own):
+        return own()
+    if isinstance(d, torch.distributions.Independent):
+        return dist.Independent(detach_parameters(d.base_dist), d.reinterpreted_batch_ndims)
+    if isinstance(d, dist.ExpandedDistribution):
+        return dist.ExpandedDistribution(detach_parameters(d.base_dist), d.batch_shape)
+    if isinstance(d, torch.distributions.Normal):
+        return type(d)(d.loc.detach(), d.scale.detach())
+    if isinstance(d, torch.distributions.MultivariateNormal):
+        return type(d)(d.loc.detach(), scale_tril=d.scale_tril.detach())
+    if isinstance(d, torch.distributions.LowRankMultivariateNormal):
+        return type(d)(d.loc.detach(), d.cov_factor.detach(), d.cov_diag.detach())
+    raise NotImplementedError(
+        f"cannot evaluate a {type(d).__name__} with detached parameters (give it a detach_parameters() method)"
+    )
+
+
+class ELBOSTL(IWAE):
+    r"""The ELBO with the sticking-the-landing gradient (Roeder et al. 2017):
+
+        loss = -\sum_b c_b (1/K) \sum_k [log p(x_b, z_kb) - log q_{\bar\phi}(z_kb | x_b)],
+        z_kb = z(eps_kb, \phi)
+
+    with \bar\phi the guide's parameters detached: the value is the ELBO estimate of ``elbo``, the
+    gradient drops the score term -grad_phi log q_phi(z)|_z, whose expectation is zero, so the
+    estimator stays unbiased and its guide gradient vanishes where q is the exact posterior (log w
+    is then constant in z). Built on the per-datapoint log weights of ``IWAE`` (every sample site
+    in the data plate); a KL weight scales the latent terms inside log w as for the ELBO.
+    """
+
+    name = "elbo-stl"
+    path_derivative = True
+
+    def bound(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The ELBO estimate per datapoint, shape ``(B,)`` (unscaled)."""
+        log_w, _ = self.log_weights(model, guide, *args, **kwargs)
+        return log_w.mean(0)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        log_w, outer = self.log_weights(model, guide, *args, **kwargs)
+        return -(log_w.mean(0) * outer).sum()
+
+
+class IWAESTL(IWAE):
+    r"""The IWAE bound with log q evaluated at detached guide parameters (STL applied to IWAE).
+
+    Same value as ``IWAE``; the guide gradient is \sum_k w~_k d log w_k / dz_k dz_k / d\phi. The
+    dropped score term \sum_k w~_k grad_phi log q(z_k) has expectation zero only for K = 1 (or an
+    exact posterior), so for K > 1 this estimator is biased (Tucker et al. 2018); ``IWAEDReG``
+    is the unbiased version.
+    """
+
+    name = "iwae-stl"
+    path_derivative = True
+
+
+def _site_plate_scale(site) -> float:
+    return math.prod(f.full_size / f.size for f in site["cond_indep_stack"] if f.full_size)
+
+
+def _scale_gradient(holder: dict, grad: torch.Tensor) -> torch.Tensor:
+    return grad * holder["factor"]
+
+
+class IWAEDReG(IWAESTL):
+    r"""The IWAE bound with the doubly reparameterised gradient (Tucker et al. 2018, eq. 7):
+
+        model:  grad_theta L_K = \sum_k w~_k grad_theta log w_k                    (as IWAE)
+        guide:  grad_phi   L_K = \sum_k w~_k^2 d log w_k / dz_k  dz_k / d\phi      (through z only)
+
+    with w~ = softmax_k(log w) and log w_k = log p(x, z_k) - log q_{\bar\phi}(z_k). The model runs on
+    a copy of z whose incoming gradient is multiplied by w~_k (a tensor hook set once log w is
+    known), so one backward pass gives both: the IWAE-STL path gradient times w~_k is DReG's,
+    and the model's parameters, reached directly rather than through z, keep IWAE's gradient.
+
+    With a KL weight beta (``KLControl``) the log weights are log p(x|z) + beta (log p(z) - log q),
+    and the same derivation (the score term beta w~_k grad_phi log q, reparameterised) gives the
+    factor (1 - beta) + beta w~_k in place of w~_k: unbiased for the weighted bound too. The guide
+    must have one latent site (the contract's "z"); the KL floor's penalty reads the guide's own z
+    and keeps its ordinary gradient.
+    """
+
+    name = "iwae-dreg"
+
+    def _get_trace(self, model, guide, args, kwargs):
+        particles = pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+        guide_trace = poutine.trace(particles(guide), graph_type="flat").get_trace(*args, **kwargs)
+        latent = [
+            name
+            for name, site in guide_trace.nodes.items()
+            if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
+        ]
+        if len(latent) > 1:
+            raise NotImplementedError(f"{self.name}: one latent site per datapoint, not {', '.join(latent)}")
+        replay, holders = guide_trace.copy(), {}
+        for name in latent:
+            site = guide_trace.nodes[name]
+            if site["value"].requires_grad:
+                holder = {"beta": site["scale"] / _site_plate_scale(site)}
+                view = site["value"].clone()
+                view.register_hook(functools.partial(_scale_gradient, holder))
+                replay.nodes[name] = {**site, "value": view}
+                holders[name] = holder
+        model_trace = poutine.trace(poutine.replay(particles(model), trace=replay), graph_type="flat").get_trace(
+            *args, **kwargs
+        )
+        # What get_importance_trace does, with the model on the hooked copy of z.
+        if is_validation_enabled():
+            check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
+        guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+        model_trace.compute_log_prob()
+        guide_trace.compute_score_parts()
+        if is_validation_enabled():
+            for trace in (model_trace, guide_trace):
+                for site in trace.nodes.values():
+                    if site["type"] == "sample":
+                        check_site_shape(site, self.max_plate_nesting)
+        for name, holder in holders.items():
+            model_trace.nodes[name]["dreg_holder"] = holder
+        return model_trace, guide_trace
+
+    def _reweight(self, model_trace, guide_trace, log_w: torch.Tensor, outer) -> None:
+        normalised = None
+        for site in model_trace.nodes.values():
+            holder = site.get("dreg_holder")
+            if holder is None:
+                continue
+            if normalised is None:
+                normalised = torch.softmax(log_w.detach(), dim=0)  # w~ (K, B)
+            factor = (1 - holder["beta"]) + holder["beta"] * normalised
+            holder["factor"] = factor.reshape(factor.shape + (1,) * (site["value"].dim() - factor.dim()))
 
 
 @dataclass
@@ -261,6 +440,9 @@ class KLControlled(ELBO):
         return value
 
 
+ESTIMATORS: dict[str, type[IWAE]] = {"iwae": IWAE, "elbo-stl": ELBOSTL, "iwae-stl": IWAESTL, "iwae-dreg": IWAEDReG}
+
+
 def make_objective(name: str, num_particles: int = 1, max_plate_nesting: int = 1, kl: KLControl | None = None) -> ELBO:
     """The objective called ``name`` (one of ``OBJECTIVES``) with K = ``num_particles``, wrapped in
     ``KLControlled`` when a ``KLControl`` is given."""
@@ -268,8 +450,8 @@ def make_objective(name: str, num_particles: int = 1, max_plate_nesting: int = 1
         return KLControlled(make_objective(name, num_particles, max_plate_nesting), kl, analytic=name == "meanfield")
     if not isinstance(num_particles, int) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive integer, not {num_particles!r}")
-    if name == "iwae":
-        return IWAE(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+    if name in ESTIMATORS:
+        return ESTIMATORS[name](num_particles=num_particles, max_plate_nesting=max_plate_nesting)
     kinds = {"elbo": TraceELBO, "meanfield": TraceMeanField_ELBO}
     if name not in kinds:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")

@@ -84,6 +84,9 @@ class TrainConfig:
     recurrent_dropout: float = 0.0
     unconditional: bool = False
     mask_pen: bool = False
+    rank: int = 2  # lowrank guide: columns of the covariance factor
+    flows: int = 2  # iaf guide: IAF steps
+    flow_hidden: int | None = None  # iaf guide: hidden units of each MADE (None: 2 Z, at least 16)
     # conditioning (ARCHITECTURE.md: the condition y is an argument of model and guide)
     conditional: bool = False  # class labels as y: p(x | z, y), q(z | x, y)
     learned_prior: bool = False  # p(z | y) with a mean and std per class instead of N(0, I)
@@ -131,7 +134,11 @@ class TrainConfig:
             "--dec-hidden": self.dec_hidden,
             "--mixtures": self.mixtures,
             "--max-seq-len": self.max_seq_len,
+            "--rank": self.rank,
+            "--flows": self.flows,
         }
+        if self.flow_hidden is not None:
+            positive["--flow-hidden"] = self.flow_hidden
         if self.steps is not None:
             positive["--steps"] = self.steps
         if self.train_limit is not None:
@@ -172,6 +179,25 @@ class TrainConfig:
             raise UserError(f"--kl-floor-mode {self.kl_floor_mode}: choose total or per-dim")
         if self.kl_weight_units not in ("nats", "sketch-rnn"):
             raise UserError(f"--kl-weight-units {self.kl_weight_units}: choose nats or sketch-rnn")
+        self._check_guide()
+
+    def _check_guide(self) -> None:
+        """What the guide must support for the objective and KL controls (``guides.amortised``:
+        ``analytic_kl``, ``factorised``); unknown guide names are reported when the guide is built."""
+        guide = runs.registry("guide").get(self.guide)
+        if guide is None:
+            return
+        if self.objective == "meanfield" and not getattr(guide, "analytic_kl", True):
+            others = ", ".join(o for o in OBJECTIVES if o != "meanfield")
+            raise UserError(
+                f"--objective meanfield needs KL(q || p) in closed form, and --guide {self.guide} has none; "
+                f"choose another --objective ({others})"
+            )
+        if self.kl_floor > 0 and self.kl_floor_mode == "per-dim" and not getattr(guide, "factorised", True):
+            raise UserError(
+                f"--kl-floor-mode per-dim (free bits) needs a factorised guide, and --guide {self.guide} is not; "
+                "use --kl-floor-mode total"
+            )
 
 
 def iwae_lr_factor(epoch: int, step: int = 0, config: TrainConfig | None = None) -> float:
@@ -275,7 +301,7 @@ class Trainer:
                 k: getattr(config, k)
                 for k in ("latent_dim", "activation", "likelihood", "obs_scale", "enc_hidden", "dec_hidden")
                 + ("mixtures", "layer_norm", "recurrent_dropout", "unconditional", "mask_pen", "learned_prior")
-                + ("visible_quadrants", "baseline_epochs")
+                + ("visible_quadrants", "baseline_epochs", "rank", "flows", "flow_hidden")
             },
             "hidden": list(config.hidden),
             "scale": config.posterior_scale,

@@ -14,7 +14,12 @@ Then reports, for each: test NLL = -L_5000 (``pvae.bounds``), the test ELBO, and
 epochs (REFERENCES.md). Each model is a run folder under --out; an interrupted comparison resumes
 where it stopped when run again with the same flags.
 
+--objectives and --guides compare other estimators and guides at the same budget, every objective
+with every guide, in one table: NAME or NAME:K (K defaults to --particles), e.g. IWAE against
+IWAE-DReG with a diagonal and an IAF guide (the guides share the paper's encoder; see ``guides``):
+
     python scripts/compare_bounds.py --epochs 20 --particles 5 --test-limit 1000
+    python scripts/compare_bounds.py --epochs 20 --objectives iwae iwae-dreg --guides mlp iaf
 """
 
 from __future__ import annotations
@@ -31,16 +36,33 @@ from pvae import runs
 from pvae.bounds import estimate_bounds
 from pvae.inspect import ACTIVE_THRESHOLD, posterior_means
 from pvae.memory import keep_freed_memory
+from pvae.objectives import OBJECTIVES
 from pvae.train import TrainConfig, Trainer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist" / "binarized_mnist.npz"
 PAPER_NLL = {("VAE", 1): 86.76, ("VAE", 5): 86.47, ("VAE", 50): 86.35, ("IWAE", 5): 85.54, ("IWAE", 50): 84.78}
+LABELS = {"elbo": "VAE", "iwae": "IWAE", "meanfield": "VAE-meanfield", "elbo-stl": "VAE-STL"}
+DEFAULT_OBJECTIVES = ["elbo:1", "elbo", "iwae"]  # VAE k=1, VAE k=K, IWAE k=K: the paper's comparison
+DEFAULT_GUIDE = "mlp"  # the paper's diagonal Gaussian q
 
 
-def paper_config(objective: str, particles: int, args: argparse.Namespace) -> TrainConfig:
+def label(objective: str) -> str:
+    """The row name: VAE and IWAE as in the paper, else the estimator's name (IWAE-DReG, ...)."""
+    return LABELS.get(objective, objective.upper().replace("DREG", "DReG"))
+
+
+def parse_objective(spec: str, default_k: int) -> tuple[str, int]:
+    """``NAME`` or ``NAME:K`` -> (name, K)."""
+    name, _, k = spec.partition(":")
+    if name not in OBJECTIVES or (k and not (k.isdigit() and int(k) >= 1)):
+        raise argparse.ArgumentTypeError(f"{spec}: give NAME or NAME:K with NAME one of {', '.join(OBJECTIVES)}")
+    return name, int(k) if k else default_k
+
+
+def paper_config(objective: str, particles: int, args: argparse.Namespace, guide: str = DEFAULT_GUIDE) -> TrainConfig:
     return TrainConfig(
         model="gaussian",
-        guide="mlp",
+        guide=guide,
         objective=objective,
         particles=particles,
         data=f"binarized-mnist:{args.data}",
@@ -95,22 +117,37 @@ def main(argv=None) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="binarized_mnist.npz")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/compare_bounds"))
+    p.add_argument(
+        "--objectives",
+        nargs="+",
+        default=DEFAULT_OBJECTIVES,
+        metavar="NAME[:K]",
+        help=f"training objectives, K defaulting to --particles (default {' '.join(DEFAULT_OBJECTIVES)})",
+    )
+    p.add_argument(
+        "--guides", nargs="+", default=[DEFAULT_GUIDE], metavar="NAME", help="guides, e.g. mlp iaf (default mlp)"
+    )
     args = p.parse_args(argv)
+    try:
+        objectives = [parse_objective(spec, args.particles) for spec in args.objectives]
+    except argparse.ArgumentTypeError as e:
+        p.error(f"--objectives {e}")
     keep_freed_memory()
     command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
     print(f"command: {command}", flush=True)
-    k = args.particles
-    plan = [("VAE", 1, "elbo", 1), ("VAE", k, "elbo", k), ("IWAE", k, "iwae", k)]
+    plan = [(guide, objective, k) for guide in args.guides for objective, k in objectives]
     results = []
     started = time.perf_counter()
-    for name, train_k, objective, particles in plan:
-        out = args.out / f"{name.lower()}-k{train_k}"
-        print(f"== {name} (k={train_k}): {out}", flush=True)
-        seconds = train_or_resume(paper_config(objective, particles, args), out)
-        row = {"model": name, "k": train_k, "train_seconds": round(seconds, 1)}
+    for guide, objective, k in plan:
+        name = label(objective)
+        out = args.out / (f"{name.lower()}-k{k}" + ("" if guide == DEFAULT_GUIDE else f"-{guide}"))
+        print(f"== {name} (k={k}){'' if guide == DEFAULT_GUIDE else f', {guide} guide'}: {out}", flush=True)
+        seconds = train_or_resume(paper_config(objective, k, args, guide), out)
+        row = {"model": name, "k": k, "objective": objective, "guide": guide, "train_seconds": round(seconds, 1)}
         row.update(evaluate(out, args.test_limit, args.seed))
         results.append(row)
     wall = time.perf_counter() - started
+    show_guide = args.guides != [DEFAULT_GUIDE]
 
     lines = [
         f"Command: `{command}` ({wall / 60:.1f} min wall time on {torch.get_num_threads()} CPU threads)",
@@ -119,9 +156,10 @@ def main(argv=None) -> None:
         "|---|---|---|---|---|",
     ]
     for r in results:
-        paper = PAPER_NLL.get((r["model"], r["k"]))
+        paper = PAPER_NLL.get((r["model"], r["k"])) if r["guide"] == DEFAULT_GUIDE else None
+        guide = f", {r['guide']} guide" if show_guide else ""
         lines.append(
-            f"| {r['model']} (k={r['k']}) | {r['nll']:.2f} ± {r['nll_stderr']:.2f} | "
+            f"| {r['model']} (k={r['k']}){guide} | {r['nll']:.2f} ± {r['nll_stderr']:.2f} | "
             f"{'—' if paper is None else f'{paper:.2f}'} | {r['elbo']:.2f} ± {r['elbo_stderr']:.2f} | "
             f"{r['active_units']} |"
         )

@@ -1,0 +1,180 @@
+"""Amortised guides as a trunk and a head: the same encoder with any of four posteriors.
+
+    h = trunk(x, y)    (``guides.trunks``: an MLP for images, sketch-rnn's BiLSTM for strokes)
+    q(z | x) = head(h)  (``guides.heads``: diagonal, low-rank or full Gaussian, or an IAF)
+
+The trunk follows the data: give ``data_dim`` for images (the trainer passes it for image data)
+or ``max_len`` for stroke sketches (passed for stroke data; the LSTM does not need it otherwise),
+or name it with ``trunk``. Arguments the chosen trunk does not use are ignored (``hidden`` and
+``activation`` are the MLP's, ``enc_hidden`` the LSTM's), so one set of flags serves both. A
+condition y is read only as class labels (``num_classes`` > 0, as ``MLPGuide``/``RNNGuide`` do);
+otherwise (an unconditional guide, or the completion model's visible image) it is ignored.
+
+Class attributes tell the trainer what a guide supports: ``analytic_kl`` (KL(q || p) in closed
+form against a diagonal Normal prior: needed by ``--objective meanfield``) and ``factorised``
+(q is a product over dimensions: needed by free bits, ``--kl-floor-mode per-dim``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from guides.heads import DiagonalHead, FullHead, IAFHead, LowRankHead
+from guides.trunks import MLPTrunk, RNNTrunk
+from pvae.nn import Guide
+
+TRUNKS = ("mlp", "rnn")
+
+
+class AmortisedGuide(Guide):
+    """q(z | x) = head(trunk(x, y)); subclasses choose the head. Parameters: ``trunk.*``, ``head.*``."""
+
+    analytic_kl = True
+    factorised = False
+
+    def __init__(
+        self,
+        make_head: Callable[[int], nn.Module],
+        latent_dim: int,
+        data_dim: int | None,
+        max_len: int | None,
+        trunk: str | None,
+        hidden: Sequence[int],
+        activation: str,
+        enc_hidden: int,
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        if trunk is None:
+            if (data_dim is None) == (max_len is None):
+                raise ValueError("give data_dim (images: an MLP trunk) or max_len (strokes: an LSTM trunk), not both")
+            trunk = "mlp" if data_dim is not None else "rnn"
+        if trunk not in TRUNKS:
+            raise ValueError(f"trunk must be 'mlp' or 'rnn', not {trunk!r}")
+        if trunk == "mlp" and data_dim is None:
+            raise ValueError("an MLP trunk needs data_dim")
+        self.latent_dim, self.num_classes, self.kind = latent_dim, num_classes, trunk
+        if trunk == "mlp":
+            self.trunk: nn.Module = MLPTrunk(data_dim, list(hidden), activation, num_classes)
+        else:
+            self.trunk = RNNTrunk(enc_hidden, num_classes)
+        self.head = make_head(self.trunk.out_dim)
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
+        """q(z | x) (or q(z | x, y) for class labels y): batch ``(B,)``, event ``(Z,)``."""
+        return self.head(self.trunk(x, y))
+
+
+class DiagGuide(AmortisedGuide):
+    """Diagonal Normal q(z | x) (on images the same network, parameter names and initialisation
+    as ``MLPGuide``).
+
+    :param latent_dim: Z.
+    :param data_dim: D of flattened images (chooses the MLP trunk).
+    :param max_len: rows of padded stroke sketches (chooses the LSTM trunk).
+    :param trunk: ``"mlp"`` or ``"rnn"``, to choose explicitly.
+    :param hidden: MLP hidden sizes, from x inwards.
+    :param activation: MLP hidden activation (``pvae.nn.ACTIVATIONS``).
+    :param enc_hidden: LSTM size of each direction.
+    :param scale: ``"softplus"`` or ``"exp"``: how the head makes sigma.
+    :param num_classes: C > 0 reads class labels y as onehot(y).
+    """
+
+    factorised = True
+
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        data_dim: int | None = None,
+        max_len: int | None = None,
+        trunk: str | None = None,
+        hidden: Sequence[int] = (400,),
+        activation: str = "relu",
+        enc_hidden: int = 256,
+        scale: str = "softplus",
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__(
+            lambda h: DiagonalHead(h, latent_dim, scale),
+            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
+        )  # fmt: skip
+
+
+class LowRankGuide(AmortisedGuide):
+    """q(z | x) = N(mu, F F^T + diag(sigma^2)), F ``(Z, rank)``; other arguments as ``DiagGuide``.
+
+    :param rank: columns of F.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        data_dim: int | None = None,
+        max_len: int | None = None,
+        trunk: str | None = None,
+        hidden: Sequence[int] = (400,),
+        activation: str = "relu",
+        enc_hidden: int = 256,
+        scale: str = "softplus",
+        num_classes: int = 0,
+        rank: int = 2,
+    ) -> None:
+        super().__init__(
+            lambda h: LowRankHead(h, latent_dim, scale, rank),
+            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
+        )  # fmt: skip
+
+
+class FullGuide(AmortisedGuide):
+    """q(z | x) = N(mu, L L^T) with a full lower-triangular L per datapoint; arguments as ``DiagGuide``."""
+
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        data_dim: int | None = None,
+        max_len: int | None = None,
+        trunk: str | None = None,
+        hidden: Sequence[int] = (400,),
+        activation: str = "relu",
+        enc_hidden: int = 256,
+        scale: str = "softplus",
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__(
+            lambda h: FullHead(h, latent_dim, scale),
+            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
+        )  # fmt: skip
+
+
+class IAFGuide(AmortisedGuide):
+    """Amortised IAF q(z | x) (Kingma et al. 2016): a diagonal Normal and ``flows`` IAF steps, all
+    reading the trunk's context h; other arguments as ``DiagGuide``. No closed-form KL.
+
+    :param flows: IAF steps.
+    :param flow_hidden: hidden units of each step's MADE (default 2 Z, at least 16).
+    """
+
+    analytic_kl = False
+
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        data_dim: int | None = None,
+        max_len: int | None = None,
+        trunk: str | None = None,
+        hidden: Sequence[int] = (400,),
+        activation: str = "relu",
+        enc_hidden: int = 256,
+        scale: str = "softplus",
+        num_classes: int = 0,
+        flows: int = 2,
+        flow_hidden: int | None = None,
+    ) -> None:
+        super().__init__(
+            lambda h: IAFHead(h, latent_dim, scale, flows, flow_hidden),
+            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
+        )  # fmt: skip

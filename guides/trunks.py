@@ -1,0 +1,76 @@
+"""Encoder trunks shared by every guide: x (and the condition y) -> a context vector h ``(B, H)``.
+
+A guide is a trunk followed by a head (``guides.heads``) that turns h into q(z | x):
+
+- ``MLPTrunk`` (images): an MLP over the flattened datapoint, with onehot(y) appended to the input
+  for class labels y (``num_classes`` > 0).
+- ``RNNTrunk`` (strokes): sketch-rnn's bidirectional LSTM, h = [h_forward(last point);
+  h_backward(first point)] (packed, so padding rows are never read), with onehot(y) appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from pvae.distributions.strokes import sketch_lengths
+from pvae.nn import mlp, one_hot
+
+
+class MLPTrunk(nn.Sequential):
+    """h = MLP([x, onehot(y)]) ``(B, out_dim)``; with no hidden layers, h is the input itself.
+
+    A ``Sequential`` of the layers of ``pvae.nn.mlp``, so its parameters are named ``0.weight``,
+    ``0.bias``, ... as in the image guides' checkpoints.
+    """
+
+    def __init__(
+        self,
+        data_dim: int,
+        hidden: Sequence[int],
+        activation: str,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__(*mlp([data_dim + num_classes, *hidden], activation, final_activation=True))
+        if num_classes < 0:
+            raise ValueError(f"num_classes must not be negative, not {num_classes}")
+        self.num_classes = num_classes
+        self.out_dim = hidden[-1] if hidden else data_dim + num_classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = x.reshape(x.shape[0], -1)
+        if self.num_classes:
+            inputs = torch.cat([inputs, one_hot(y, self.num_classes, inputs)], -1)
+        return super().forward(inputs)
+
+
+def stroke_features(rnn: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+    """[h_forward(last point); h_backward(first point)] of padded stroke-5 sketches ``(B, T, 5)``
+    through a bidirectional LSTM: ``(B, 2 H)``."""
+    lengths = sketch_lengths(x).clamp(min=1).cpu()
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    _, (h, _) = rnn(packed)  # h: (2, B, H), the final state of each direction
+    return torch.cat([h[0], h[1]], -1)
+
+
+class RNNTrunk(nn.Module):
+    """h = [BiLSTM(x), onehot(y)] ``(B, 2 enc_hidden + num_classes)`` for stroke-5 sketches."""
+
+    def __init__(self, enc_hidden: int = 256, num_classes: int = 0) -> None:
+        super().__init__()
+        if num_classes < 0:
+            raise ValueError(f"num_classes must not be negative, not {num_classes}")
+        self.num_classes = num_classes
+        self.rnn = nn.LSTM(5, enc_hidden, batch_first=True, bidirectional=True)
+        self.out_dim = 2 * enc_hidden + num_classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        features = stroke_features(self.rnn, x)
+        if self.num_classes:
+            if y is None:
+                raise ValueError("this guide is class-conditional: give the labels y")
+            features = torch.cat([features, one_hot(y, self.num_classes, features)], -1)
+        return features
