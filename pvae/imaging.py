@@ -65,15 +65,17 @@ def sample_run(run: str | os.PathLike, n: int = 100, label: str | int | None = N
 
 
 def complete_run(run: str | os.PathLike, n: int = 8, samples: int = 5, seed: int = 0) -> list[Path]:
-    """Completions of the first ``n`` test images: per row the input (hidden part grey), the
-    baseline's prediction, ``samples`` CVAE completions (z ~ p(z | visible)) and the original."""
+    """Completions of ``n`` test images spread evenly over the split (test sets are often sorted by
+    class): per row the input (hidden part grey), the baseline's prediction, ``samples`` CVAE
+    completions (z ~ p(z | visible)) and the original."""
     config, model, _ = _load_images(run)
     if not hasattr(model, "complete"):
         raise UserError(f"{run}: not an image-completion run (train with --model completion)")
     shape, out = tuple(config["data"]["shape"]), Path(run) / runs.SAMPLES
     out.mkdir(exist_ok=True)
     torch.manual_seed(seed)
-    x = runs.load_split(config, "test").head(n).tensor()
+    test = runs.load_split(config, "test").tensor()
+    x = test[torch.linspace(0, len(test) - 1, min(n, len(test))).long()]
     y = model.condition(x, None)
     shown = torch.where(model.hidden, torch.full_like(x, HIDDEN_GREY), x)
     baseline = torch.where(model.hidden, model.baseline_prediction(y), x)
