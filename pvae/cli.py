@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -297,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _generation_parsers(sub)
     args = parser.parse_args(argv)
     keep_freed_memory()
+    # Data warnings (dropped sketches, skipped fonts) are for users: one line each, no source line.
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"pvae {args.command}: warning: {message}\n"
     # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: save, then stop.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
