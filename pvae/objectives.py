@@ -88,7 +88,23 @@ class TraceELBO(Trace_ELBO):
         return value
 
 
-class IWAE(ELBO):
+class _LossFromDifferentiable(ELBO):
+    """An ELBO whose ``differentiable_loss`` is the one definition: ``loss`` and ``loss_and_grads``
+    (what ``pyro.infer.SVI`` calls) follow from it."""
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward(retain_graph=self.retain_graph)
+        value = torch_item(loss)
+        warn_if_nan(value, "loss")
+        return value
+
+
+class IWAE(_LossFromDifferentiable):
     r"""The importance-weighted bound, one logsumexp per datapoint (Burda et al. 2015, eq. 8):
 
         L_K(x_b) = log (1/K) \sum_k w_kb,   w_kb = p(x_b, z_kb) / q(z_kb | x_b),   z_kb ~ q(z | x_b)
@@ -187,17 +203,6 @@ class IWAE(ELBO):
         log_w, outer = self.log_weights(model, guide, *args, **kwargs)
         bound = torch.logsumexp(log_w, dim=0) - math.log(self.num_particles)
         return -(bound * outer).sum()
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward(retain_graph=self.retain_graph)
-        value = torch_item(loss)
-        warn_if_nan(value, "loss")
-        return value
 
 
 def detach_parameters(d: dist.Distribution) -> dist.Distribution:
@@ -367,7 +372,7 @@ class _ScaleLatents(Messenger):
             msg["scale"] = msg["scale"] * self.control.weight
 
 
-class KLControlled(ELBO):
+class KLControlled(_LossFromDifferentiable):
     r"""An objective with a KL weight and a KL floor (``KLControl``).
 
     With the latent sites' terms scaled by w, each objective keeps its own meaning (the ELBO becomes
@@ -427,17 +432,6 @@ class KLControlled(ELBO):
             return kl.shape[0] * torch.relu(self.control.floor - kl.mean(0)).sum()
         kl = sum(kls)
         return torch.relu(kl.shape[0] * dims * self.control.floor - kl.sum())
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward(retain_graph=self.retain_graph)
-        value = torch_item(loss)
-        warn_if_nan(value, "loss")
-        return value
 
 
 ESTIMATORS: dict[str, type[IWAE]] = {"iwae": IWAE, "elbo-stl": ELBOSTL, "iwae-stl": IWAESTL, "iwae-dreg": IWAEDReG}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyro
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -31,3 +33,35 @@ def _fresh_pyro():
     pyro.set_rng_seed(0)
     yield
     pyro.clear_param_store()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: tiny models (LSTMs above all) run several times faster so
+    than with two threads on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _shapes(n: int, seed: int = 0) -> list[np.ndarray]:
+    from pvae.data.strokes import lines_to_stroke3
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        corners = (
+            np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]])
+            if i % 2
+            else np.array([[0, 0], [1, 0], [0.5, 1], [0, 0]])
+        )
+        out.append(lines_to_stroke3([np.round(corners * rng.uniform(20, 60) + rng.uniform(0, 50, 2))]))
+    return out
+
+
+@pytest.fixture(scope="session")
+def stroke_shapes():
+    """``stroke_shapes(n, seed=0)``: n squares and triangles of random size and position, drawn as
+    closed polylines, as stroke-3 sketches."""
+    return _shapes

@@ -18,7 +18,7 @@ from guides import GUIDES, DiagGuide, FullGuide, IAFGuide, MLPGuide, RNNGuide
 from guides.heads import FullCovarianceNormal, LowRankNormal
 from pvae import runs
 from pvae.cli import main
-from pvae.data.strokes import lines_to_stroke3, prepare
+from pvae.data.strokes import prepare
 from pvae.errors import UserError
 from pvae.objectives import detach_parameters
 from pvae.train import TrainConfig, Trainer
@@ -26,39 +26,20 @@ from pvae.train import TrainConfig, Trainer
 NEW_GUIDES = ["diag", "lowrank", "full", "iaf"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _shapes(n: int, seed: int = 0) -> list[np.ndarray]:
-    """Squares and triangles of random size and position as stroke-3 sketches."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        corners = (
-            np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]])
-            if i % 2
-            else np.array([[0, 0], [1, 0], [0.5, 1], [0, 0]])
-        )
-        out.append(lines_to_stroke3([np.round(corners * rng.uniform(20, 60) + rng.uniform(0, 50, 2))]))
-    return out
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def sketches():
-    data = prepare({"train": _shapes(12), "test": _shapes(4, 1)}, "shapes")
+def sketches(stroke_shapes):
+    data = prepare({"train": stroke_shapes(12), "test": stroke_shapes(4, 1)}, "shapes")
     return data.split("train").tensor()
 
 
 @pytest.fixture(scope="module")
-def ndjson(tmp_path_factory):
+def ndjson(tmp_path_factory, stroke_shapes):
     path = tmp_path_factory.mktemp("strokes") / "shapes.ndjson"
     lines = []
-    for sketch in _shapes(24):
+    for sketch in stroke_shapes(24):
         points = np.cumsum(sketch[:, :2], 0).astype(int)
         lines.append(json.dumps({"word": "shape", "drawing": [[points[:, 0].tolist(), points[:, 1].tolist()]]}))
     path.write_text("\n".join(lines) + "\n")

@@ -32,13 +32,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 CELL = 80  # pvae.render.sketches_svg's default cell size
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny LSTMs run several times faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _font(name: str = "DejaVuSans.ttf"):

@@ -14,30 +14,17 @@ import torch
 from guides.rnn import RNNGuide
 from models.sketch_vae import SketchVAE
 from pvae.cli import main
-from pvae.data.strokes import lines_to_stroke3, prepare
+from pvae.data.strokes import prepare
 from pvae.objectives import IWAE, KLControl, make_objective
 from pvae.svi import SVI, make_optimizer
 from pvae.train import TrainConfig, kl_weight, sketch_lr
 
-
-def _shapes(n: int, seed: int = 0) -> list[np.ndarray]:
-    """Squares and triangles of random size and position, drawn as closed polylines."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        corners = (
-            np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]])
-            if i % 2
-            else np.array([[0, 0], [1, 0], [0.5, 1], [0, 0]])
-        )
-        line = corners * rng.uniform(20, 60) + rng.uniform(0, 50, 2)
-        out.append(lines_to_stroke3([np.round(line)]))
-    return out
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def shapes():
-    data = prepare({"train": _shapes(48), "test": _shapes(8, 1)}, "shapes")
+def shapes(stroke_shapes):
+    data = prepare({"train": stroke_shapes(48), "test": stroke_shapes(8, 1)}, "shapes")
     return data, data.split("train").tensor()
 
 
@@ -107,18 +94,18 @@ def test_schedules():
     assert TrainConfig.for_model(model="sketch", kl_weight=1.0).kl_weight == 1.0  # a flag beats the model's default
 
 
-def _write_ndjson(path, n=40):
+def _write_ndjson(path, sketches: list[np.ndarray]):
     lines = []
-    for i, sketch in enumerate(_shapes(n)):
+    for i, sketch in enumerate(sketches):
         points = np.cumsum(sketch[:, :2], 0).astype(int)
         lines.append(json.dumps({"word": "shape", "drawing": [[points[:, 0].tolist(), points[:, 1].tolist()]]}))
     path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")
-def sketch_run(tmp_path_factory):
+def sketch_run(tmp_path_factory, stroke_shapes):
     folder = tmp_path_factory.mktemp("sketch")
-    _write_ndjson(folder / "shapes.ndjson")
+    _write_ndjson(folder / "shapes.ndjson", stroke_shapes(40))
     run = folder / "run"
     args = [
         "train",
