@@ -18,6 +18,7 @@ form against a diagonal Normal prior: needed by ``--objective meanfield``) and `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyro.distributions as dist
 import torch
@@ -40,13 +41,13 @@ class AmortisedGuide(Guide):
         self,
         make_head: Callable[[int], nn.Module],
         latent_dim: int,
-        data_dim: int | None,
-        max_len: int | None,
-        trunk: str | None,
-        hidden: Sequence[int],
-        activation: str,
-        enc_hidden: int,
-        num_classes: int,
+        data_dim: int | None = None,
+        max_len: int | None = None,
+        trunk: str | None = None,
+        hidden: Sequence[int] = (400,),
+        activation: str = "relu",
+        enc_hidden: int = 256,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if trunk is None:
@@ -86,22 +87,8 @@ class DiagGuide(AmortisedGuide):
 
     factorised = True
 
-    def __init__(
-        self,
-        latent_dim: int = 20,
-        data_dim: int | None = None,
-        max_len: int | None = None,
-        trunk: str | None = None,
-        hidden: Sequence[int] = (400,),
-        activation: str = "relu",
-        enc_hidden: int = 256,
-        scale: str = "softplus",
-        num_classes: int = 0,
-    ) -> None:
-        super().__init__(
-            lambda h: DiagonalHead(h, latent_dim, scale),
-            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
-        )  # fmt: skip
+    def __init__(self, latent_dim: int = 20, scale: str = "softplus", **trunk: Any) -> None:
+        super().__init__(lambda h: DiagonalHead(h, latent_dim, scale), latent_dim, **trunk)
 
 
 class LowRankGuide(AmortisedGuide):
@@ -110,44 +97,15 @@ class LowRankGuide(AmortisedGuide):
     :param rank: columns of F.
     """
 
-    def __init__(
-        self,
-        latent_dim: int = 20,
-        data_dim: int | None = None,
-        max_len: int | None = None,
-        trunk: str | None = None,
-        hidden: Sequence[int] = (400,),
-        activation: str = "relu",
-        enc_hidden: int = 256,
-        scale: str = "softplus",
-        num_classes: int = 0,
-        rank: int = 2,
-    ) -> None:
-        super().__init__(
-            lambda h: LowRankHead(h, latent_dim, scale, rank),
-            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
-        )  # fmt: skip
+    def __init__(self, latent_dim: int = 20, scale: str = "softplus", rank: int = 2, **trunk: Any) -> None:
+        super().__init__(lambda h: LowRankHead(h, latent_dim, scale, rank), latent_dim, **trunk)
 
 
 class FullGuide(AmortisedGuide):
     """q(z | x) = N(mu, L L^T) with a full lower-triangular L per datapoint; arguments as ``DiagGuide``."""
 
-    def __init__(
-        self,
-        latent_dim: int = 20,
-        data_dim: int | None = None,
-        max_len: int | None = None,
-        trunk: str | None = None,
-        hidden: Sequence[int] = (400,),
-        activation: str = "relu",
-        enc_hidden: int = 256,
-        scale: str = "softplus",
-        num_classes: int = 0,
-    ) -> None:
-        super().__init__(
-            lambda h: FullHead(h, latent_dim, scale),
-            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
-        )  # fmt: skip
+    def __init__(self, latent_dim: int = 20, scale: str = "softplus", **trunk: Any) -> None:
+        super().__init__(lambda h: FullHead(h, latent_dim, scale), latent_dim, **trunk)
 
 
 class IAFGuide(AmortisedGuide):
@@ -163,18 +121,9 @@ class IAFGuide(AmortisedGuide):
     def __init__(
         self,
         latent_dim: int = 20,
-        data_dim: int | None = None,
-        max_len: int | None = None,
-        trunk: str | None = None,
-        hidden: Sequence[int] = (400,),
-        activation: str = "relu",
-        enc_hidden: int = 256,
         scale: str = "softplus",
-        num_classes: int = 0,
         flows: int = 2,
         flow_hidden: int | None = None,
+        **trunk: Any,
     ) -> None:
-        super().__init__(
-            lambda h: IAFHead(h, latent_dim, scale, flows, flow_hidden),
-            latent_dim, data_dim, max_len, trunk, hidden, activation, enc_hidden, num_classes,
-        )  # fmt: skip
+        super().__init__(lambda h: IAFHead(h, latent_dim, scale, flows, flow_hidden), latent_dim, **trunk)

@@ -38,8 +38,21 @@ def registry(kind: str) -> dict[str, type[nn.Module]]:
 def constructor_kwargs(cls: type, candidates: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``candidates`` that ``cls.__init__`` accepts, so one set of flags serves
     every class: each takes what it understands."""
-    params = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in candidates.items() if k in params}
+    return {k: v for k, v in candidates.items() if k in _accepted(cls)}
+
+
+def _accepted(cls: type) -> set[str]:
+    """Keyword names ``cls(...)`` accepts, following ``**kwargs`` that an ``__init__`` passes on to
+    its parent's."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
 
 
 def make_spec(kind: str, name: str, candidates: dict[str, Any]) -> dict[str, Any]:
