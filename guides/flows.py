@@ -15,10 +15,19 @@ caches x, y and the log-det). The density of any other point z needs the inverse
 sequential: x_i = (y_i - (1 - g_i) m_i) / g_i once x_{<i} is known. We run the fixed-point
 iteration x <- (y - (1 - g(x)) m(x)) / g(x) from x = 0 for Z passes: pass n makes coordinate n
 (in the order) exact as a *function* of y, so after Z passes the iterate is the inverse itself and
-its derivatives with respect to y are exact too. That is what the path-derivative estimators
-(``pvae.objectives``: STL, DReG) need: ``FlowPosterior.detach_parameters()`` is the same flow with
-every parameter and the context cut from the graph, and its ``log_prob(z)`` inverts the flow at z,
-so gradients reach the guide through z alone. It costs Z MADE passes per step.
+its derivatives with respect to y are exact too.
+
+The path-derivative estimators (``pvae.objectives``: STL, DReG) need log q with every parameter
+and the context cut from the graph, as a function of z, but only at the sample z_0 just drawn
+and only to first order: its value and d/dz. ``FlowPosterior.detach_parameters()`` keeps the
+sample's chain x_0 -> ... -> x_N = z_0 and, at z equal to z_0, replaces each step's inverse by
+its linearisation there,
+
+    x_{n-1}(y) = x_{n-1}^0 + J_n^{-1} (y - y^0),   J_n = dy/dx at x_{n-1}^0 (triangular),
+
+which has the inverse's value and first derivative at y^0, so log q and its gradient are exact.
+That costs one Jacobian per step (``MADE.jacobian``, batched matrix products) and a triangular
+solve instead of Z sequential MADE passes, forward and backward. At any other z it inverts.
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ class MADE(nn.Module):
         order = torch.arange(z).flip(0) if reverse else torch.arange(z)
         degree_in = order + 1
         degree_hidden = torch.arange(hidden) % max(z - 1, 1) + 1 if z > 1 else torch.zeros(hidden, dtype=torch.long)
-        self.latent_dim = z
+        self.latent_dim, self.reverse = z, reverse
         self.register_buffer("order", order, persistent=False)
         self.input = MaskedLinear(z, hidden, degree_hidden[:, None] >= degree_in[None, :])
         self.context = nn.Linear(context_dim, hidden) if context_dim > 0 else None
@@ -84,6 +93,27 @@ class MADE(nn.Module):
         h = F.elu(self.hidden(F.elu(h), detach))
         shift, logit = self.output(h, detach).chunk(2, dim=-1)
         return shift, logit
+
+    @torch.no_grad()
+    def jacobian(self, x: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """d shift / dx and d logit / dx at x, each ``(..., Z, Z)`` (constants: no graph), by the chain rule
+
+            d out / dx = W_out diag(elu'(a_2)) W_hidden diag(elu'(a_1)) W_in,   elu'(a) = min(exp(a), 1)
+
+        with a_1, a_2 the pre-activations of the two hidden layers and W the masked weights.
+        """
+        a1 = self.input(x)
+        if self.context is not None:
+            a1 = a1 + self.context(context)
+        a2 = self.hidden(F.elu(a1))
+        # Transposed, (d out / dx)^T = W_in^T diag(elu'(a_1)) W_hidden^T diag(elu'(a_2)) W_out^T: each
+        # product is then one matrix product over all rows (..., Z) at once.
+        z, rows = self.latent_dim, a1.shape[:-1]
+        t = (self.input.weight * self.input.mask).T * a1.clamp(max=0).exp().unsqueeze(-2)  # (..., Z, H)
+        t = (t.reshape(-1, t.shape[-1]) @ (self.hidden.weight * self.hidden.mask).T).reshape(t.shape)
+        t = t * a2.clamp(max=0).exp().unsqueeze(-2)
+        out = (t.reshape(-1, t.shape[-1]) @ (self.output.weight * self.output.mask).T).reshape(*rows, z, 2 * z)
+        return out[..., :z].transpose(-1, -2), out[..., z:].transpose(-1, -2)
 
 
 class IAFStep(Transform):
@@ -114,12 +144,32 @@ class IAFStep(Transform):
         context = None if self.context is None else self.context.detach()
         return IAFStep(self.made, context, detach=True, cache_size=0)
 
-    def _call(self, x: torch.Tensor) -> torch.Tensor:
+    def step(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y and log |det dy/dx| at x, nothing cached."""
         shift, logit = self.made(x, self.context, self.detach)
         gate = torch.sigmoid(logit)
-        y = gate * x + (1 - gate) * shift
-        self._log_det = (x, y, F.logsigmoid(logit).sum(-1))
+        return gate * x + (1 - gate) * shift, F.logsigmoid(logit).sum(-1)
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        y, log_det = self.step(x)
+        self._log_det = (x, y, log_det)
         return y
+
+    def linearised_inverse(self, y: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
+        """x0 + J^{-1} (y - y0), J = dy/dx at x0 (y0 = step(x0)): the inverse's value and first
+        derivative at y0, for the path derivative (module docstring). Shapes ``(..., Z)``.
+
+        dy/dx = diag(g) + diag((1 - g)) dm/dx + diag(g (1 - g) (x - m)) ds/dx, g = sigmoid(s);
+        lower triangular in the identity order, upper in the reversed one.
+        """
+        with torch.no_grad():
+            shift, logit = self.made(x0, self.context, True)
+            dshift, dlogit = self.made.jacobian(x0, self.context)
+            gate = torch.sigmoid(logit)
+            J = (1 - gate).unsqueeze(-1) * dshift + (gate * (1 - gate) * (x0 - shift)).unsqueeze(-1) * dlogit
+            J = J + torch.diag_embed(gate)
+        step = torch.linalg.solve_triangular(J, (y - y0).unsqueeze(-1), upper=self.made.reverse)
+        return x0 + step.squeeze(-1)
 
     def _inverse(self, y: torch.Tensor) -> torch.Tensor:
         x = torch.zeros_like(y)
@@ -148,6 +198,8 @@ class FlowPosterior(dist.TransformedDistribution):
     statistic Cov_x(E_q[z]) honest).
     """
 
+    _anchor: list[torch.Tensor] | None = None  # the sample chain of detach_parameters()
+
     def _normal(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         base = self.base_dist
         if not (isinstance(base, dist.Independent) and isinstance(base.base_dist, dist.Normal)):
@@ -162,12 +214,35 @@ class FlowPosterior(dist.TransformedDistribution):
         eps = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=loc.dtype).to(loc.device)
         z = loc + scale * torch.cat([eps, -eps])
         for transform in self.transforms:
-            z = transform._call(z)  # not through the cache, which keeps the last sample's (x, y)
+            z = transform.step(z)[0]  # not through the caches, which keep the last sample's chain
         return z.mean(0)
 
+    def _sample_chain(self) -> list[torch.Tensor] | None:
+        """x_0, ..., x_N = z of the last sample (or inversion), detached; None if the steps' caches
+        do not form one chain."""
+        records = [t._log_det for t in self.transforms]
+        if any(r is None for r in records) or any(a[1] is not b[0] for a, b in zip(records, records[1:])):
+            return None
+        return [r[0].detach() for r in records] + [records[-1][1].detach()]
+
     def detach_parameters(self) -> FlowPosterior:
-        """The same q with every parameter detached: ``log_prob`` inverts the flow at z, so its
-        gradient reaches the guide only through z (sticking the landing)."""
+        """The same q with every parameter detached, so the gradient of its ``log_prob`` reaches
+        the guide only through z (sticking the landing). At the last sample z_0 it is evaluated
+        through the linearised inverse (exact value and d/dz; module docstring), elsewhere by
+        inverting the flow."""
         loc, scale, ndims = self._normal()
         base = dist.Normal(loc.detach(), scale.detach()).to_event(ndims)
-        return FlowPosterior(base, [t.detached() for t in self.transforms])
+        detached = FlowPosterior(base, [t.detached() for t in self.transforms])
+        detached._anchor = self._sample_chain()
+        return detached
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        chain = self._anchor
+        if chain is None or value.shape != chain[-1].shape or not torch.equal(value.detach(), chain[-1]):
+            return super().log_prob(value)
+        y, log_det = value, 0.0
+        for transform, x0, y0 in zip(reversed(self.transforms), reversed(chain[:-1]), reversed(chain[1:])):
+            x = transform.linearised_inverse(y, x0, y0)
+            log_det = log_det + transform.step(x)[1]
+            y = x
+        return self.base_dist.log_prob(y) - log_det

@@ -12,7 +12,10 @@ binarisation of MNIST with three objectives, from the same seed:
 Then reports, for each: test NLL = -L_5000 (``pvae.bounds``), the test ELBO, and active units
 (Cov_x(E_q[z_u]) > 0.01 over the first 500 training images), beside the paper's NLL after 3280
 epochs (REFERENCES.md). Each model is a run folder under --out; an interrupted comparison resumes
-where it stopped when run again with the same flags.
+where it stopped when run again with the same flags, and a finished run's bounds are kept in its
+folder (``evaluation.json``), so several invocations on one --out (say, one per CPU core, each
+with its own --objectives/--guides) can be gathered into one table by a last run with them all.
+Training times are the runs' own (the ``seconds`` column of metrics.csv).
 
 --objectives and --guides compare other estimators and guides at the same budget, every objective
 with every guide, in one table: NAME or NAME:K (K defaults to --particles), e.g. IWAE against
@@ -25,6 +28,7 @@ IWAE-DReG with a diagonal and an IAF guide (the guides share the paper's encoder
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -82,11 +86,25 @@ def paper_config(objective: str, particles: int, args: argparse.Namespace, guide
     )
 
 
-def train_or_resume(config: TrainConfig, out: Path) -> float:
-    """Train the run in ``out`` (resuming it if a checkpoint is there); returns training seconds."""
-    started = time.perf_counter()
+def train_or_resume(config: TrainConfig, out: Path) -> tuple[int, float]:
+    """Train the run in ``out`` (resuming it if a checkpoint is there); returns its epochs and
+    training seconds, from its metrics.csv (so they count a resumed run's earlier sessions too)."""
     Trainer(config, out, progress=True).train(resume=(out / runs.CHECKPOINT).is_file())
-    return time.perf_counter() - started
+    with (out / runs.METRICS).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return int(rows[-1]["epoch"]), sum(float(r["seconds"]) for r in rows)
+
+
+def evaluate_once(out: Path, epochs: int, test_limit: int | None, seed: int) -> dict:
+    """``evaluate``, or its result kept in ``out/evaluation.json`` from the same epochs, limit and seed."""
+    path, key = out / "evaluation.json", {"epochs": epochs, "test_limit": test_limit, "seed": seed}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved["result"]
+    result = evaluate(out, test_limit, seed)
+    path.write_text(json.dumps({"key": key, "result": result}, indent=2))
+    return result
 
 
 def evaluate(out: Path, test_limit: int | None, seed: int) -> dict:
@@ -142,18 +160,20 @@ def main(argv=None) -> None:
         name = label(objective)
         out = args.out / (f"{name.lower()}-k{k}" + ("" if guide == DEFAULT_GUIDE else f"-{guide}"))
         print(f"== {name} (k={k}){'' if guide == DEFAULT_GUIDE else f', {guide} guide'}: {out}", flush=True)
-        seconds = train_or_resume(paper_config(objective, k, args, guide), out)
+        epochs, seconds = train_or_resume(paper_config(objective, k, args, guide), out)
         row = {"model": name, "k": k, "objective": objective, "guide": guide, "train_seconds": round(seconds, 1)}
-        row.update(evaluate(out, args.test_limit, args.seed))
+        row.update(evaluate_once(out, epochs, args.test_limit, args.seed))
         results.append(row)
     wall = time.perf_counter() - started
     show_guide = args.guides != [DEFAULT_GUIDE]
 
     lines = [
-        f"Command: `{command}` ({wall / 60:.1f} min wall time on {torch.get_num_threads()} CPU threads)",
+        f"Command: `{command}` ({wall / 60:.1f} min wall time for this invocation on "
+        f"{torch.get_num_threads()} CPU threads)",
         "",
-        "| model (training k) | test NLL, ours | test NLL, paper | test ELBO, ours | active units, ours |",
-        "|---|---|---|---|---|",
+        "| model (training k) | test NLL, ours | test NLL, paper | test ELBO, ours | active units, ours "
+        "| training min |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         paper = PAPER_NLL.get((r["model"], r["k"])) if r["guide"] == DEFAULT_GUIDE else None
@@ -161,7 +181,7 @@ def main(argv=None) -> None:
         lines.append(
             f"| {r['model']} (k={r['k']}){guide} | {r['nll']:.2f} ± {r['nll_stderr']:.2f} | "
             f"{'—' if paper is None else f'{paper:.2f}'} | {r['elbo']:.2f} ± {r['elbo_stderr']:.2f} | "
-            f"{r['active_units']} |"
+            f"{r['active_units']} | {r['train_seconds'] / 60:.1f} |"
         )
     lines.append("")
     lines.append(

@@ -15,6 +15,7 @@ import torch
 from torch.autograd.functional import jacobian
 
 from guides import GUIDES, DiagGuide, FullGuide, IAFGuide, MLPGuide, RNNGuide
+from guides.flows import IAFStep
 from guides.heads import FullCovarianceNormal, LowRankNormal
 from pvae import runs
 from pvae.cli import main
@@ -172,6 +173,38 @@ def test_detached_flow_gives_the_path_derivative_of_log_q():
     grads = torch.autograd.grad(frozen.sum(), [z, *params], allow_unused=True)
     torch.testing.assert_close(grads[0][0], expected, atol=1e-4, rtol=1e-4)
     assert all(g is None for g in grads[1:])
+
+
+def test_made_jacobian_is_the_autograd_jacobian():
+    guide, _ = _tiny_flow()
+    context = torch.randn(4, guide.trunk.out_dim)
+    x = torch.randn(4, 3)
+    for made in guide.head.flows:
+        dshift, dlogit = made.jacobian(x, context)
+        for b in range(4):
+            expected = jacobian(lambda v: torch.cat(made(v[None], context[b : b + 1])).reshape(2, 3), x[b])
+            torch.testing.assert_close(dshift[b], expected[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(dlogit[b], expected[1], atol=1e-5, rtol=1e-5)
+
+
+def test_detached_flow_at_its_own_sample_needs_no_inverse(monkeypatch):
+    """At the sample just drawn (or a copy of it, as DReG passes), the linearised inverse gives the
+    same log q and d/dz as inverting the flow, without inverting it; elsewhere it inverts."""
+    guide, q = _tiny_flow()
+    z = q.rsample((5,))
+    point = z.detach().clone().requires_grad_()
+    reference = detach_parameters(q)
+    reference._anchor = None  # force the inverse
+    expected = torch.autograd.grad(reference.log_prob(point).sum(), point)[0]
+    frozen = detach_parameters(q)
+    with monkeypatch.context() as m:
+        m.setattr(IAFStep, "_inverse", lambda self, y: pytest.fail("inverted at the sample"))
+        value = frozen.log_prob(point)
+        (grad,) = torch.autograd.grad(value.sum(), point)
+    torch.testing.assert_close(value, q.log_prob(z).detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad, expected, atol=1e-4, rtol=1e-4)
+    other = point.detach() + 0.1
+    torch.testing.assert_close(frozen.log_prob(other), q.log_prob(other), atol=1e-5, rtol=1e-5)
 
 
 def test_flow_mean_is_deterministic_close_to_the_sample_mean_and_shared_across_datapoints():
