@@ -77,7 +77,7 @@ def marginal_moments(d: dist.Distribution, samples: int = 512) -> tuple[torch.Te
     base = d.base_dist if isinstance(d, dist.Independent) else d
     if isinstance(base, dist.Normal):
         return base.loc.expand(d.shape()), base.scale.pow(2).expand(d.shape()), True
-    if isinstance(d, dist.MultivariateNormal):
+    if isinstance(d, (dist.MultivariateNormal, dist.LowRankMultivariateNormal)):
         return d.loc, d.variance, True
     draws = d.sample((samples,))
     return draws.mean(0), draws.var(0), False

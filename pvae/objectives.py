@@ -20,8 +20,9 @@ guide site must be reparameterised):
 How log q is evaluated with detached parameters: ``detach_parameters`` rebuilds Normal,
 MultivariateNormal and LowRankMultivariateNormal (and ``Independent``/expanded wrappers) from
 detached tensors; any other distribution must have a ``detach_parameters()`` method. The flow of
-``guides.flows`` has one: it inverts the flow at z with detached parameters (Z MADE passes per
-step), exactly, derivatives included.
+``guides.flows`` has one: at the sample just drawn it runs the flow's inverse linearised there
+(one Jacobian and a triangular solve per step: the exact value and d/dz, all these estimators
+use), and at any other z it inverts the flow (Z MADE passes per step).
 
 All of them average K = ``num_particles`` samples per datapoint, vectorised in a plate to the left
 of the data plate; the data plate is ``pyro.plate("data", B)`` at dim -1 (ARCHITECTURE.md).

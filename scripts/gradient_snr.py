@@ -9,10 +9,16 @@ parameters and the model's separately
 (Rainforth et al.'s per-element SNR, averaged; elements whose gradient is zero in every draw, such
 as encoder weights of pixels that are off in the whole batch, are left out). Rainforth et al.
 show that IWAE's guide SNR falls like 1/sqrt(K) while its model SNR grows like sqrt(K); Tucker et
-al. (2018) that DReG's guide SNR grows with K instead. Model gradients of IWAE, IWAE-STL and
+al. (2018) that DReG's guide SNR grows like sqrt(K) instead. Model gradients of IWAE, IWAE-STL and
 IWAE-DReG are the same estimator (only the guide's differ), so their model columns agree up to the
 draws. Model and guide are put in eval mode (no dropout noise), so the spread is the Monte Carlo
 noise alone.
+
+Both laws are asymptotic: they need K large against the spread of the normalised weights w / p(x)
+(the effective sample size ESS = 1 / sum_k w~_k^2 near its limit K / (1 + Var(w / p(x)))). While a
+few particles carry the weight (ESS/K of a percent or less) the guide gradient is close to the path
+gradient at the heaviest particle, whatever K, and both SNRs change little. The table's ESS/K
+column (the mean over the batch at each K) says which regime a run is in.
 
 By default a small VAE (784-200-10, Bernoulli pixels) is first trained on the built-in digits with
 IWAE, K = 5, into --out (reused when run again); --run RUN uses any trained run folder instead.
@@ -96,16 +102,26 @@ def measure(model, guide, x, y, estimator: str, k: int, draws: int) -> dict[str,
                 sums[name] = [total + g, squares + g * g]
     out = {name: snr(*sums[name], draws) for name in groups}
     out["seconds"] = time.perf_counter() - started
+    with torch.no_grad(), pyro.validation_enabled(False):
+        weights = torch.softmax(objective.log_weights(model.model, guide.guide, x, y)[0], dim=0)
+    out["ess_fraction"] = float((1 / weights.pow(2).sum(0)).mean() / k)
     return out
 
 
-def plot(results: list[dict], path: Path, title: str) -> None:
+def noise_floor(draws: int) -> float:
+    """The expected estimate of |mean| / std for a gradient element whose mean is zero:
+    E|N(0, 1/G)| = sqrt(2 / (pi G)). Estimated SNRs near it are indistinguishable from zero."""
+    return math.sqrt(2 / (math.pi * draws))
+
+
+def plot(results: list[dict], path: Path, title: str, draws: int) -> None:
     fig = Figure(figsize=(9, 3.6))
     axes = fig.subplots(1, 2)
     for ax, group in zip(axes, ("guide", "model")):
         for estimator in dict.fromkeys(r["estimator"] for r in results):
             rows = [r for r in results if r["estimator"] == estimator]
             ax.plot([r["k"] for r in rows], [r[group] for r in rows], marker="o", label=estimator)
+        ax.axhline(noise_floor(draws), color="grey", linestyle="--", linewidth=1, label="zero-mean gradient")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("K (particles)")
@@ -133,7 +149,17 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (small ops: one is fastest)")
     p.add_argument("--out", type=Path, default=Path("runs/gradient_snr"), help="where results (and the VAE) go")
     p.add_argument("--plot", type=Path, help="the log-log figure (default OUT/snr.png)")
+    p.add_argument("--replot", action="store_true", help="only redraw the figure from OUT/snr.json")
     args = p.parse_args(argv)
+    if args.replot:
+        saved_path = args.out / "snr.json"
+        if not saved_path.is_file():
+            p.error(f"--replot: {saved_path} does not exist (run without --replot first)")
+        saved = json.loads(saved_path.read_text())
+        path = args.plot or args.out / "snr.png"
+        plot(saved["results"], path, saved["title"], saved["draws"])
+        print(f"plot: {path}")
+        return
     if args.draws < 2 or args.data_size < 1 or min(args.ks) < 1:
         p.error("--draws must be at least 2, --data-size and every K at least 1")
     keep_freed_memory()
@@ -156,24 +182,32 @@ def main(argv=None) -> None:
         for k in sorted(args.ks):
             row = {"estimator": estimator, "k": k, **measure(model, guide, x, y, estimator, k, args.draws)}
             results.append(row)
-            print(f"  {estimator:>10} K={k:<5} guide SNR {row['guide']:.4f}  model SNR {row['model']:.4f}", flush=True)
+            print(
+                f"  {estimator:>10} K={k:<5} guide SNR {row['guide']:.4f}  model SNR {row['model']:.4f}  "
+                f"ESS/K {row['ess_fraction']:.4f}",
+                flush=True,
+            )
 
     lines = [
         f"Command: `{command}` ({config['model']['name']} model, {config['guide']['name']} guide, run {run}; "
         f"{args.draws} draws on {len(x)} datapoints)",
         "",
-        "| estimator | K | guide SNR | model SNR | seconds |",
-        "|---|---|---|---|---|",
+        "| estimator | K | guide SNR | model SNR | ESS/K | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['estimator']} | {r['k']} | {r['guide']:.4f} | {r['model']:.4f} | {r['seconds']:.1f} |" for r in results
+        f"| {r['estimator']} | {r['k']} | {r['guide']:.4f} | {r['model']:.4f} | {r['ess_fraction']:.4f} | "
+        f"{r['seconds']:.1f} |"
+        for r in results
     ]
     table = "\n".join(lines)
     print(table)
     path = args.plot or args.out / "snr.png"
-    plot(results, path, f"{config['model']['name']} / {config['guide']['name']}, {args.draws} draws, B = {len(x)}")
+    title = f"{config['model']['name']} / {config['guide']['name']}, {args.draws} draws, B = {len(x)}"
+    plot(results, path, title, args.draws)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "snr.json").write_text(json.dumps({"command": command, "run": str(run), "results": results}, indent=2))
+    saved = {"command": command, "run": str(run), "draws": args.draws, "title": title, "results": results}
+    (args.out / "snr.json").write_text(json.dumps(saved, indent=2))
     print(f"plot: {path}")
     if any(not math.isfinite(r[g]) for r in results for g in ("guide", "model")):
         print("note: some SNRs are not finite (every gradient element constant over the draws)")

@@ -21,6 +21,7 @@ from pvae import runs
 from pvae.cli import main
 from pvae.data.strokes import prepare
 from pvae.errors import UserError
+from pvae.inspect import marginal_moments
 from pvae.objectives import detach_parameters
 from pvae.train import TrainConfig, Trainer
 
@@ -107,6 +108,10 @@ def test_gaussian_heads_against_dense_gaussians_and_their_moments(name):
     centred = draws - draws.mean(0)
     empirical = torch.einsum("nbi,nbj->bij", centred, centred) / len(draws)
     torch.testing.assert_close(empirical, cov.double(), atol=0.08 * float(cov.abs().max()), rtol=0)
+    # pvae inspect's per-dimension moments: exact, the diagonal of the dense covariance
+    mean, variance, exact = marginal_moments(q)
+    assert exact
+    torch.testing.assert_close((mean, variance), (loc, cov.diagonal(dim1=-2, dim2=-1)), atol=1e-5, rtol=1e-5)
     # closed-form KL against N(0, I) (registered for meanfield) = torch's dense Gaussian KL
     prior = dist.Normal(torch.zeros(2, 3), torch.ones(2, 3)).to_event(1)
     dense_prior = torch.distributions.MultivariateNormal(torch.zeros(2, 3).double(), torch.eye(3).double())
