@@ -95,8 +95,11 @@ class MADE(nn.Module):
         return shift, logit
 
     @torch.no_grad()
-    def jacobian(self, x: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """d shift / dx and d logit / dx at x, each ``(..., Z, Z)`` (constants: no graph), by the chain rule
+    def jacobian(
+        self, x: torch.Tensor, context: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """shift and logit ``(..., Z)`` at x, and d shift / dx and d logit / dx ``(..., Z, Z)``
+        (constants: no graph), the derivatives by the chain rule
 
             d out / dx = W_out diag(elu'(a_2)) W_hidden diag(elu'(a_1)) W_in,   elu'(a) = min(exp(a), 1)
 
@@ -106,6 +109,7 @@ class MADE(nn.Module):
         if self.context is not None:
             a1 = a1 + self.context(context)
         a2 = self.hidden(F.elu(a1))
+        shift, logit = self.output(F.elu(a2)).chunk(2, dim=-1)
         # Transposed, (d out / dx)^T = W_in^T diag(elu'(a_1)) W_hidden^T diag(elu'(a_2)) W_out^T: each
         # product is then one matrix product over all rows (..., Z) at once.
         z, rows = self.latent_dim, a1.shape[:-1]
@@ -113,7 +117,7 @@ class MADE(nn.Module):
         t = (t.reshape(-1, t.shape[-1]) @ (self.hidden.weight * self.hidden.mask).T).reshape(t.shape)
         t = t * a2.clamp(max=0).exp().unsqueeze(-2)
         out = (t.reshape(-1, t.shape[-1]) @ (self.output.weight * self.output.mask).T).reshape(*rows, z, 2 * z)
-        return out[..., :z].transpose(-1, -2), out[..., z:].transpose(-1, -2)
+        return shift, logit, out[..., :z].transpose(-1, -2), out[..., z:].transpose(-1, -2)
 
 
 class IAFStep(Transform):
@@ -163,8 +167,7 @@ class IAFStep(Transform):
         lower triangular in the identity order, upper in the reversed one.
         """
         with torch.no_grad():
-            shift, logit = self.made(x0, self.context, True)
-            dshift, dlogit = self.made.jacobian(x0, self.context)
+            shift, logit, dshift, dlogit = self.made.jacobian(x0, self.context)
             gate = torch.sigmoid(logit)
             J = (1 - gate).unsqueeze(-1) * dshift + (gate * (1 - gate) * (x0 - shift)).unsqueeze(-1) * dlogit
             J = J + torch.diag_embed(gate)

@@ -185,7 +185,8 @@ def test_made_jacobian_is_the_autograd_jacobian():
     context = torch.randn(4, guide.trunk.out_dim)
     x = torch.randn(4, 3)
     for made in guide.head.flows:
-        dshift, dlogit = made.jacobian(x, context)
+        shift, logit, dshift, dlogit = made.jacobian(x, context)
+        torch.testing.assert_close((shift, logit), made(x, context))
         for b in range(4):
             expected = jacobian(lambda v: torch.cat(made(v[None], context[b : b + 1])).reshape(2, 3), x[b])
             torch.testing.assert_close(dshift[b], expected[0], atol=1e-5, rtol=1e-5)
