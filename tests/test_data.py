@@ -121,7 +121,7 @@ def test_binarized_mnist_errors(tmp_path, arrays, problem):
 def test_binarized_mnist_rejects_non_npz(tmp_path):
     path = tmp_path / "fake.npz"
     path.write_bytes(b"not a zip file at all")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match="fake.npz: not an .npz archive"):
         load_binarized_mnist(path)
 
 

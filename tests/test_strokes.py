@@ -129,7 +129,7 @@ def test_sketchrnn_npz_and_cache_round_trip(tmp_path):
 
 def test_stroke_file_errors(tmp_path):
     (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 this is not a zip")
-    with pytest.raises(DataError, match="corrupt.npz: not a readable .npz"):
+    with pytest.raises(DataError, match="corrupt.npz: not an .npz archive"):
         read_stroke_file(tmp_path / "corrupt.npz")
     _write_sketchrnn_npz(tmp_path / "nokey.npz", {"valid": [np.ones((2, 3))]})
     with pytest.raises(DataError, match="missing key 'train'"):

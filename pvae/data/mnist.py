@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pvae.data.images import ImageData, ImageSplit
+from pvae.data.npz import NpzFile
 from pvae.errors import DataError
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
@@ -112,30 +113,20 @@ def load_binarized_mnist(file: str | os.PathLike) -> ImageData:
     Keys ``train``, ``valid``, ``test``: uint8 ``(N, 784)`` in {0, 1}; an optional
     ``test_labels`` (N,) gives the test split labels (the other splits have none).
     """
-    file = Path(file)
-    if not file.is_file():
-        raise DataError(f"{file}: no such file (expected binarized_mnist.npz)")
-    try:
-        archive = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, zlib.error) as e:
-        raise DataError(f"{file}: not a readable .npz file ({e})") from None
-    with archive:
+    with NpzFile(file) as archive:
         splits = {}
         for key in ("train", "valid", "test"):
-            if key not in archive.files:
-                raise DataError(f"{file}: missing key {key!r} (has {', '.join(archive.files) or 'no keys'})")
-            try:
-                array = archive[key]
-            except (OSError, ValueError, zlib.error) as e:
-                raise DataError(f"{file}: key {key!r} cannot be read ({e})") from None
+            array = archive.array(key)
             if array.ndim != 2 or array.shape[1] != 784:
                 raise DataError(f"{file}: key {key!r} has shape {array.shape}, expected (N, 784)")
             if not np.isin(array, (0, 1)).all():
                 raise DataError(f"{file}: key {key!r} has values other than 0 and 1")
             splits[key] = ImageSplit(torch.from_numpy(array.astype(np.float32)))
         if "test_labels" in archive.files:
-            labels = archive["test_labels"]
+            labels = archive.array("test_labels")
             if labels.shape != (len(splits["test"]),):
                 raise DataError(f"{file}: test_labels has shape {labels.shape}, expected ({len(splits['test'])},)")
+            if labels.size and (labels.min() < 0 or labels.max() > 9):
+                raise DataError(f"{file}: test_labels outside 0-9")
             splits["test"].labels = torch.from_numpy(labels.astype(np.int64))
     return ImageData(name=f"binarized-mnist:{file}", shape=(28, 28), splits=splits)

@@ -6,25 +6,24 @@ previous point and whether the pen leaves the paper after this point (Ha & Eck 2
 stroke-5 ``(B, T, 5)`` with rows ``(dx, dy, p1, p2, p3)`` and padding ``(0, 0, 0, 0, 1)``; T is
 the longest sketch of the dataset plus one, so every sketch ends with an end-of-sketch row.
 
-sketch-rnn's ``.npz`` files hold object arrays and only load with ``allow_pickle=True`` (and
-``encoding="latin1"``, being Python 2 pickles): unpickling can run code, so read only files you
-trust. ``save_stroke_cache`` writes the same splits as one int16/float32 point array and an
-offsets array per split, which ``read_stroke_file`` loads without pickle.
+sketch-rnn's ``.npz`` files hold object arrays (Python 2 pickles). ``np.load(allow_pickle=True)``
+would run any code such a file names, so we read them with ``pvae.data.npz``'s restricted
+unpickler, which rebuilds numeric arrays and refuses everything else. ``save_stroke_cache``
+writes the same splits as one int16/float32 point array and an offsets array per split, which
+``read_stroke_file`` loads without pickle.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from pvae.data.npz import NpzFile
 from pvae.errors import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -274,46 +273,34 @@ def prepare(
 
 
 def read_stroke_file(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
-    """Splits of raw stroke-3 sketches from sketch-rnn's ``.npz`` (object arrays: trusted files
-    only) or from our pickle-free cache (``{split}_points`` + ``{split}_offsets``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            files = set(archive.files)
-            if any(f"{s}_points" in files for s in SPLITS):
-                return _read_cache(path, archive)
-    except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
-    except ValueError:
-        pass  # object arrays: sketch-rnn's own format, read below with pickle
-    try:
-        archive = np.load(path, encoding="latin1", allow_pickle=True)
-    except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
-    with archive:
-        present = [s for s in SPLITS if s in archive.files]
-        if "train" not in present:
+    """Splits of raw stroke-3 sketches from sketch-rnn's ``.npz`` (object arrays, unpickled by
+    ``NumericUnpickler``: numeric arrays only) or from our pickle-free cache
+    (``{split}_points`` + ``{split}_offsets``)."""
+    with NpzFile(path) as archive:
+        if any(f"{s}_points" in archive.files for s in SPLITS):
+            return _read_cache(archive)
+        if "train" not in archive.files:
             raise DataError(f"{path}: missing key 'train' (has {', '.join(archive.files) or 'no keys'})")
-        out = {}
-        for split in present:
-            try:
-                out[split] = list(archive[split])
-            except (ValueError, OSError, zlib.error, EOFError) as e:
-                raise DataError(f"{path}: key {split!r} cannot be read ({e})") from None
-        return out
+        return {split: list(archive.objects(split)) for split in SPLITS if split in archive.files}
 
 
-def _read_cache(path: Path, archive) -> dict[str, list[np.ndarray]]:
+def _read_cache(archive: NpzFile) -> dict[str, list[np.ndarray]]:
+    path = archive.path
     out = {}
     for split in SPLITS:
         if f"{split}_points" not in archive.files:
             continue
-        if f"{split}_offsets" not in archive.files:
-            raise DataError(f"{path}: missing key '{split}_offsets'")
-        points, offsets = archive[f"{split}_points"], archive[f"{split}_offsets"]
-        if points.ndim != 2 or points.shape[1] != 3 or offsets.ndim != 1 or offsets[-1] != len(points):
+        points, offsets = archive.array(f"{split}_points"), archive.array(f"{split}_offsets")
+        if (
+            points.ndim != 2
+            or points.shape[1] != 3
+            or offsets.ndim != 1
+            or offsets.dtype.kind not in "iu"
+            or len(offsets) == 0
+            or offsets[0] != 0
+            or offsets[-1] != len(points)
+            or np.any(np.diff(offsets) < 0)
+        ):
             raise DataError(f"{path}: '{split}_points' {points.shape} and '{split}_offsets' do not match")
         out[split] = [points[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     if "train" not in out:
