@@ -120,9 +120,15 @@ def glyph_contours(font_file: str | os.PathLike, char: str, tolerance: float = 0
 def _glyph_contours(font_file: str, char: str, tolerance: float) -> tuple[np.ndarray, ...]:
     from matplotlib.font_manager import FontProperties
     from matplotlib.path import Path as MplPath
-    from matplotlib.textpath import TextPath
+    from matplotlib.textpath import text_to_path
 
-    path = TextPath((0, 0), char, size=1, prop=FontProperties(fname=font_file))
+    try:
+        vertices, codes = text_to_path.get_text_path(FontProperties(fname=font_file), char)
+    except RuntimeError as e:  # FreeType's errors on a corrupt glyph
+        raise DataError(f"{font_file}: cannot read the glyph of {char!r} ({e})") from None
+    if not len(vertices):  # no outline (matplotlib's TextPath fails on these)
+        return ()
+    path = MplPath(np.asarray(vertices) * (1 / text_to_path.FONT_SCALE), codes)  # as TextPath(size=1) scales
     contours: list[np.ndarray] = []
     points: list[np.ndarray] = []
     for segment, code in path.iter_bezier():

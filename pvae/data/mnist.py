@@ -10,9 +10,11 @@ Every problem with a file raises ``DataError`` naming the file and what is wrong
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -22,6 +24,9 @@ from pvae.data.npz import NpzFile
 from pvae.errors import DataError
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_RATIO = 1032  # deflate's largest compression ratio: no .gz inflates to more than this times its size
+CHUNK_BYTES = 1 << 20
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -29,45 +34,66 @@ _MNIST_FILES = {
 }
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as e:
-        raise DataError(f"{path}: truncated or corrupt gzip data ({e})") from None
-
-
 def read_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
-    """The array stored in an idx file (plain or gzipped), checking the header against the size.
+    """The array stored in an idx file (plain or gzipped, whatever its name), checking the header
+    against the size before reading the data.
+
+    A gzipped file is inflated as a stream and never past the size its header declares, which must
+    be within what the file can inflate to at all (``MAX_GZIP_RATIO``): a gzip bomb is refused.
 
     :param magic: the expected magic number (2051 for images, 2049 for labels), if any.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DataError(f"{path}: too short for an idx header ({len(data)} bytes)")
-    found = int.from_bytes(data[:4], "big")
+    gzipped = False
+    try:
+        with open(path, "rb") as file:
+            gzipped = file.read(2) == GZIP_MAGIC
+            file.seek(0)
+            size = os.fstat(file.fileno()).st_size
+            if not gzipped:
+                return _read_idx(path, file, size, magic)
+            with gzip.GzipFile(fileobj=file) as stream:
+                return _read_idx(path, stream, size * MAX_GZIP_RATIO, magic)
+    except (EOFError, OSError, zlib.error) as e:
+        problem = "truncated or corrupt gzip data" if gzipped else "cannot read"
+        raise DataError(f"{path}: {problem} ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _read(stream: BinaryIO, n: int) -> bytearray:
+    """Up to ``n`` bytes of ``stream``, read in chunks: memory follows the bytes there are, not ``n``."""
+    data = bytearray()
+    while len(data) < n and (chunk := stream.read(min(n - len(data), CHUNK_BYTES))):
+        data += chunk
+    return data
+
+
+def _read_idx(path: Path, stream: BinaryIO, limit: int, magic: int | None) -> np.ndarray:
+    """``read_idx`` on an open stream of at most ``limit`` bytes."""
+    head = _read(stream, 4)
+    if len(head) < 4:
+        raise DataError(f"{path}: too short for an idx header ({len(head)} bytes)")
+    found = int.from_bytes(head, "big")
     if magic is not None and found != magic:
         raise DataError(f"{path}: wrong magic number {found} (expected {magic}); not an idx file of this kind")
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DataError(f"{path}: bad idx header {data[:4].hex()}; not an idx file")
-    ndim, dtype = data[3], np.dtype(_IDX_DTYPES[data[2]])
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path}: header promises {ndim} dimensions but the file ends after {len(data)} bytes")
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header + int(np.prod(dims)) * dtype.itemsize
-    if len(data) != expected:
-        raise DataError(
-            f"{path}: wrong size: header says {'x'.join(map(str, dims))} ({expected} bytes), file has {len(data)} bytes"
-        )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    if head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: bad idx header {head.hex()}; not an idx file")
+    ndim, dtype = head[3], np.dtype(_IDX_DTYPES[head[2]])
+    sizes = _read(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise DataError(f"{path}: header promises {ndim} dimensions but the file ends after {4 + len(sizes)} bytes")
+    dims = [int.from_bytes(sizes[i : i + 4], "big") for i in range(0, 4 * ndim, 4)]
+    shape, header, body = "x".join(map(str, dims)), 4 + 4 * ndim, math.prod(dims) * dtype.itemsize
+    if header + body > limit:
+        raise DataError(f"{path}: wrong size: header says {shape} ({header + body} bytes), more than the file can hold")
+    data = _read(stream, body + 1)
+    if len(data) != body:
+        has = "more" if len(data) > body else header + len(data)
+        raise DataError(f"{path}: wrong size: header says {shape} ({header + body} bytes), file has {has} bytes")
+    try:
+        array = np.frombuffer(data, dtype=dtype).reshape(dims)
+    except ValueError:  # numpy refuses shapes whose nonzero sizes multiply past its index range
+        raise DataError(f"{path}: header says {shape}, more items than an array can index") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -94,7 +120,7 @@ def read_mnist_split(folder: str | os.PathLike, split: str) -> ImageSplit:
             raise DataError(f"{label_file}: {len(labels)} labels for {len(images)} images in {image_file.name}")
         if labels.size and labels.max() > 9:
             raise DataError(f"{label_file}: label {labels.max()} outside 0-9")
-    pixels = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    pixels = torch.from_numpy(images.reshape(len(images), 28 * 28).astype(np.float32) / 255.0)
     return ImageSplit(pixels, None if labels is None else torch.from_numpy(labels.astype(np.int64)))
 
 

@@ -11,15 +11,21 @@ functions that rebuild plain numeric arrays and refuses every other global by na
 
 Size checks come before allocation: a numeric member must hold exactly ``prod(shape) * itemsize``
 bytes after its header (the zip directory gives the uncompressed size), so a header that claims
-10^12 items is refused without reading the data.
+10^12 items is refused without reading the data; a zip directory that claims more compressed bytes
+than the file holds is refused too (reading them would allocate that much at once). The arrays of
+an object array may hold no more bytes than their member: a pickle's memo can repeat one array (or
+one text to encode) any number of times at a few bytes each.
 """
 
 from __future__ import annotations
 
 import io
+import lzma
 import math
 import os
 import pickle
+import reprlib
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -30,16 +36,45 @@ from pvae.errors import DataError
 
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 MAX_MEMBER_BYTES = 4 << 30  # one member's uncompressed size; a zip bomb is refused before it inflates
+# what zipfile, its decompressors (zlib, bz2, lzma) and numpy's .npy header parser raise on corrupt input
+CORRUPT = (
+    OSError,
+    EOFError,
+    ValueError,
+    TypeError,
+    SyntaxError,
+    RuntimeError,
+    NotImplementedError,
+    tokenize.TokenError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+)
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line (whitespace runs, newlines too, become one space), cut
+    to ``limit`` characters: messages may quote what a file holds."""
+    text = str(error)
+    return " ".join(text[:limit].split()) + ("..." if len(text) > limit else "") or type(error).__name__
+
+
+def _ndarray(*args):
+    """What a pickle's ``numpy.ndarray`` stands for: ``_reconstruct``'s first argument. Calling it,
+    ``ndarray(shape)``, would allocate any shape from a few bytes, so a call is refused."""
+    raise _Refused(f"numpy.ndarray{reprlib.repr(args)}")
 
 
 def _reconstruct(subtype, shape, dtype):
     """numpy's ``_reconstruct``: the empty array that ``ndarray.__setstate__`` then fills.
 
-    Pickles of arrays always call it with shape ``(0,)``; any other shape would allocate before
-    the state (whose size is bounded by the file) arrives, so it is refused.
+    Pickles of arrays always call it with a shape of ints holding a 0; any other shape would
+    allocate before the state (whose size is bounded by the file) arrives, so it is refused.
     """
-    if subtype is not np.ndarray or math.prod(shape) != 0:
-        raise _Refused(f"_reconstruct({getattr(subtype, '__name__', subtype)}, {shape})")
+    if subtype is not _ndarray:
+        raise _Refused(f"_reconstruct({reprlib.repr(subtype)}, ...)")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) for n in shape) or 0 not in shape:
+        raise _Refused(f"_reconstruct(ndarray, {reprlib.repr(shape)})")
     return np.ndarray(shape, dtype=np.dtype(dtype))
 
 
@@ -49,26 +84,44 @@ def _frombuffer(buffer, dtype, shape, order):
 
 
 class _Refused(Exception):
-    """A pickle named a global outside the numeric-array allowlist."""
+    """A pickle named a global outside the numeric-array allowlist, or asked for an allocation
+    that the file's size does not bound."""
 
 
 _ALLOWED = {
     **{(module, "_reconstruct"): _reconstruct for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
     **{(module, "_frombuffer"): _frombuffer for module in ("numpy.core.numeric", "numpy._core.numeric")},
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _ndarray,
     ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): lambda text, encoding="utf-8": text.encode(encoding),  # protocol-2 bytes
 }
 
 
-class NumericUnpickler(pickle.Unpickler):
+class NumericUnpickler(pickle._Unpickler):
     """An unpickler that rebuilds numpy arrays of numbers (and object arrays of them) and nothing
-    else: ``find_class`` answers only the globals in ``_ALLOWED``."""
+    else: ``find_class`` answers only the globals in ``_ALLOWED`` and ``_codecs.encode``, which
+    protocol-2 pickles use for bytes and which may make at most ``budget`` bytes in all (the
+    pickle's memo could otherwise encode one long text again and again).
+
+    It is pickle's pure-Python unpickler (a few times slower): the C one sizes its memo by the
+    largest index a PUT names, so five bytes can make it allocate gigabytes.
+    """
+
+    def __init__(self, file: io.BufferedIOBase, *, budget: int, **kwargs):
+        super().__init__(file, **kwargs)
+        self._budget = budget
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            return self._encode
         if (module, name) not in _ALLOWED:
             raise _Refused(f"{module}.{name}")
         return _ALLOWED[(module, name)]
+
+    def _encode(self, text: str, encoding: str = "utf-8") -> bytes:
+        self._budget -= len(text)
+        if self._budget < 0:
+            raise _Refused("_codecs.encode past the pickle's size (repeated references)")
+        return text.encode(encoding)
 
 
 class NpzFile:
@@ -83,10 +136,11 @@ class NpzFile:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: no such file")
+        self._size = self.path.stat().st_size
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise DataError(f"{self.path}: not an .npz archive (a zip of .npy arrays): {e}") from None
+        except CORRUPT as e:
+            raise DataError(f"{self.path}: not an .npz archive (a zip of .npy arrays): {one_line(e)}") from None
         self.files = [name[: -len(".npy")] for name in self._zip.namelist() if name.endswith(".npy")]
 
     def __enter__(self) -> NpzFile:
@@ -102,21 +156,33 @@ class NpzFile:
         """The member's stream positioned after its header, the header's fields and the number of
         bytes that follow the header."""
         if key not in self.files:
-            raise DataError(f"{self.path}: missing key {key!r} (has {', '.join(self.files) or 'no keys'})")
+            raise DataError(f"{self.path}: missing key {key!r} (has {self.listing()})")
         info = self._zip.getinfo(key + ".npy")
         if info.file_size > MAX_MEMBER_BYTES:
             raise DataError(f"{self._where(key)} inflates to {info.file_size} bytes (limit {MAX_MEMBER_BYTES})")
-        stream = self._zip.open(info)
+        if info.compress_size > self._size:
+            raise DataError(f"{self._where(key)} claims {info.compress_size} bytes, more than the file's {self._size}")
+        try:
+            stream = self._zip.open(info)
+        except CORRUPT as e:
+            raise DataError(f"{self._where(key)} cannot be opened ({one_line(e)})") from None
         try:
             version = np.lib.format.read_magic(stream)
             reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
             if version not in reader:
                 raise ValueError(f"unsupported .npy version {version}")
             shape, fortran, dtype = reader[version](stream)
-        except (ValueError, TypeError, SyntaxError, OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
+        except CORRUPT as e:
             stream.close()
-            raise DataError(f"{self._where(key)} has no valid .npy header ({e})") from None
+            raise DataError(f"{self._where(key)} has no valid .npy header ({one_line(e)})") from None
+        if any(n < 0 for n in shape):
+            stream.close()
+            raise DataError(f"{self._where(key)} declares a negative shape {shape}")
         return stream, shape, fortran, dtype, info.file_size - stream.tell()
+
+    def listing(self) -> str:
+        """The array names, for messages (quoted, so a name holding a newline keeps them one line)."""
+        return ", ".join(map(repr, self.files)) or "no keys"
 
     def array(self, key: str) -> np.ndarray:
         """A numeric array (bool, integer or float), after checking that the member holds exactly
@@ -130,25 +196,38 @@ class NpzFile:
                 raise DataError(f"{self._where(key)} declares shape {shape} ({expected} bytes) but holds {size} bytes")
             try:
                 data = stream.read(size)
-            except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
-                raise DataError(f"{self._where(key)} cannot be read ({e})") from None
+            except CORRUPT as e:
+                raise DataError(f"{self._where(key)} cannot be read ({one_line(e)})") from None
         if len(data) != size:
             raise DataError(f"{self._where(key)} is truncated ({len(data)} of {size} bytes)")
         return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
     def objects(self, key: str, encoding: str = "latin1") -> np.ndarray:
-        """An object array (as sketch-rnn's stroke files hold), unpickled by ``NumericUnpickler``;
-        ``encoding`` reads Python 2 pickles. Elements are whatever numeric arrays the pickle built."""
+        """An object array of numeric arrays (as sketch-rnn's stroke files hold), unpickled by
+        ``NumericUnpickler``; ``encoding`` reads Python 2 pickles.
+
+        The elements together may hold no more bytes than the member: a pickle's memo can repeat one
+        array (or views of one buffer) any number of times at two bytes each, which every copy made
+        downstream would multiply.
+        """
         stream, shape, _, dtype, size = self._open(key)
         with stream:
             if dtype.kind != "O":
                 raise DataError(f"{self._where(key)} has dtype {dtype.str}, expected an object array")
             try:
-                value = NumericUnpickler(stream, encoding=encoding).load()
+                value = NumericUnpickler(stream, budget=size, encoding=encoding).load()
             except _Refused as e:
-                raise DataError(f"{self._where(key)}: refused to unpickle {e} (only numeric arrays are read)") from None
+                raise DataError(
+                    f"{self._where(key)}: refused to unpickle {one_line(e)} (only numeric arrays are read)"
+                ) from None
             except Exception as e:  # the pickle machine raises many types on corrupt input
-                raise DataError(f"{self._where(key)} holds a corrupt pickle ({type(e).__name__}: {e})") from None
+                problem = f"{type(e).__name__}: {one_line(e)}"
+                raise DataError(f"{self._where(key)} holds a corrupt pickle ({problem})") from None
         if not isinstance(value, np.ndarray) or value.dtype.kind != "O" or value.shape != shape:
             raise DataError(f"{self._where(key)} does not unpickle to an object array of shape {shape}")
+        if not all(isinstance(a, np.ndarray) and a.dtype.kind in NUMERIC_KINDS for a in value.flat):
+            raise DataError(f"{self._where(key)} holds elements other than numeric arrays")
+        held = sum(a.nbytes for a in value.flat)
+        if held > size:
+            raise DataError(f"{self._where(key)} unpickles to {held} bytes of arrays from {size} (repeated references)")
         return value

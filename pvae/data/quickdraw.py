@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from pvae.data.strokes import lines_to_stroke3, rdp, split_seeded
 from pvae.errors import DataError
 
 RDP_EPSILON = 2.0
+MAX_LINE_BYTES = 8 << 20  # a drawing takes a few kB; a longer line is refused before it is read whole
 
 
 def simplify_raw(strokes: list[np.ndarray], epsilon: float = RDP_EPSILON) -> list[np.ndarray]:
@@ -54,21 +56,27 @@ def read_ndjson(path: str | os.PathLike, seed: int = 0) -> tuple[dict[str, list[
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     sketches, words = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for number, line in enumerate(iter(partial(f.readline, MAX_LINE_BYTES + 1), b""), 1):
+            if len(line) > MAX_LINE_BYTES:
+                raise DataError(f"{path}, line {number}: longer than {MAX_LINE_BYTES} bytes")
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line.decode("utf-8"))
                 drawing = record["drawing"]
                 if not isinstance(drawing, list) or not all(isinstance(s, list) and len(s) >= 2 for s in drawing):
                     raise ValueError("'drawing' is not a list of [[x...], [y...]] strokes")
                 sketches.append(drawing_to_stroke3(drawing))
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}, line {number}: not UTF-8 (byte {e.start})") from None
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}, line {number}: not JSON ({e.msg})") from None
+            except RecursionError:
+                raise DataError(f"{path}, line {number}: not JSON we can read (nested too deeply)") from None
             except KeyError:
                 raise DataError(f"{path}, line {number}: no 'drawing' field") from None
-            except (ValueError, TypeError, IndexError) as e:
+            except (ValueError, TypeError, IndexError, OverflowError) as e:
                 raise DataError(f"{path}, line {number}: bad drawing ({e})") from None
             words.append(str(record.get("word", "")))
     if not sketches:

@@ -280,8 +280,16 @@ def read_stroke_file(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
         if any(f"{s}_points" in archive.files for s in SPLITS):
             return _read_cache(archive)
         if "train" not in archive.files:
-            raise DataError(f"{path}: missing key 'train' (has {', '.join(archive.files) or 'no keys'})")
-        return {split: list(archive.objects(split)) for split in SPLITS if split in archive.files}
+            raise DataError(f"{path}: missing key 'train' (has {archive.listing()})")
+        return {split: _sketch_list(archive, split) for split in SPLITS if split in archive.files}
+
+
+def _sketch_list(archive: NpzFile, split: str) -> list:
+    """The elements of sketch-rnn's object array ``split``, which must be one-dimensional."""
+    sketches = archive.objects(split)
+    if sketches.ndim != 1:
+        raise DataError(f"{archive.path}: key {split!r} has shape {sketches.shape}, expected a list of sketches")
+    return list(sketches)
 
 
 def _read_cache(archive: NpzFile) -> dict[str, list[np.ndarray]]:
@@ -299,7 +307,7 @@ def _read_cache(archive: NpzFile) -> dict[str, list[np.ndarray]]:
             or len(offsets) == 0
             or offsets[0] != 0
             or offsets[-1] != len(points)
-            or np.any(np.diff(offsets) < 0)
+            or np.any(offsets[1:] < offsets[:-1])  # not np.diff: unsigned differences wrap around
         ):
             raise DataError(f"{path}: '{split}_points' {points.shape} and '{split}_offsets' do not match")
         out[split] = [points[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
