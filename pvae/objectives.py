@@ -1,8 +1,11 @@
-"""Objectives by name: each is a ``pyro.infer.ELBO``, so plain ``pyro.infer.SVI`` accepts it.
+"""Objectives by name (``OBJECTIVES``): each is a ``pyro.infer.ELBO``, so plain ``pyro.infer.SVI``
+accepts it, and each builds its traces with Pyro's public API (``get_importance_trace``, poutine).
 
 - ``elbo``: ``TraceELBO``, Pyro's ``Trace_ELBO`` (the Monte Carlo ELBO E_q[log p(x, z) - log q(z | x)])
   with a shorter gradient path for reparameterised guides.
-- ``meanfield``: ``TraceMeanField_ELBO``, the same bound with KL(q || p) in closed form.
+- ``meanfield``: ``MeanFieldELBO``, Pyro's ``TraceMeanField_ELBO``: the same bound with KL(q || p)
+  in closed form. It refuses (``pvae.errors.UserError``) a guide without one, where Pyro would
+  silently estimate the KL by Monte Carlo.
 - ``iwae``: ``IWAE``, the per-datapoint importance-weighted bound of Burda et al. (2015).
 
 Gradient estimators beyond Pyro: the same loss value as the parent bound, other gradients (every
@@ -17,6 +20,9 @@ guide site must be reparameterised):
 - ``iwae-dreg``: ``IWAEDReG``, the doubly reparameterised IWAE gradient (Tucker et al. 2018):
   model gradients as IWAE's, guide gradients through z only, weighted by w~_k^2. Unbiased.
 
+Each class declares what it needs before it is built (``Objective``): ``requires_analytic_kl``
+(True for ``meanfield`` alone), read by the trainer to refuse a guide in one line.
+
 How log q is evaluated with detached parameters: ``detach_parameters`` rebuilds Normal,
 MultivariateNormal and LowRankMultivariateNormal (and ``Independent``/expanded wrappers) from
 detached tensors; any other distribution must have a ``detach_parameters()`` method. The flow of
@@ -25,14 +31,14 @@ detached tensors; any other distribution must have a ``detach_parameters()`` met
 use), and at any other z it inverts the flow (Z MADE passes per step).
 
 All of them average K = ``num_particles`` samples per datapoint, vectorised in a plate to the left
-of the data plate; the data plate is ``pyro.plate("data", B)`` at dim -1 (ARCHITECTURE.md).
+of the data plate; the data plate is ``pyro.plate("data", B)`` at dim -1 (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pyro
 import pyro.distributions as dist
@@ -43,18 +49,39 @@ from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.enum import get_importance_trace
 from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.poutine.messenger import Messenger
-from pyro.poutine.util import prune_subsample_sites, site_is_subsample
-from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
+from pyro.poutine.util import site_is_subsample
+from pyro.util import check_if_enumerated, get_rng_state, set_rng_state, warn_if_nan
 from torch.distributions import kl_divergence
 
-OBJECTIVES = ("elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg")
+from pvae.errors import UserError
 
 
-def _sample_sites(trace):
-    return (site for site in trace.nodes.values() if site["type"] == "sample")
+class Objective:
+    """What an objective class declares about itself, read before it is built (class attributes).
+
+    :cvar name: its key in ``OBJECTIVES``.
+    :cvar requires_analytic_kl: it needs KL(q || p) in closed form at every latent site (the
+        guide's ``analytic_kl``); it refuses a guide without one.
+    """
+
+    name: ClassVar[str]
+    requires_analytic_kl: bool = False
 
 
-class TraceELBO(Trace_ELBO):
+def _is_latent(site) -> bool:
+    return site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
+
+
+def _reparameterised(guide_trace) -> bool:
+    """No guide site of ``guide_trace`` (with score parts) has a score-function term."""
+    return all(
+        is_identically_zero(site["score_parts"].score_function)
+        for site in guide_trace.nodes.values()
+        if site["type"] == "sample"
+    )
+
+
+class TraceELBO(Objective, Trace_ELBO):
     r"""``Trace_ELBO`` whose differentiable loss skips the surrogate when it equals the ELBO.
 
     With every guide site reparameterised (no score-function term), Pyro's surrogate loss is the
@@ -64,21 +91,53 @@ class TraceELBO(Trace_ELBO):
 
     yet ``Trace_ELBO`` still builds it beside a float copy of the same sum, reads several scalars
     back, and hooks a NaN check into backward: about a third of a millisecond per step here. We
-    return the sum directly, and fall back to ``Trace_ELBO`` for guides with score-function sites.
+    return the sum directly, from the traces of ``get_importance_trace``. Once a guide shows a
+    score-function site, this objective is ``Trace_ELBO`` itself from then on (the traces of that
+    first step are drawn again by ``Trace_ELBO``, the fast path's draws discarded).
+
+    :param num_particles: K, vectorised (by default) in a plate at dim ``-(max_plate_nesting + 1)``.
+    :param max_plate_nesting: plates the model uses (1: the data plate alone).
     """
 
+    name = "elbo"
+
+    def __init__(
+        self, num_particles: int = 1, max_plate_nesting: int = 1, vectorize_particles: bool = True, **kwargs
+    ) -> None:
+        if vectorize_particles and not math.isfinite(max_plate_nesting):
+            raise ValueError("TraceELBO: vectorised particles need a finite max_plate_nesting")
+        super().__init__(
+            num_particles=num_particles,
+            max_plate_nesting=max_plate_nesting,
+            vectorize_particles=vectorize_particles,
+            **kwargs,
+        )
+        self.score_function = False  # a guide with a score-function site was seen: Trace_ELBO's surrogate
+
+    def importance_traces(self, model, guide, *args, **kwargs) -> list:
+        """(model trace, guide trace) pairs, as ``Trace_ELBO`` draws them: one pair with the K
+        particles in a plate at dim ``-max_plate_nesting`` (vectorised, K > 1), else K pairs."""
+        if self.vectorize_particles and self.num_particles > 1:
+            particles = pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+            model, guide, draws = particles(model), particles(guide), 1
+        else:
+            draws = 1 if self.vectorize_particles else self.num_particles
+        traces = [
+            get_importance_trace("flat", self.max_plate_nesting, model, guide, args, kwargs) for _ in range(draws)
+        ]
+        if is_validation_enabled():
+            for _, guide_trace in traces:
+                check_if_enumerated(guide_trace)
+        return traces
+
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        loss = 0.0
-        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
-            if all(is_identically_zero(s["score_parts"].score_function) for s in _sample_sites(guide_trace)):
-                particle = sum(s["log_prob_sum"] for s in _sample_sites(guide_trace)) - sum(
-                    s["log_prob_sum"] for s in _sample_sites(model_trace)
-                )
-            else:
-                value, surrogate = self._differentiable_loss_particle(model_trace, guide_trace)
-                particle = value + (surrogate - surrogate.detach())
-            loss = loss + particle / self.num_particles
-        return loss
+        if not self.score_function:
+            traces = self.importance_traces(model, guide, *args, **kwargs)
+            if all(_reparameterised(guide_trace) for _, guide_trace in traces):
+                loss = sum(guide_tr.log_prob_sum() - model_tr.log_prob_sum() for model_tr, guide_tr in traces)
+                return loss / self.num_particles
+            self.score_function = True
+        return super().differentiable_loss(model, guide, *args, **kwargs)
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
@@ -89,9 +148,87 @@ class TraceELBO(Trace_ELBO):
         return value
 
 
-class _LossFromDifferentiable(ELBO):
+def _describe(d: dist.Distribution) -> str:
+    """A distribution's type, through ``Independent`` and expanded wrappers: ``Independent(Normal)``."""
+    if isinstance(d, (torch.distributions.Independent, dist.ExpandedDistribution)):
+        return f"{type(d).__name__}({_describe(d.base_dist)})"
+    return type(d).__name__
+
+
+class MeanFieldELBO(Objective, TraceMeanField_ELBO):
+    """``TraceMeanField_ELBO`` that refuses a guide without a closed-form KL.
+
+    Pyro's class falls back to a Monte Carlo KL wherever ``kl_divergence(q, p)`` is not
+    implemented (an IAF guide, say), so "meanfield" would silently be "elbo". On its first call
+    (``loss``, ``differentiable_loss`` or ``loss_and_grads``) this one runs the guide once, replays
+    the model on it, and raises ``UserError`` at the first latent site without a closed-form KL;
+    the random state is restored afterwards, so the draws are those of ``TraceMeanField_ELBO``.
+
+    :param num_particles: K, vectorised (by default) in a plate at dim ``-(max_plate_nesting + 1)``.
+    :param max_plate_nesting: plates the model uses (1: the data plate alone).
+    """
+
+    name = "meanfield"
+    requires_analytic_kl = True
+
+    def __init__(
+        self, num_particles: int = 1, max_plate_nesting: int = 1, vectorize_particles: bool = True, **kwargs
+    ) -> None:
+        super().__init__(
+            num_particles=num_particles,
+            max_plate_nesting=max_plate_nesting,
+            vectorize_particles=vectorize_particles,
+            **kwargs,
+        )
+        self.checked = False
+
+    def check(self, model, guide, *args, **kwargs) -> None:
+        """Raise ``UserError`` unless KL(q || p) is in closed form at every latent site the guide
+        and the model share (auxiliary guide sites keep Pyro's Monte Carlo entropy)."""
+        state = get_rng_state()
+        try:
+            with poutine.block(), torch.no_grad():
+                guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        finally:
+            set_rng_state(state)
+        for name, q_site in guide_trace.nodes.items():
+            p_site = model_trace.nodes.get(name)
+            if not _is_latent(q_site) or p_site is None or not _is_latent(p_site):
+                continue
+            try:
+                kl_divergence(q_site["fn"], p_site["fn"])
+            except NotImplementedError:
+                others = ", ".join(n for n, cls in OBJECTIVES.items() if not cls.requires_analytic_kl)
+                raise UserError(
+                    f"{self.name}: no closed-form KL(q || p) at latent site {name!r} (guide {_describe(q_site['fn'])}, "
+                    f"prior {_describe(p_site['fn'])}); choose another objective ({others})"
+                ) from None
+        self.checked = True
+
+    def _check_once(self, model, guide, args, kwargs) -> None:
+        if not self.checked:
+            self.check(model, guide, *args, **kwargs)
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        self._check_once(model, guide, args, kwargs)
+        return super().loss(model, guide, *args, **kwargs)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        self._check_once(model, guide, args, kwargs)
+        return super().differentiable_loss(model, guide, *args, **kwargs)
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        self._check_once(model, guide, args, kwargs)
+        return super().loss_and_grads(model, guide, *args, **kwargs)
+
+
+class _LossFromDifferentiable(Objective, ELBO):
     """An ELBO whose ``differentiable_loss`` is the one definition: ``loss`` and ``loss_and_grads``
     (what ``pyro.infer.SVI`` calls) follow from it."""
+
+    def _get_trace(self, model, guide, args, kwargs):  # abstract in ELBO; nothing here draws traces through it
+        raise NotImplementedError(f"{type(self).__name__}: use differentiable_loss")
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         with torch.no_grad():
@@ -148,11 +285,11 @@ class IWAE(_LossFromDifferentiable):
     def _weights(self, model_trace, guide_trace) -> tuple[torch.Tensor, torch.Tensor | float]:
         log_w: torch.Tensor | float = 0.0
         outer: torch.Tensor | float | None = None
-        for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
+        for trace, is_guide in ((model_trace, False), (guide_trace, True)):
             for name, site in trace.nodes.items():
                 if site["type"] != "sample" or site_is_subsample(site):
                     continue
-                if sign < 0 and not site["fn"].has_rsample:
+                if is_guide and not site["fn"].has_rsample:
                     raise NotImplementedError(
                         f"{self.name}: guide site {name!r} cannot be reparameterised (no rsample); "
                         "the IWAE gradient here needs reparameterised guide sites"
@@ -163,22 +300,27 @@ class IWAE(_LossFromDifferentiable):
                         f"{self.name}: sample site {name!r} is outside the data plate (pyro.plate at dim -1); "
                         "the per-datapoint bound needs every sample site inside it"
                     )
-                plate_scale = math.prod(f.full_size / f.size for f in frames if f.full_size)
+                plate_scale = _site_plate_scale(site)
                 if outer is None:
                     outer = plate_scale
                 elif outer != plate_scale:
                     raise ValueError(f"{self.name}: site {name!r} is subsampled differently from the other sites")
-                log_prob = site["unscaled_log_prob"]
-                if sign < 0 and self.path_derivative:
-                    log_prob = self._path_log_prob(name, site, model_trace.nodes[name]["value"])
                 # Subsampling scales the whole bound (outside the logsumexp); any other scale
                 # (a KL weight from poutine.scale) scales this site's term inside log w.
-                term = scale_and_mask(log_prob, site["scale"] / plate_scale, site["mask"])
-                log_w = log_w + sign * term
+                log_density = self._log_density(name, site, is_guide)
+                term = scale_and_mask(log_density, site["scale"] / plate_scale, site["mask"])
+                log_w = log_w - term if is_guide else log_w + term
         if not isinstance(log_w, torch.Tensor):
             raise ValueError(f"{self.name}: the model and guide have no sample sites")
         self._reweight(model_trace, guide_trace, log_w, outer)
         return log_w, (1.0 if outer is None else outer)
+
+    def _log_density(self, name: str, site: dict, is_guide: bool) -> torch.Tensor:
+        """The unscaled log p (model site) or log q (guide site) of ``site`` inside log w: the
+        trace's own, or log q with detached parameters (``path_derivative``)."""
+        if is_guide and self.path_derivative:
+            return self._path_log_prob(name, site, site["value"])
+        return site["unscaled_log_prob"]
 
     def _path_log_prob(self, name: str, site: dict, value: torch.Tensor) -> torch.Tensor:
         """log q(z) with q's parameters detached, at z = ``value`` (the reparameterised sample):
@@ -272,8 +414,34 @@ def _site_plate_scale(site) -> float:
     return math.prod(f.full_size / f.size for f in site["cond_indep_stack"] if f.full_size)
 
 
-def _scale_gradient(holder: dict, grad: torch.Tensor) -> torch.Tensor:
-    return grad * holder["factor"]
+class _GradientFactor:
+    """A tensor hook: the incoming gradient times ``factor`` (1 until set)."""
+
+    def __init__(self) -> None:
+        self.factor: torch.Tensor | float = 1.0
+
+    def __call__(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad * self.factor
+
+
+class _HookLatents(Messenger):
+    """Around the model, inside ``get_importance_trace``'s replay: each replayed latent value z
+    that requires grad is handed to the model program as a clone whose incoming gradient passes a
+    ``_GradientFactor``. ``_postprocess_message`` runs outermost first, so the importance trace has
+    recorded the site (with the guide's z) before the swap; ``clones`` keeps name -> (clone, hook)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clones: dict[str, tuple[torch.Tensor, _GradientFactor]] = {}
+
+    def _postprocess_message(self, msg) -> None:
+        value = msg["value"]
+        if not _is_latent(msg) or not isinstance(value, torch.Tensor) or not value.requires_grad:
+            return
+        hook, clone = _GradientFactor(), value.clone()
+        clone.register_hook(hook)
+        msg["value"] = clone
+        self.clones[msg["name"]] = (clone, hook)
 
 
 class IWAEDReG(IWAESTL):
@@ -282,10 +450,12 @@ class IWAEDReG(IWAESTL):
         model:  grad_theta L_K = \sum_k w~_k grad_theta log w_k                    (as IWAE)
         guide:  grad_phi   L_K = \sum_k w~_k^2 d log w_k / dz_k  dz_k / d\phi      (through z only)
 
-    with w~ = softmax_k(log w) and log w_k = log p(x, z_k) - log q_{\bar\phi}(z_k). The model runs on
-    a copy of z whose incoming gradient is multiplied by w~_k (a tensor hook set once log w is
-    known), so one backward pass gives both: the IWAE-STL path gradient times w~_k is DReG's,
-    and the model's parameters, reached directly rather than through z, keep IWAE's gradient.
+    with w~ = softmax_k(log w) and log w_k = log p(x, z_k) - log q_{\bar\phi}(z_k). Every term of
+    log w that depends on z reads a copy of z whose incoming gradient is multiplied by w~_k (a
+    tensor hook set once log w is known): the model program runs on it (``_HookLatents`` around
+    the model), and log p(z) and the detached-parameter log q(z) are evaluated at it. So one
+    backward pass gives both: the IWAE-STL path gradient times w~_k is DReG's, and the model's
+    parameters, reached directly rather than through z, keep IWAE's gradient.
 
     With a KL weight beta (``KLControl``) the log weights are log p(x|z) + beta (log p(z) - log q),
     and the same derivation (the score term beta w~_k grad_phi log q, reparameterised) gives the
@@ -297,52 +467,34 @@ class IWAEDReG(IWAESTL):
     name = "iwae-dreg"
 
     def _get_trace(self, model, guide, args, kwargs):
-        particles = pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
-        guide_trace = poutine.trace(particles(guide), graph_type="flat").get_trace(*args, **kwargs)
-        latent = [
-            name
-            for name, site in guide_trace.nodes.items()
-            if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
-        ]
+        hooks = _HookLatents()
+        model_trace, guide_trace = super()._get_trace(hooks(model), guide, args, kwargs)
+        latent = [name for name, site in guide_trace.nodes.items() if _is_latent(site)]
         if len(latent) > 1:
             raise NotImplementedError(f"{self.name}: one latent site per datapoint, not {', '.join(latent)}")
-        replay, holders = guide_trace.copy(), {}
-        for name in latent:
-            site = guide_trace.nodes[name]
-            if site["value"].requires_grad:
-                holder = {"beta": site["scale"] / _site_plate_scale(site)}
-                view = site["value"].clone()
-                view.register_hook(functools.partial(_scale_gradient, holder))
-                replay.nodes[name] = {**site, "value": view}
-                holders[name] = holder
-        model_trace = poutine.trace(poutine.replay(particles(model), trace=replay), graph_type="flat").get_trace(
-            *args, **kwargs
-        )
-        # What get_importance_trace does, with the model on the hooked copy of z.
-        if is_validation_enabled():
-            check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
-        guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
-        model_trace.compute_log_prob()
-        guide_trace.compute_score_parts()
-        if is_validation_enabled():
+        for name, (clone, hook) in hooks.clones.items():
             for trace in (model_trace, guide_trace):
-                for site in trace.nodes.values():
-                    if site["type"] == "sample":
-                        check_site_shape(site, self.max_plate_nesting)
-        for name, holder in holders.items():
-            model_trace.nodes[name]["dreg_holder"] = holder
+                if name in trace.nodes:
+                    trace.nodes[name]["dreg"] = (clone, hook)
         return model_trace, guide_trace
+
+    def _log_density(self, name: str, site: dict, is_guide: bool) -> torch.Tensor:
+        if "dreg" not in site:
+            return super()._log_density(name, site, is_guide)
+        clone = site["dreg"][0]
+        return self._path_log_prob(name, site, clone) if is_guide else site["fn"].log_prob(clone)
 
     def _reweight(self, model_trace, guide_trace, log_w: torch.Tensor, outer) -> None:
         normalised = None
-        for site in model_trace.nodes.values():
-            holder = site.get("dreg_holder")
-            if holder is None:
+        for name, site in guide_trace.nodes.items():
+            if "dreg" not in site:
                 continue
             if normalised is None:
                 normalised = torch.softmax(log_w.detach(), dim=0)  # w~ (K, B)
-            factor = (1 - holder["beta"]) + holder["beta"] * normalised
-            holder["factor"] = factor.reshape(factor.shape + (1,) * (site["value"].dim() - factor.dim()))
+            clone, hook = site["dreg"]
+            beta = site["scale"] / _site_plate_scale(site)
+            factor = (1 - beta) + beta * normalised
+            hook.factor = factor.reshape(factor.shape + (1,) * (clone.dim() - factor.dim()))
 
 
 @dataclass
@@ -388,12 +540,10 @@ class KLControlled(_LossFromDifferentiable):
     sketch-rnn's loss exactly; for the IWAE bound it removes the KL's push in the same way.
     """
 
-    def __init__(self, base: ELBO, control: KLControl, analytic: bool = False) -> None:
+    def __init__(self, base: ELBO, control: KLControl) -> None:
         super().__init__(num_particles=base.num_particles, max_plate_nesting=base.max_plate_nesting)
-        self.base, self.control, self.analytic = base, control, analytic
-
-    def _get_trace(self, model, guide, args, kwargs):  # required by ELBO; the base does the work
-        return self.base._get_trace(model, guide, args, kwargs)
+        self.base, self.control = base, control
+        self.requires_analytic_kl = isinstance(base, Objective) and base.requires_analytic_kl  # the base's
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         scale = _ScaleLatents(self.control)
@@ -415,7 +565,7 @@ class KLControlled(_LossFromDifferentiable):
                     raise ValueError(f"per-dimension KL floor (free bits) needs factorised q and p at site {name!r}")
                 q, p = q.base_dist, p.base_dist
             kl = None
-            if self.analytic:
+            if self.requires_analytic_kl:
                 try:
                     kl = kl_divergence(q, p)
                 except NotImplementedError:
@@ -435,19 +585,18 @@ class KLControlled(_LossFromDifferentiable):
         return torch.relu(kl.shape[0] * dims * self.control.floor - kl.sum())
 
 
-ESTIMATORS: dict[str, type[IWAE]] = {"iwae": IWAE, "elbo-stl": ELBOSTL, "iwae-stl": IWAESTL, "iwae-dreg": IWAEDReG}
+OBJECTIVES: dict[str, type[ELBO]] = {
+    cls.name: cls for cls in (TraceELBO, MeanFieldELBO, IWAE, ELBOSTL, IWAESTL, IWAEDReG)
+}
+"""Every objective by name; the classes declare their capabilities (``Objective``)."""
 
 
 def make_objective(name: str, num_particles: int = 1, max_plate_nesting: int = 1, kl: KLControl | None = None) -> ELBO:
-    """The objective called ``name`` (one of ``OBJECTIVES``) with K = ``num_particles``, wrapped in
-    ``KLControlled`` when a ``KLControl`` is given."""
-    if kl is not None:
-        return KLControlled(make_objective(name, num_particles, max_plate_nesting), kl, analytic=name == "meanfield")
+    """The objective called ``name`` (a key of ``OBJECTIVES``) with K = ``num_particles``, wrapped
+    in ``KLControlled`` when a ``KLControl`` is given."""
     if not isinstance(num_particles, int) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive integer, not {num_particles!r}")
-    if name in ESTIMATORS:
-        return ESTIMATORS[name](num_particles=num_particles, max_plate_nesting=max_plate_nesting)
-    kinds = {"elbo": TraceELBO, "meanfield": TraceMeanField_ELBO}
-    if name not in kinds:
+    if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
-    return kinds[name](num_particles=num_particles, vectorize_particles=True, max_plate_nesting=max_plate_nesting)
+    objective = OBJECTIVES[name](num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+    return objective if kl is None else KLControlled(objective, kl)

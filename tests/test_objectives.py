@@ -9,9 +9,11 @@ import pytest
 import torch
 from pyro import poutine
 
+from guides.amortised import IAFGuide
 from guides.mlp import MLPGuide
 from models.gaussian_vae import GaussianVAE
-from pvae.objectives import IWAE, KLControl, TraceELBO, make_objective
+from pvae.errors import UserError
+from pvae.objectives import IWAE, OBJECTIVES, KLControl, KLControlled, MeanFieldELBO, TraceELBO, make_objective
 
 
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
@@ -201,22 +203,114 @@ def test_elbo_estimators_agree_on_the_image_model(tiny):
     assert a == pytest.approx(b, abs=0.15)
 
 
-def test_trace_elbo_shortcut_matches_pyro_value_and_gradients(tiny):
+def _value_and_grads(objective, model, guide, x, params, seed: int = 5):
+    pyro.set_rng_seed(seed)
+    loss = objective.differentiable_loss(model, guide, x)
+    return loss.item(), torch.autograd.grad(loss, params)
+
+
+def _assert_same(a, b) -> None:
+    assert a[0] == pytest.approx(b[0], rel=1e-6)
+    for g0, g1 in zip(a[1], b[1]):
+        torch.testing.assert_close(g0, g1)
+
+
+@pytest.mark.parametrize("particles, vectorize", [(3, True), (1, True), (2, False)])
+def test_trace_elbo_shortcut_matches_pyro_value_and_gradients(tiny, particles, vectorize):
     model, guide, x = tiny
     params = list(model.parameters()) + list(guide.parameters())
-    grads = []
-    values = []
-    for objective in (
-        TraceELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
-        pyro.infer.Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
-    ):
-        pyro.set_rng_seed(5)
-        loss = objective.differentiable_loss(model.model, guide.guide, x)
-        values.append(loss.item())
-        grads.append(torch.autograd.grad(loss, params))
-    assert values[0] == pytest.approx(values[1], rel=1e-6)
-    for g0, g1 in zip(*grads):
-        torch.testing.assert_close(g0, g1)
+    settings = dict(num_particles=particles, vectorize_particles=vectorize, max_plate_nesting=1)
+    ours = TraceELBO(**settings)
+    _assert_same(
+        _value_and_grads(ours, model.model, guide.guide, x, params),
+        _value_and_grads(pyro.infer.Trace_ELBO(**settings), model.model, guide.guide, x, params),
+    )
+    assert not ours.score_function  # the shortcut, not Trace_ELBO's surrogate
+
+
+def _score_function_pair(batch: int):
+    """A model and a guide with a reparameterised site z and a Bernoulli site c (a score-function
+    term), the guide's parameters ``(a, loc)`` plain tensors."""
+    a, loc = torch.full((batch,), 0.3, requires_grad=True), torch.full((batch,), -0.5, requires_grad=True)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            c = pyro.sample("c", dist.Bernoulli(0.3))
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z + 2 * c, 0.5), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("c", dist.Bernoulli(logits=a + x))
+            pyro.sample("z", dist.Normal(loc + x, 0.8))
+
+    return model, guide, [a, loc]
+
+
+@pytest.mark.parametrize("particles, vectorize", [(4, True), (1, True), (3, False)])
+def test_trace_elbo_is_pyro_trace_elbo_for_a_guide_with_a_score_function_site(particles, vectorize):
+    x = torch.tensor([0.5, 2.0, -1.0])
+    model, guide, params = _score_function_pair(len(x))
+    settings = dict(num_particles=particles, vectorize_particles=vectorize, max_plate_nesting=1)
+    ours = TraceELBO(**settings)
+    ours.differentiable_loss(model, guide, x)  # the first call sees the Bernoulli site and turns to Trace_ELBO
+    assert ours.score_function
+    pyros = _value_and_grads(pyro.infer.Trace_ELBO(**settings), model, guide, x, params)
+    _assert_same(_value_and_grads(ours, model, guide, x, params), pyros)
+    # The plain ELBO sum of the shortcut has the same value and another gradient here.
+    pyro.set_rng_seed(5)
+    plain = sum(g.log_prob_sum() - m.log_prob_sum() for m, g in ours.importance_traces(model, guide, x))
+    plain_grads = torch.autograd.grad(plain / particles, params)
+    assert (plain / particles).item() == pytest.approx(pyros[0], rel=1e-6)
+    assert max((a - b).abs().max() for a, b in zip(plain_grads, pyros[1])) > 1e-2
+
+
+def test_meanfield_refuses_a_guide_without_a_closed_form_kl():
+    """Pyro's TraceMeanField_ELBO would estimate the IAF guide's KL by Monte Carlo, silently."""
+    model, guide = GaussianVAE(6, latent_dim=3), IAFGuide(latent_dim=3, data_dim=6)
+    x = torch.bernoulli(torch.full((4, 6), 0.4))
+    before = [p.detach().clone() for p in guide.parameters()]
+    message = r"meanfield: no closed-form KL\(q \|\| p\) at latent site 'z' \(guide FlowPosterior.*\(elbo, iwae,"
+    svi = pyro.infer.SVI(model.model, guide.guide, pyro.optim.Adam({"lr": 0.1}), loss=make_objective("meanfield", 2))
+    with pytest.raises(UserError, match=message) as error:
+        svi.step(x)
+    assert "\n" not in str(error.value) and "meanfield)" not in str(error.value)
+    assert all(torch.equal(p, q) for p, q in zip(before, guide.parameters()))  # refused before any step
+    for kl in (KLControl(weight=0.5), KLControl(weight=1.0, floor=2.0)):
+        with pytest.raises(UserError, match=message):
+            make_objective("meanfield", 1, kl=kl).loss(model.model, guide.guide, x)
+    with pytest.raises(UserError, match=message):
+        MeanFieldELBO().differentiable_loss(model.model, guide.guide, x)
+    # the same pair with a closed-form KL trains
+    gaussian = MLPGuide(data_dim=6, latent_dim=3)
+    svi = pyro.infer.SVI(model.model, gaussian.guide, pyro.optim.Adam({"lr": 0.1}), loss=make_objective("meanfield"))
+    assert np.isfinite(svi.step(x))
+
+
+def test_meanfield_draws_what_pyro_draws(tiny):
+    """The closed-form check on the first call leaves the random state as it found it."""
+    model, guide, x = tiny
+    params = list(model.parameters()) + list(guide.parameters())
+    pyros = pyro.infer.TraceMeanField_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1)
+    ours = make_objective("meanfield", 3)
+    assert not ours.checked
+    _assert_same(
+        _value_and_grads(ours, model.model, guide.guide, x, params),
+        _value_and_grads(pyros, model.model, guide.guide, x, params),
+    )
+    assert ours.checked
+
+
+def test_one_registry_names_every_objective_and_its_capabilities():
+    assert list(OBJECTIVES) == ["elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg"]
+    for name, cls in OBJECTIVES.items():
+        assert cls.name == name and issubclass(cls, pyro.infer.ELBO)
+        assert cls.requires_analytic_kl is (name == "meanfield")  # a class attribute, read before building
+        objective = make_objective(name, 3)
+        assert type(objective) is cls and objective.num_particles == 3
+        controlled = make_objective(name, 2, kl=KLControl(weight=0.5))
+        assert type(controlled) is KLControlled and type(controlled.base) is cls
+        assert controlled.requires_analytic_kl is cls.requires_analytic_kl
 
 
 @pytest.mark.parametrize("name", ["elbo", "meanfield", "iwae"])
