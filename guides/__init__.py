@@ -1,9 +1,12 @@
-"""Amortised guides q(z | x), one module each; see ARCHITECTURE.md for the Guide contract.
+"""Amortised guides q(z | x), one module each; see docs/architecture.md for the Guide contract and
+``pvae.nn.Guide`` for the capabilities each class declares (``analytic_kl``, ``factorised``,
+``data_kinds``).
 
-``mlp``, ``rnn`` and ``linear`` are the original guides (diagonal Normal from an MLP or a BiLSTM,
-and the linear-Gaussian guide of pPCA). ``diag``, ``lowrank``, ``full`` and ``iaf`` share one
-encoder trunk, chosen by the data (MLP for images, BiLSTM for strokes), and differ in the head:
-diagonal, low-rank plus diagonal or full-covariance Gaussian, or an inverse autoregressive flow.
+``diag``, ``lowrank``, ``full`` and ``iaf`` share one encoder trunk, chosen by the data (MLP for
+images, BiLSTM for strokes), and differ in the head: diagonal, low-rank plus diagonal or
+full-covariance Gaussian, or an inverse autoregressive flow. ``mlp`` and ``rnn`` are ``diag`` with
+the trunk fixed (``rnn`` with sketch-rnn's sigma = exp(r / 2)), kept with their original
+constructor arguments and parameter names; ``linear`` is the linear-Gaussian guide of pPCA.
 """
 
 from guides.amortised import (

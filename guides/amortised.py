@@ -7,12 +7,17 @@ The trunk follows the data: give ``data_dim`` for images (the trainer passes it 
 or ``max_len`` for stroke sketches (passed for stroke data; the LSTM does not need it otherwise),
 or name it with ``trunk``. Arguments the chosen trunk does not use are ignored (``hidden`` and
 ``activation`` are the MLP's, ``enc_hidden`` the LSTM's), so one set of flags serves both. A
-condition y is read only as class labels (``num_classes`` > 0, as ``MLPGuide``/``RNNGuide`` do);
-otherwise (an unconditional guide, or the completion model's visible image) it is ignored.
+condition y is read only as class labels (``num_classes`` > 0); otherwise (an unconditional guide,
+or the completion model's visible image) it is ignored.
 
-Class attributes tell the trainer what a guide supports: ``analytic_kl`` (KL(q || p) in closed
-form against a diagonal Normal prior: needed by ``--objective meanfield``) and ``factorised``
-(q is a product over dimensions: needed by free bits, ``--kl-floor-mode per-dim``).
+``MLPGuide`` (``guides.mlp``) and ``RNNGuide`` (``guides.rnn``) are ``DiagGuide`` with the trunk
+fixed (and, for ``RNNGuide``, sketch-rnn's sigma = exp(r / 2)), kept under their names and
+constructor arguments so run folders that name them still load.
+
+The capabilities of ``pvae.nn.Guide`` are declared per class: every head reads both data kinds;
+the Gaussian heads have ``analytic_kl`` (KL(q || p) in closed form against a diagonal Normal prior:
+needed by ``--objective meanfield``), the diagonal one is also ``factorised`` (needed by free
+bits, ``--kl-floor-mode per-dim``); the flow has neither.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class AmortisedGuide(Guide):
 
     analytic_kl = True
     factorised = False
+    data_kinds = ("image", "strokes")
 
     def __init__(
         self,
@@ -71,8 +77,7 @@ class AmortisedGuide(Guide):
 
 
 class DiagGuide(AmortisedGuide):
-    """Diagonal Normal q(z | x) (on images the same network, parameter names and initialisation
-    as ``MLPGuide``).
+    """Diagonal Normal q(z | x) = N(mu, diag(sigma^2)), (mu, r) = W trunk(x, y) + b, sigma = g(r).
 
     :param latent_dim: Z.
     :param data_dim: D of flattened images (chooses the MLP trunk).
@@ -81,7 +86,8 @@ class DiagGuide(AmortisedGuide):
     :param hidden: MLP hidden sizes, from x inwards.
     :param activation: MLP hidden activation (``pvae.nn.ACTIVATIONS``).
     :param enc_hidden: LSTM size of each direction.
-    :param scale: ``"softplus"`` or ``"exp"``: how the head makes sigma.
+    :param scale: how the head makes sigma: ``"softplus"``, ``"exp"`` (the IWAE paper's) or ``"logvar"``
+        (sigma = exp(r / 2), sketch-rnn's); plus ``pvae.nn.MIN_SCALE``.
     :param num_classes: C > 0 reads class labels y as onehot(y).
     """
 

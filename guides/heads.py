@@ -5,7 +5,8 @@
 - ``FullHead``: N(mu, L L^T), L lower triangular: diagonal g(r) > 0, strictly lower part free.
 - ``IAFHead``: a diagonal Normal pushed through N IAF steps that read h (``guides.flows``).
 
-g is softplus (default) or exp, plus a floor of ``MIN_SCALE``. The Gaussian heads' distributions
+g is softplus (default), exp, or exp(r / 2) (``"logvar"``: r is log sigma^2, sketch-rnn's
+parameterisation), plus a floor of ``pvae.nn.MIN_SCALE``. The Gaussian heads' distributions
 have KL(q || p) in closed form against a diagonal Normal prior (registered here for torch's
 ``kl_divergence``, so ``meanfield`` and the analytic KL of ``pvae.bounds`` work with them); the flow
 has none.
@@ -20,19 +21,21 @@ from torch.distributions import Independent, Normal, register_kl
 from torch.nn import functional as F
 
 from guides.flows import MADE, FlowPosterior, IAFStep
+from pvae.nn import MIN_SCALE
 
-MIN_SCALE = 1e-5  # floor of sigma (and of the diagonal of L), so log q stays finite
-SCALES = ("softplus", "exp")
+SCALES = ("softplus", "exp", "logvar")
 
 
 def positive(raw: torch.Tensor, scale: str) -> torch.Tensor:
-    """g(raw) + MIN_SCALE, g = softplus or exp."""
-    return (F.softplus(raw) if scale == "softplus" else torch.exp(raw)) + MIN_SCALE
+    """g(raw) + MIN_SCALE, g = softplus, exp, or exp(raw / 2) (``"logvar"``: raw is log sigma^2)."""
+    if scale == "softplus":
+        return F.softplus(raw) + MIN_SCALE
+    return torch.exp(raw / 2 if scale == "logvar" else raw) + MIN_SCALE
 
 
 def _check_scale(scale: str) -> None:
     if scale not in SCALES:
-        raise ValueError(f"scale must be 'softplus' or 'exp', not {scale!r}")
+        raise ValueError(f"scale must be one of {', '.join(map(repr, SCALES))}, not {scale!r}")
 
 
 class FullCovarianceNormal(dist.MultivariateNormal):

@@ -1,6 +1,11 @@
 """A linear-Gaussian guide: q(z | x) = N(A x + c, S), with S diagonal or full and the same for
 every x, which is the form of the exact posterior of probabilistic PCA (so with ``full`` this
-guide can equal it)."""
+guide can equal it).
+
+Both covariances have KL(q || p) in closed form against a diagonal Normal prior (``diag``: torch's
+Normal-Normal KL; ``full``: ``guides.heads.FullCovarianceNormal``'s registered KL), so
+``analytic_kl`` holds for the class; ``factorised`` only for ``covariance="diag"``, which the
+instance states (the class says False, what holds for every configuration)."""
 
 from __future__ import annotations
 
@@ -9,9 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pvae.nn import Guide
-
-MIN_SCALE = 1e-5
+from guides.heads import FullCovarianceNormal
+from pvae.nn import MIN_SCALE, Guide
 
 
 class LinearGuide(Guide):
@@ -22,11 +26,16 @@ class LinearGuide(Guide):
     :param covariance: ``"diag"`` or ``"full"``.
     """
 
+    analytic_kl = True
+    factorised = False  # True on instances with covariance="diag"
+    data_kinds = ("image",)
+
     def __init__(self, data_dim: int, latent_dim: int = 2, covariance: str = "diag") -> None:
         super().__init__()
         if covariance not in ("diag", "full"):
             raise ValueError(f"covariance must be 'diag' or 'full', not {covariance!r}")
         self.data_dim, self.latent_dim, self.covariance = data_dim, latent_dim, covariance
+        self.factorised = covariance == "diag"
         self.loc = nn.Linear(data_dim, latent_dim)
         shape = (latent_dim,) if covariance == "diag" else (latent_dim, latent_dim)
         self.raw_scale = nn.Parameter(torch.zeros(shape))
@@ -45,7 +54,7 @@ class LinearGuide(Guide):
         if self.covariance == "diag":
             scale = F.softplus(self.raw_scale) + MIN_SCALE
             return dist.Normal(loc, scale.expand_as(loc)).to_event(1)
-        return dist.MultivariateNormal(loc, scale_tril=self.scale_tril.expand(loc.shape[0], -1, -1))
+        return FullCovarianceNormal(loc, scale_tril=self.scale_tril.expand(loc.shape[0], -1, -1))
 
     @torch.no_grad()
     def set_posterior(self, weight: torch.Tensor, bias: torch.Tensor, scale_tril: torch.Tensor) -> None:

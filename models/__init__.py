@@ -1,4 +1,5 @@
-"""Generative models p(x, z), one module each; see ARCHITECTURE.md for the Model contract."""
+"""Generative models p(x, z), one module each; see docs/architecture.md for the Model contract and
+``pvae.nn.Model`` for the capabilities each class declares (``data_kind``, ``binary``, ...)."""
 
 from models.completion_cvae import CompletionCVAE
 from models.cvae import CVAE

@@ -8,7 +8,7 @@ bottom-right), model the hidden pixels h:
     z | v ~ N(mu, sigma) = prior_net([v, y_hat on the hidden pixels])
     h | z, v ~ Bernoulli(f(z)) on the hidden pixels only
 
-The condition y of ARCHITECTURE.md is v (the image with the hidden pixels set to -1), derived from
+The condition y of docs/architecture.md is v (the image with the hidden pixels set to -1), derived from
 x by ``condition``; the observation site "x" is the whole image, scored on its hidden pixels. A
 guide reads the whole image (training and evaluation, where x is known); completing an unseen
 image draws z from the prior network instead.
@@ -53,8 +53,10 @@ class CompletionCVAE(Model):
     :param baseline_epochs: epochs of the baseline's training before the CVAE's.
     """
 
+    data_kind = "image"
     binary = True
-    train_defaults = dict(latent_dim=200, hidden=[500, 500], batch_size=128)
+    supports_completion = True
+    train_defaults = {"latent_dim": 200, "hidden": [500, 500], "batch_size": 128}
 
     def __init__(
         self,

@@ -1,11 +1,17 @@
-"""The Gaussian VAE on images (Kingma & Welling 2014): a standard normal prior and an MLP decoder.
+"""The Gaussian VAE on images (Kingma & Welling 2014): a standard normal prior and an MLP decoder,
+optionally class-conditional (Kingma et al. 2014's M2 with the label observed; Sohn et al. 2015).
 
-    z ~ N(0, I_Z)
-    x | z ~ Bernoulli(logits = f(z))        (likelihood="bernoulli", binary pixels)
-    x | z ~ N(f(z), diag(s^2))              (likelihood="gaussian", s learned per pixel or fixed)
+    z ~ N(0, I_Z)                          or, with labels y and ``learned_prior``,  N(mu(y), diag(sigma(y))^2)
+    x | z ~ Bernoulli(logits = f(c))       (likelihood="bernoulli", binary pixels)
+    x | z ~ N(f(c), diag(s^2))             (likelihood="gaussian", s learned per pixel or fixed)
+
+with c = z, or c = [z, onehot(y)] for class labels y (``num_classes`` > 0). The label is the
+condition y of docs/architecture.md: an argument of model and guide, so objectives and
+(conditional) guides still swap. With z drawn once and y varied, the decoder keeps the style and
+changes the class: the content/style split of the conditional-autoencoder literature.
 
 Shapes: ``x`` is ``(B, D)`` with D the number of pixels; ``z`` is ``(..., B, Z)``, where any
-leading dims (vectorised particles) broadcast through the decoder.
+leading dims (vectorised particles) broadcast through the decoder; labels ``y`` are ``(B,)``.
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ from collections.abc import Sequence
 
 import pyro.distributions as dist
 import torch
+from torch import nn
+from torch.nn import functional as F
 
-from pvae.nn import Model, PixelDecoder
+from pvae.nn import Model, PixelDecoder, one_hot
+
+SOFTPLUS_INV_ONE = 0.5413248546129181  # softplus(0 + c) = 1: a learned prior starts as N(0, I)
 
 
 class GaussianVAE(Model):
-    """Standard normal prior, MLP decoder, Bernoulli or Gaussian pixel likelihood.
+    """Standard normal (or learned class-conditional) prior, MLP decoder, Bernoulli or Gaussian pixels.
 
     :param data_dim: pixels per image, D.
     :param latent_dim: Z.
@@ -27,7 +37,12 @@ class GaussianVAE(Model):
     :param activation: hidden activation name (see ``pvae.nn.ACTIVATIONS``).
     :param likelihood: ``"bernoulli"`` or ``"gaussian"``.
     :param obs_scale: Gaussian only: a fixed pixel std, or ``None`` to learn one per pixel.
+    :param num_classes: C > 0: p(x | z, y) for class labels y in 0..C-1 (the decoder reads
+        [z, onehot(y)]); 0: unconditional.
+    :param learned_prior: class-conditional only: p(z | y) with a mean and std per class instead of N(0, I).
     """
+
+    data_kind = "image"
 
     def __init__(
         self,
@@ -37,25 +52,41 @@ class GaussianVAE(Model):
         activation: str = "relu",
         likelihood: str = "bernoulli",
         obs_scale: float | None = None,
+        num_classes: int = 0,
+        learned_prior: bool = False,
     ) -> None:
         super().__init__()
-        self.data_dim, self.latent_dim = data_dim, latent_dim
-        self.decoder = PixelDecoder(latent_dim, data_dim, hidden, activation, likelihood, obs_scale)
-        self.register_buffer("_zero", torch.zeros(()), persistent=False)
-
-    @property
-    def binary(self) -> bool:
-        """True when p(x | z) needs pixels in {0, 1} (so grey images must be binarised)."""
-        return self.decoder.likelihood == "bernoulli"
+        if num_classes < 0:
+            raise ValueError(f"num_classes must not be negative, not {num_classes}")
+        if learned_prior and not num_classes:
+            raise ValueError(
+                "learned_prior needs class labels (num_classes > 0): p(z | y) has one mean and std per class"
+            )
+        self.data_dim, self.latent_dim, self.num_classes = data_dim, latent_dim, num_classes
+        self.decoder = PixelDecoder(latent_dim + num_classes, data_dim, hidden, activation, likelihood, obs_scale)
+        self.prior_net = nn.Embedding(num_classes, 2 * latent_dim) if learned_prior else None
+        if self.prior_net is not None:
+            nn.init.zeros_(self.prior_net.weight)  # starts as N(0, I)
+        self.binary = likelihood == "bernoulli"  # Bernoulli pixels must be 0 or 1
 
     def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
-        """p(z) = N(0, I): batch ``(batch_size,)``, event ``(Z,)``."""
-        zero = self._zero.expand(batch_size, self.latent_dim)
-        return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
+        """p(z) = N(0, I), or p(z | y) with ``learned_prior``: batch ``(batch_size,)``, event ``(Z,)``."""
+        if self.prior_net is None:
+            return super().prior(batch_size, y)
+        loc, raw = self.prior_net(self._labels(y)).chunk(2, dim=-1)
+        return dist.Normal(loc, F.softplus(raw + SOFTPLUS_INV_ONE)).to_event(1)
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
-        """p(x | z): batch ``z.shape[:-1]``, event ``(D,)``."""
-        return self.decoder(z)
+        """p(x | z) or p(x | z, y): batch ``z.shape[:-1]``, event ``(D,)``."""
+        if not self.num_classes:
+            return self.decoder(z)
+        code = one_hot(self._labels(y), self.num_classes, z).expand(*z.shape[:-1], self.num_classes)
+        return self.decoder(torch.cat([z, code], -1))
+
+    def _labels(self, y: torch.Tensor | None) -> torch.Tensor:
+        if y is None:
+            raise ValueError("this model is class-conditional: give the labels y")
+        return y
 
     def init_output_bias(self, data_mean: torch.Tensor) -> None:
         """Start the decoder at the data mean (Burda et al.: Bernoulli bias = logit of the mean)."""

@@ -1,6 +1,6 @@
 """The linear VAE: probabilistic PCA (Tipping & Bishop 1999) written as a Pyro model.
 
-    z ~ N(0, I_Z),    x | z ~ N(W z + b, s2 I_D)
+    z ~ N(0, I_Z)  (``Model.prior``),    x | z ~ N(W z + b, s2 I_D)
 
 Its marginal likelihood is exact, p(x) = N(x; b, C) with C = W W^T + s2 I_D, so every bound on
 log p(x) can be checked against ``exact_log_prob`` (Plaut 2018: with a Gaussian guide, the
@@ -28,7 +28,7 @@ class LinearVAE(Model):
     :param latent_dim: Z.
     """
 
-    binary = False  # a Gaussian likelihood: grey or real-valued data as they are
+    data_kind = "image"  # a Gaussian likelihood (binary is False): grey or real-valued data as they are
 
     def __init__(self, data_dim: int, latent_dim: int = 2) -> None:
         super().__init__()
@@ -41,11 +41,6 @@ class LinearVAE(Model):
     def variance(self) -> torch.Tensor:
         """s2, the per-dimension noise variance."""
         return F.softplus(self.raw_variance) + MIN_VARIANCE
-
-    def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
-        """p(z) = N(0, I): batch ``(batch_size,)``, event ``(Z,)``."""
-        zero = self.bias.new_zeros(batch_size, self.latent_dim)
-        return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         """p(x | z) = N(W z + b, s2 I): batch ``z.shape[:-1]``, event ``(D,)``."""

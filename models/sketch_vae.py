@@ -1,7 +1,7 @@
 """sketch-rnn (Ha & Eck 2017) as a Pyro model: a latent code z and an autoregressive LSTM decoder
 with a mixture density output over pen offsets and a categorical pen state.
 
-    z ~ N(0, I),   c = z   or, class-conditional (SVG-VAE, Lopes et al. 2019),   c = [z, onehot(y)]
+    z ~ N(0, I) (``Model.prior``),   c = z   or, class-conditional (SVG-VAE, Lopes et al. 2019),   c = [z, onehot(y)]
     (h_0, c_0) = tanh(W_c c + b_c)
     h_t = LSTM([S_{t-1}, c], h_{t-1}),     S_0 = (0, 0, 1, 0, 0)
     S_t | h_t ~ StrokeStep(pi, mu, sigma, rho, q) = W_o h_t + b_o:
@@ -19,14 +19,13 @@ from __future__ import annotations
 import math
 
 import pyro
-import pyro.distributions as dist
 import torch
 from pyro.distributions import TorchDistribution
 from torch import nn
 from torch.distributions import constraints
 
 from pvae.distributions.strokes import StrokeSequence, StrokeStep
-from pvae.nn import LSTM, Model, one_hot
+from pvae.nn import LSTM, Model, batch_size_of, one_hot
 
 START = (0.0, 0.0, 1.0, 0.0, 0.0)  # S_0
 PAD = (0.0, 0.0, 0.0, 0.0, 1.0)
@@ -46,25 +45,25 @@ class SketchVAE(Model):
     :param num_classes: C > 0 conditions the decoder on class labels y 0..C-1 (``condition``).
     """
 
-    binary = False
-    train_defaults = dict(
-        data="glyphs",
-        guide="rnn",
-        objective="meanfield",  # sketch-rnn's KL is in closed form
-        epochs=10,
-        batch_size=100,
-        lr=1e-3,
-        lr_schedule="sketch",
-        clip_value=1.0,
-        kl_weight=0.5,
-        kl_weight_units="sketch-rnn",
-        kl_weight_start=0.01,
-        kl_anneal_rate=0.99995,
-        kl_floor=0.2,
-        augment_scale=0.15,
-        augment_drop=0.10,
-        latent_dim=128,
-    )
+    data_kind = "strokes"
+    train_defaults = {
+        "data": "glyphs",
+        "guide": "rnn",
+        "objective": "meanfield",  # sketch-rnn's KL is in closed form
+        "epochs": 10,
+        "batch_size": 100,
+        "lr": 1e-3,
+        "lr_schedule": "sketch",
+        "clip_value": 1.0,
+        "kl_weight": 0.5,
+        "kl_weight_units": "sketch-rnn",
+        "kl_weight_start": 0.01,
+        "kl_anneal_rate": 0.99995,
+        "kl_floor": 0.2,
+        "augment_scale": 0.15,
+        "augment_drop": 0.10,
+        "latent_dim": 128,
+    }
 
     def __init__(
         self,
@@ -96,22 +95,21 @@ class SketchVAE(Model):
         self.output = nn.Linear(dec_hidden, 6 * mixtures + 3)
         self.register_buffer("start", torch.tensor(START), persistent=False)
 
-    def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
-        """p(z) = N(0, I): batch ``(batch_size,)``, event ``(Z,)``."""
-        zero = self.start.new_zeros(batch_size, self.latent_dim)
-        return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
-
     def likelihood(self, z: torch.Tensor | None, y: torch.Tensor | None = None, batch_size: int = 1) -> SketchDecoding:
         """p(x | z, y): batch ``z.shape[:-1]`` (``(batch_size,)`` when unconditional), event ``(T, 5)``;
         labels ``y`` broadcast against that batch."""
         return SketchDecoding(self, z, y, batch_shape=(batch_size,))
 
-    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    def model(
+        self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, batch_size: int | None = None
+    ) -> None:
+        """``Model.model``; the decoder-only model has no site "z": only ``x ~ p(x | y)``."""
         if not self.unconditional:
-            return super().model(x, y)
+            return super().model(x, y, batch_size)
+        n = batch_size_of(x, y, batch_size)
         pyro.module("model", self)
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("x", self.likelihood(None, y, batch_size=x.shape[0]), obs=x)
+        with pyro.plate("data", n):
+            pyro.sample("x", self.likelihood(None, y, batch_size=n), obs=x)
 
     def code(self, z: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
         """What the decoder is conditioned on: c = z ``(..., Z)``, or c = [z, onehot(y)]

@@ -3,7 +3,8 @@ import each other)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import pyro
 import pyro.distributions as dist
@@ -43,18 +44,60 @@ def mlp(sizes: Sequence[int], act: str, final_activation: bool = False) -> nn.Se
     return nn.Sequential(*layers)
 
 
+MIN_SCALE = 1e-5  # floor of a guide's sigma (and of the diagonal of its Cholesky factor), so log q stays finite
+
+
+def standard_normal(batch_size: int, latent_dim: int, like: torch.Tensor) -> dist.Distribution:
+    """N(0, I_Z) for each of ``batch_size`` datapoints: batch ``(batch_size,)``, event ``(latent_dim,)``,
+    on the dtype and device of ``like``."""
+    zero = like.new_zeros(()).expand(batch_size, latent_dim)
+    return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
+
+
+def batch_size_of(x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int | None) -> int:
+    """B of a call ``model(x, y, batch_size)``: from x, else from y, else ``batch_size``, else 1."""
+    if x is not None:
+        return x.shape[0]
+    if y is not None:
+        return y.shape[0]
+    return 1 if batch_size is None else batch_size
+
+
 class Model(nn.Module):
-    """Base of the Model contract (ARCHITECTURE.md): subclasses give ``prior`` and ``likelihood``,
-    this class gives the Pyro program over a batch of B datapoints.
+    """Base of the Model contract (docs/architecture.md): subclasses give ``likelihood`` (and
+    ``prior``, which defaults to N(0, I)); this class gives the Pyro program over B datapoints.
 
         with pyro.plate("data", B):  z ~ prior(B, y);  x ~ likelihood(z, y)
+
+    Capabilities are class attributes, read by the trainer and the commands instead of probing
+    (an instance may refine one that depends on its constructor arguments, as ``binary`` does):
+
+    - ``data_kind``: ``"image"`` (flattened pixels ``(B, D)``; the constructor takes ``data_dim``)
+      or ``"strokes"`` (padded stroke-5 sketches ``(B, T, 5)``; the constructor takes ``max_len``).
+      No default: every model states it.
+    - ``binary``: p(x | z) needs pixels in {0, 1} (grey images are binarised for it).
+    - ``supports_completion``: the model has ``complete(y, num_samples)`` (image completion).
+    - ``train_defaults``: training-config values that suit the model (over the trainer's defaults,
+      under the user's flags).
+    - ``num_classes``: C > 0 conditions p(x, z | y) on class labels y in 0..C-1.
+
+    Hooks the trainer calls before the first epoch, no-ops here: ``init_output_bias(data_mean)``
+    (image data) and ``pretrain(batches, log)``.
     """
 
+    data_kind: ClassVar[str]
+    binary: bool = False
+    supports_completion: ClassVar[bool] = False
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    num_classes: int = 0
     latent_dim: int
-    num_classes: int = 0  # > 0: p(x, z | y) is conditioned on a class label y
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("_zero", torch.zeros(()), persistent=False)  # dtype and device of the prior
 
     def condition(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-        """The condition y of a batch (ARCHITECTURE.md: an argument, never a latent): ``None`` for
+        """The condition y of a batch (docs/architecture.md: an argument, never a latent): ``None`` for
         an unconditional model, the class labels for a class-conditional one; a model that
         conditions on part of x (image completion) derives y from x here."""
         if not self.num_classes:
@@ -66,29 +109,57 @@ class Model(nn.Module):
         return labels
 
     def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
-        raise NotImplementedError
+        """p(z | y), here N(0, I): batch ``(batch_size,)``, event ``(Z,)``."""
+        return standard_normal(batch_size, self.latent_dim, self._zero)
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         raise NotImplementedError
 
-    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """The Pyro model: ``z ~ p(z)``, ``x ~ p(x | z)`` for each of the B datapoints."""
+    def model(
+        self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, batch_size: int | None = None
+    ) -> None:
+        """The Pyro model: ``z ~ p(z | y)``, ``x ~ p(x | z, y)`` for each of the B datapoints, x observed
+        when given. B comes from x, else y, else ``batch_size``, else 1, so that with no data it
+        draws from the prior, as Pyro's examples do: ``pyro.infer.Predictive(model.model, num_samples=8)()``.
+        """
+        n = batch_size_of(x, y, batch_size)
         pyro.module("model", self)
-        with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", self.prior(x.shape[0], y))
+        with pyro.plate("data", n):
+            z = pyro.sample("z", self.prior(n, y))
             pyro.sample("x", self.likelihood(z, y), obs=x)
+
+    def init_output_bias(self, data_mean: torch.Tensor) -> None:
+        """Start the decoder's output at the data mean ``(D,)`` (image data); here nothing."""
+
+    def pretrain(self, batches: Callable[[], Iterable[tuple[torch.Tensor, Any]]], log: Callable[[str], None]) -> None:
+        """Train parts of the model before SVI starts; ``batches()`` is one pass over the training
+        split as ``(x, labels)`` batches, ``log`` writes a line; here nothing."""
 
 
 class Guide(nn.Module):
-    """Base of the Guide contract: subclasses give ``posterior``; this class gives the Pyro guide."""
+    """Base of the Guide contract: subclasses give ``posterior``; this class gives the Pyro guide.
 
+    Capabilities are class attributes (an instance may refine one that depends on its constructor
+    arguments, as ``LinearGuide.factorised`` does):
+
+    - ``analytic_kl``: KL(q || p) is in closed form (torch's ``kl_divergence``) against a diagonal
+      Normal prior, N(0, I) or any other (needed by ``--objective meanfield``).
+    - ``factorised``: q is a product over the latent dimensions, ``Independent`` over a
+      per-dimension distribution (needed by free bits, ``--kl-floor-mode per-dim``).
+    - ``data_kinds``: the data kinds it reads (``Model.data_kind``). No default: every guide states it.
+    """
+
+    analytic_kl: bool = False
+    factorised: bool = False
+    data_kinds: ClassVar[tuple[str, ...]]
     latent_dim: int
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         raise NotImplementedError
 
-    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """The Pyro guide: ``z ~ q(z | x)`` for each of the B datapoints."""
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int | None = None) -> None:
+        """The Pyro guide: ``z ~ q(z | x)`` for each of the B datapoints (``batch_size`` is the model's
+        argument, accepted so ``pyro.infer.Predictive`` can call both alike, and ignored)."""
         pyro.module("guide", self)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", self.posterior(x, y))

@@ -1,4 +1,5 @@
-"""Conditional image VAEs: the class-conditional CVAE and the completion CVAE, their CLI and errors."""
+"""Conditional image VAEs: the class-conditional VAE (``cvae``, or ``gaussian --conditional``) and the
+completion CVAE, their CLI and errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from guides.mlp import MLPGuide
 from models.completion_cvae import CompletionCVAE, hidden_mask
 from models.cvae import CVAE
+from models.gaussian_vae import GaussianVAE
 from pvae import runs
 from pvae.cli import main
 from pvae.data import load_digits
@@ -55,6 +57,22 @@ def test_cvae_cli_sample_inspect_bounds(cvae_run, capsys):
         assert main(["sample", str(cvae_run), "--label", label]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and f"--label {label}" in err and "0-9" in err
+
+
+def test_gaussian_model_with_conditional_is_the_class_conditional_vae(tmp_path):
+    """``--model gaussian --conditional`` builds GaussianVAE with the data's 10 classes (the model
+    ``cvae`` is), trains it, and the run folder rebuilds it."""
+    run = tmp_path / "run"
+    args = ["--model", "gaussian", "--conditional", "--data", "digits:200", "--epochs", "1", "--latent-dim", "2"]
+    assert main(["train", *args, "--hidden", "16", "--out", str(run), "--no-progress"]) == 0
+    config, model, guide = runs.load_run(run)
+    assert config["model"]["name"] == "gaussian" and config["model"]["kwargs"]["num_classes"] == 10
+    assert type(model) is GaussianVAE and model.num_classes == 10 and guide.num_classes == 10
+    z = torch.zeros(2, 2)
+    x = torch.rand(2, 784).round()
+    assert not torch.allclose(model.likelihood(z, torch.tensor([3, 3])).log_prob(x),
+                              model.likelihood(z, torch.tensor([7, 7])).log_prob(x))  # fmt: skip
+    assert class_samples(model, torch.tensor([3, 7])).shape == (2, 784)
 
 
 def test_label_on_an_unconditional_run_is_one_line(tmp_path, capsys):

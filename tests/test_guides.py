@@ -20,7 +20,6 @@ from guides.heads import FullCovarianceNormal, LowRankNormal
 from pvae import runs
 from pvae.cli import main
 from pvae.data.strokes import prepare
-from pvae.errors import UserError
 from pvae.inspect import marginal_moments
 from pvae.objectives import detach_parameters
 from pvae.train import TrainConfig, Trainer
@@ -59,6 +58,7 @@ def test_registry_keeps_the_old_guides_and_adds_the_new():
     assert {"mlp": MLPGuide, "rnn": RNNGuide}.items() <= GUIDES.items()
     assert set(NEW_GUIDES) <= set(GUIDES)
     assert (GUIDES["iaf"].analytic_kl, GUIDES["full"].analytic_kl, GUIDES["diag"].factorised) == (False, True, True)
+    assert issubclass(MLPGuide, DiagGuide) and issubclass(RNNGuide, DiagGuide)  # configurations, not copies
     with pytest.raises(ValueError, match="data_dim .* or max_len"):
         FullGuide(latent_dim=2)
 
@@ -276,19 +276,21 @@ def test_every_guide_trains_through_the_trainer(name, kind, ndjson, tmp_path):
     assert type(guide) is GUIDES[name]
 
 
-def test_meanfield_needs_a_guide_with_a_closed_form_kl(tmp_path, capsys):
-    with pytest.raises(UserError, match="--objective meanfield .* --guide iaf"):
-        TrainConfig(guide="iaf", objective="meanfield").check()
-    with pytest.raises(UserError, match="--objective meanfield .* --guide iaf"):
-        TrainConfig.for_model(model="sketch", guide="iaf").check()  # sketch's default objective is meanfield
-    for name in ("diag", "lowrank", "full"):
-        TrainConfig(guide=name, objective="meanfield").check()
-    with pytest.raises(UserError, match="--kl-floor-mode per-dim .* --guide full"):
-        TrainConfig(guide="full", kl_floor=0.1, kl_floor_mode="per-dim").check()
-    args = ["train", "--guide", "iaf", "--objective", "meanfield", "--data", "digits:50", "--out", str(tmp_path / "r")]
-    assert main([*args, "--no-progress"]) == 2
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--guide", "iaf", "--objective", "meanfield"], "--guide iaf"),  # no closed-form KL
+        (["--guide", "full", "--kl-floor", "0.1", "--kl-floor-mode", "per-dim"], "--guide full"),  # not factorised
+    ],
+)
+def test_the_trainer_refuses_what_the_guide_cannot_do_in_one_line(flags, message, tmp_path, capsys):
+    assert (GUIDES["iaf"].analytic_kl, GUIDES["full"].factorised) == (False, False)  # what it reads
+    args = ["train", *flags, "--data", "digits:50", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--guide iaf" in err and not (tmp_path / "r").exists()
+    assert err.count("\n") == 1 and message in err and not (tmp_path / "r").exists()
+    for name in ("diag", "lowrank", "full", "mlp", "linear"):  # closed-form KL: meanfield trains them
+        assert GUIDES[name].analytic_kl
 
 
 @pytest.mark.parametrize("kind", ["image", "strokes"])

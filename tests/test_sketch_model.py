@@ -4,6 +4,7 @@ output (parsed back as XML) and bad input."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -176,11 +177,11 @@ def test_completion_draws_the_continuation_in_red(sketch_run):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--model", "sketch", "--data", "sketch:{corrupt}"], "not a readable .npz"),
+        (["train", "--model", "sketch", "--data", "sketch:{corrupt}"], r"c\.npz: not (a readable|an) \.npz"),
         (["train", "--model", "sketch", "--data", "quickdraw:{empty}"], "no drawings"),
         (["interpolate", "{run}", "--pair", "0", "999"], "--pair 999: the test split has sketches"),
         (["sample", "{run}", "--temperature", "0"], "--temperature 0.0: must be positive"),
-        (["interpolate", "{image_run}"], "a run of image data"),
+        (["interpolate", "{image_run}"], r"(a run of|this run's data are) image"),
     ],
 )
 def test_bad_sketch_input_is_one_line(sketch_run, tmp_path, capsys, args, message):
@@ -197,4 +198,4 @@ def test_bad_sketch_input_is_one_line(sketch_run, tmp_path, capsys, args, messag
         args += ["--out", str(tmp_path / "r"), "--no-progress"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err, err
+    assert err.count("\n") == 1 and re.search(message, err), err
