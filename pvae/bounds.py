@@ -149,8 +149,9 @@ def bounds_for_run(
     batch_size: int = 100,
     seed: int = 0,
     progress: bool = True,
-) -> Bounds:
-    """L_k on a split of a run's data; writes ``RUN/bounds.json`` and ``RUN/figures/bounds.png``."""
+) -> tuple[Bounds, Path]:
+    """L_k on a split of a run's data, and the folder ``RUN/bounds/split=...,k=...,limit=...,seed=...``
+    where ``bounds.json`` and ``bounds.png`` are written (one folder per set of arguments)."""
     run = Path(run)
     config, model, guide = runs.load_run(run)
     data = runs.load_split(config, split).head(limit)
@@ -166,17 +167,17 @@ def bounds_for_run(
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    (run / "bounds.json").write_text(json.dumps(result, indent=2))
-    (run / runs.FIGURES).mkdir(exist_ok=True)
+    folder = runs.output_dir(run, "bounds", split=split, k=list(ks), limit=limit, seed=seed)
+    (folder / "bounds.json").write_text(json.dumps(result, indent=2))
     ordered = sorted(bounds.values)
     render.bounds_plot(
         ordered,
         [bounds.mean(k) for k in ordered],
         [bounds.stderr(k) for k in ordered],
-        run / runs.FIGURES / "bounds.png",
+        folder / "bounds.png",
         title=f"{split} split, {bounds.n} datapoints",
     )
-    return bounds
+    return bounds, folder
 
 
 EVAL_SEED = 12345  # draws of the per-epoch test evaluation: the same every epoch

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
 import warnings
@@ -24,121 +23,48 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_parser(sub) -> None:
-    from pvae.objectives import OBJECTIVES
-    from pvae.train import LR_SCHEDULES, TrainConfig
+    from pvae.data.kinds import SPECS
+    from pvae.options import add_arguments
 
-    d = TrainConfig()
     p = sub.add_parser(
         "train",
         help="train a model/guide pair with SVI",
         description="Train a VAE with SVI and write a run folder (config, checkpoint, metrics, figures). "
-        "Defaults shown are the image models'; --model sketch brings sketch-rnn's own (see README).",
+        f"--data takes one of: {', '.join(SPECS)}. A model's own defaults (e.g. sketch-rnn's for --model sketch) "
+        "are shown beside each option's.",
     )
-    # Defaults are None so that a resumed run can tell which flags were given.
-    p.add_argument(
-        "--model", help=f"generative model: gaussian, linear, cvae, completion or sketch (default {d.model})"
-    )
-    p.add_argument(
-        "--guide",
-        help="guide q(z|x): mlp, linear, rnn, or diag, lowrank, full, iaf on the data's encoder "
-        f"(default {d.guide}; rnn for sketch)",
-    )
-    p.add_argument("--objective", choices=OBJECTIVES, help=f"training objective (default {d.objective})")
-    p.add_argument("--particles", type=int, metavar="K", help=f"samples per datapoint (default {d.particles})")
-    p.add_argument(
-        "--data",
-        help="digits[:N[:SEED]], mnist:DIR, binarized-mnist:FILE, glyphs, sketch:FILE.npz, "
-        f"quickdraw:FILE.ndjson (default {d.data}; glyphs for sketch)",
-    )
-    p.add_argument("--epochs", type=int, help=f"epochs to train in all (default {d.epochs})")
-    p.add_argument("--steps", type=int, help="stop after this many optimiser steps in all")
-    p.add_argument("--batch-size", type=int, help=f"datapoints per step (default {d.batch_size})")
-    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--out", type=Path, help="run folder (default runs/MODEL-OBJECTIVE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_arguments(p)
 
-    n = p.add_argument_group("networks")
-    n.add_argument("--latent-dim", type=int, metavar="Z", help=f"latent dimensions (default {d.latent_dim})")
-    n.add_argument("--hidden", type=int, nargs="+", metavar="H", help=f"MLP hidden sizes (default {d.hidden[0]})")
-    n.add_argument("--activation", help=f"MLP hidden activation (default {d.activation})")
-    n.add_argument("--likelihood", choices=("bernoulli", "gaussian"), help=f"pixel likelihood (default {d.likelihood})")
-    n.add_argument("--obs-scale", type=float, help="fixed pixel std of a gaussian likelihood (default: learned)")
-    n.add_argument("--posterior-scale", choices=("softplus", "exp"), help="how the MLP guide makes sigma")
-    n.add_argument("--rank", type=int, help=f"lowrank guide: columns of the covariance factor (default {d.rank})")
-    n.add_argument("--flows", type=int, help=f"iaf guide: IAF steps (default {d.flows})")
-    n.add_argument("--flow-hidden", type=int, metavar="H", help="iaf guide: MADE hidden units (default 2 Z, >= 16)")
-    n.add_argument("--enc-hidden", type=int, help=f"sketch encoder LSTM size (default {d.enc_hidden})")
-    n.add_argument("--dec-hidden", type=int, help=f"sketch decoder LSTM size (default {d.dec_hidden})")
-    n.add_argument("--mixtures", type=int, metavar="M", help=f"sketch mixture components (default {d.mixtures})")
-    n.add_argument("--layer-norm", action="store_true", default=None, help="layer-normalised decoder LSTM (slower)")
-    n.add_argument("--recurrent-dropout", type=float, help="decoder recurrent dropout probability (slower)")
-    n.add_argument("--unconditional", action="store_true", default=None, help="decoder-only sketch model")
-    n.add_argument("--mask-pen", action="store_true", default=None, help="pen loss only up to each sketch's end")
 
-    c = p.add_argument_group("conditioning")
-    c.add_argument(
-        "--conditional",
-        action="store_true",
-        default=None,
-        help="class labels as the condition y of model and guide (cvae: always; sketch: per glyph class)",
-    )
-    c.add_argument("--learned-prior", action="store_true", default=None, help="cvae: p(z | y) learned per class")
-    c.add_argument("--visible-quadrants", type=int, metavar="Q", help="completion: quadrants given, 1-3 (default 1)")
-    c.add_argument("--baseline-epochs", type=int, help="completion: baseline network epochs first (default 10)")
-
-    g = p.add_argument_group("data")
-    g.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training examples only")
-    g.add_argument("--max-seq-len", type=int, help=f"drop longer sketches (default {d.max_seq_len})")
-    g.add_argument("--augment-scale", type=float, help="random x/y stretch of sketches (sketch default 0.15)")
-    g.add_argument("--augment-drop", type=float, help="point-drop probability of sketches (sketch default 0.10)")
-
-    o = p.add_argument_group("optimiser")
-    o.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
-    o.add_argument("--adam-betas", type=float, nargs=2, metavar="B", help="Adam betas (default 0.9 0.999)")
-    o.add_argument("--adam-eps", type=float, help=f"Adam epsilon (default {d.adam_eps})")
-    o.add_argument(
-        "--lr-schedule", choices=LR_SCHEDULES, help="constant; iwae (Burda et al.); sketch (decay to --min-lr)"
-    )
-    o.add_argument("--lr-decay", type=float, help=f"sketch schedule: lr decay per step (default {d.lr_decay})")
-    o.add_argument("--min-lr", type=float, help=f"sketch schedule: the lr it decays to (default {d.min_lr})")
-    o.add_argument("--clip-value", type=float, help="clip every gradient element to +-this (sketch default 1.0)")
-
-    k = p.add_argument_group("KL controls")
-    k.add_argument("--kl-weight", type=float, help="weight w of the KL term (default 1; sketch 0.5)")
-    k.add_argument(
-        "--kl-weight-units",
-        choices=("nats", "sketch-rnn"),
-        help="w on KL in nats, or sketch-rnn's w on KL/Z against recon/T (default nats; sketch: sketch-rnn)",
-    )
-    k.add_argument("--kl-weight-start", type=float, help="annealing: the weight at step 0 (sketch 0.01)")
-    k.add_argument("--kl-anneal-rate", type=float, help="annealing: w - (w - start) rate^step (sketch 0.99995)")
-    k.add_argument("--kl-floor", type=float, help="nats per latent dimension not penalised (sketch 0.2)")
-    k.add_argument(
-        "--kl-floor-mode",
-        choices=("total", "per-dim"),
-        help="floor the mean KL per dimension (sketch-rnn) or each dimension (free bits)",
-    )
+LIMITS = ("epochs", "steps")  # limits given to a resumed run replace the run's own
+RESUMABLE = (*LIMITS, "checkpoint_every", "skip_nonfinite")  # options a resumed run may change
 
 
 def _train(args: argparse.Namespace) -> int:
     from pvae import runs
-    from pvae.train import Interrupted, TrainConfig, train
+    from pvae.options import OPTIONS, TrainConfig, given_values
+    from pvae.train import Interrupted, train
 
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
-    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    given = given_values(args)
     if args.resume:
         if args.out is None:
             raise UserError("--resume needs --out DIR, the run folder to continue")
         saved = runs.load_config(args.out)["train"]
         for name, value in given.items():
-            if name not in ("epochs", "steps") and value != saved.get(name):
-                flag = "--" + name.replace("_", "-")
+            if name not in RESUMABLE and value != saved.get(name, OPTIONS[name].default):
+                option = OPTIONS[name]
                 raise UserError(
-                    f"{flag} {value}: differs from the run's {saved.get(name)}; a resumed run keeps its config"
+                    f"{option.flag} {option.shown(value)}: differs from the run's "
+                    f"{option.shown(saved.get(name, option.default))}; a resumed run keeps its config"
                 )
-        config = TrainConfig(**{**saved, **given})
+        limits = {name: given.get(name) for name in LIMITS} if any(n in given for n in LIMITS) else {}
+        changed = {name: given[name] for name in RESUMABLE if name in given and name not in LIMITS}
+        config = TrainConfig(**{**saved, **limits, **changed})
+        config.given = frozenset(given)
     else:
         config = TrainConfig.for_model(**given)
     out = args.out or Path("runs") / f"{config.model}-{config.objective}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -146,7 +72,7 @@ def _train(args: argparse.Namespace) -> int:
         train(config, out, resume=args.resume, device=args.device, progress=not args.no_progress)
     except Interrupted as e:
         print(f"pvae train: {e}", file=sys.stderr)
-        return 130
+        return 128 + e.signum  # as a process stopped by that signal: 130 for Ctrl-C, 143 for SIGTERM
     print(f"done: {out}", file=sys.stderr)
     return 0
 
@@ -158,7 +84,7 @@ def _bounds_parser(sub) -> None:
         "bounds",
         help="ELBO and importance-weighted bounds L_k of a trained run",
         description="Estimate the ELBO and L_k per datapoint on a split; "
-        "write RUN/bounds.json and RUN/figures/bounds.png.",
+        "write bounds.json and bounds.png into RUN/bounds/ARGUMENTS/ (one folder per set of arguments).",
     )
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument(
@@ -180,11 +106,11 @@ def _bounds(args: argparse.Namespace) -> int:
     for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: must be at least 1")
-    bounds = bounds_for_run(
+    bounds, folder = bounds_for_run(
         args.run, sorted(set(args.k)), args.split, args.limit, args.batch_size, args.seed, progress=not args.no_progress
     )
     print(bounds.table())
-    print(f"written: {args.run / 'bounds.json'}, {args.run / 'figures' / 'bounds.png'}", file=sys.stderr)
+    print(f"written: {folder / 'bounds.json'}, {folder / 'bounds.png'}", file=sys.stderr)
     return 0
 
 
@@ -193,7 +119,7 @@ def _inspect_parser(sub) -> None:
         "inspect",
         help="posterior inspection figures and numbers of a trained run",
         description="Latent scatter, traversals, active units, KL per dimension, importance-resampled "
-        "reconstructions, posterior predictive and prior samples: RUN/figures/ and RUN/inspect.json.",
+        "reconstructions, posterior predictive and prior samples, with inspect.json, into RUN/inspect/ARGUMENTS/.",
     )
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--split", default="test", help="data split (default test)")
@@ -212,7 +138,7 @@ def _inspect(args: argparse.Namespace) -> int:
         f"(Cov_x(E_q[z_u]) > {result['active_threshold']}) on {result['n']} {result['split']} datapoints; "
         f"KL(q || p) {result['kl_total']:.2f} nats per datapoint"
     )
-    print(f"written: {args.run / 'inspect.json'}, figures in {args.run / 'figures'}", file=sys.stderr)
+    print(f"written: {result['folder']}/inspect.json and its figures", file=sys.stderr)
     return 0
 
 
@@ -253,7 +179,8 @@ def _generation_parsers(sub) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from pvae import imaging, runs, sketching
+    from pvae import runs
+    from pvae.data.kinds import generate
 
     for flag in ("n", "samples", "steps"):
         value = getattr(args, flag, None)
@@ -262,28 +189,7 @@ def _generate(args: argparse.Namespace) -> int:
     temperature = getattr(args, "temperature", 1.0)
     if not temperature > 0:
         raise UserError(f"--temperature {temperature}: must be positive")
-    if args.command == "style":
-        if args.to is None:
-            paths = sketching.style_run(args.run, args.font, args.glyph, args.temperature, args.seed)
-        else:
-            paths = sketching.font_interpolation_run(
-                args.run, args.font, args.to, args.steps, args.glyph, temperature=args.temperature, seed=args.seed
-            )
-    elif runs.load_config(args.run)["data"]["kind"] == "image":
-        if args.command == "sample":
-            paths = imaging.sample_run(args.run, args.n or 100, args.label, args.seed)
-        elif args.command == "complete":
-            paths = imaging.complete_run(args.run, args.n or 8, args.samples, args.seed)
-        else:
-            raise UserError(f"{args.run}: pvae {args.command} draws sketches; this is a run of image data")
-    elif args.command == "sample":
-        paths = sketching.sample_run(args.run, args.n or 20, args.temperature, args.prior, args.seed, args.label)
-    elif args.command == "reconstruct":
-        paths = sketching.reconstruct_run(args.run, args.n, seed=args.seed)
-    elif args.command == "interpolate":
-        paths = sketching.interpolate_run(args.run, *args.pair, args.steps, args.temperature, args.seed)
-    else:
-        paths = sketching.complete_run(args.run, args.n or 5, args.samples, args.fraction, args.temperature, args.seed)
+    paths = generate(args.command, args, runs.load_config(args.run))
     print("written: " + ", ".join(map(str, paths)))
     return 0
 
@@ -300,17 +206,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     # Data warnings (dropped sketches, skipped fonts) are for users: one line each, no source line.
     warnings.formatwarning = lambda message, category, *rest, **kw: f"pvae {args.command}: warning: {message}\n"
-    # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C: save, then stop.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (a scheduler stopping the job) stops like Ctrl-C; training handles both itself.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         commands = {"train": _train, "bounds": _bounds, "inspect": _inspect}
         return commands.get(args.command, _generate)(args)
     except UserError as e:
         print(f"pvae {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"pvae {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (e.signum if isinstance(e, Terminated) else signal.SIGINT)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training: stop as Ctrl-C does, and exit with SIGTERM's status (143)."""
+
+    signum = signal.SIGTERM
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Generation from image runs: class-conditional samples (``pvae sample --label``) and image
 completion (``pvae complete``), as PNG grids in ``RUN/samples/``.
 
-The sketch counterparts live in ``pvae.sketching``; ``pvae.cli`` picks by the run's data kind.
+The sketch counterparts live in ``pvae.sketching``; each data kind (``pvae.data.kinds``) lists the
+commands that apply to its runs.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from pathlib import Path
 import torch
 
 from pvae import render, runs
+from pvae.data.kinds import require_command
 from pvae.errors import UserError
 from pvae.inspect import class_samples, decode_mean, style_grid
 
 HIDDEN_GREY = 0.35  # how hidden pixels are drawn in the completion figure's inputs
 
 
-def _load_images(run: str | os.PathLike):
-    config = runs.load_config(run)
-    if config["data"]["kind"] != "image":
-        raise UserError(f"{run}: a run of {config['data']['kind']} data; this command draws images")
+def _load_images(run: str | os.PathLike, command: str):
+    require_command(command, runs.load_config(run), run)
     return runs.load_run(run)
 
 
@@ -44,11 +44,11 @@ def parse_label(label: str | int, num_classes: int, run: str | os.PathLike, name
 def sample_run(run: str | os.PathLike, n: int = 100, label: str | int | None = None, seed: int = 0) -> list[Path]:
     """``n`` decoded samples from p(z | y) (or p(z)); for a class-conditional run without ``label``,
     the style-vs-content grid (one z per row, one class per column) instead."""
-    config, model, _ = _load_images(run)
+    config, model, _ = _load_images(run, "sample")
     shape, out = tuple(config["data"]["shape"]), Path(run) / runs.SAMPLES
     out.mkdir(exist_ok=True)
     torch.manual_seed(seed)
-    if hasattr(model, "complete"):
+    if model.supports_completion:
         raise UserError(f"{run}: a completion run generates from visible pixels; use pvae complete")
     if label is None and model.num_classes:
         return [style_grid(model, shape, out / "style_content.png")]
@@ -68,8 +68,8 @@ def complete_run(run: str | os.PathLike, n: int = 8, samples: int = 5, seed: int
     """Completions of ``n`` test images spread evenly over the split (test sets are often sorted by
     class): per row the input (hidden part grey), the baseline's prediction, ``samples`` CVAE
     completions (z ~ p(z | visible)) and the original."""
-    config, model, _ = _load_images(run)
-    if not hasattr(model, "complete"):
+    config, model, _ = _load_images(run, "complete")
+    if not model.supports_completion:
         raise UserError(f"{run}: not an image-completion run (train with --model completion)")
     shape, out = tuple(config["data"]["shape"]), Path(run) / runs.SAMPLES
     out.mkdir(exist_ok=True)

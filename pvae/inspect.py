@@ -28,6 +28,7 @@ from torch import nn
 
 from pvae import render, runs
 from pvae.data.images import ImageSplit
+from pvae.data.kinds import kind_of
 from pvae.errors import UserError
 from pvae.nn import batched
 from pvae.objectives import IWAE
@@ -201,15 +202,16 @@ def _latent_scatter(means: np.ndarray, split: ImageSplit, path: Path) -> None:
 def inspect_run(
     run: str | os.PathLike, split: str = "test", limit: int | None = None, seed: int = 0, iw_samples: int = 50
 ) -> dict:
-    """All inspection figures of a run into ``RUN/figures/`` and the numbers into ``RUN/inspect.json``."""
+    """All inspection figures and the numbers (``inspect.json``) of a run, into
+    ``RUN/inspect/split=...,limit=...,seed=...`` (the result's ``"folder"``): one folder per set of
+    arguments, so training's figures and other inspections stay as they were."""
     run = Path(run)
     config, model, guide = runs.load_run(run)
     if guide is None:
         raise UserError(f"{run}: a decoder-only model has no posterior to inspect")
     data = runs.load_split(config, split).head(limit)
     inputs = data.tensor()
-    folder = run / runs.FIGURES
-    folder.mkdir(exist_ok=True)
+    folder = runs.output_dir(run, "inspect", split=split, limit=limit, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         y = model.condition(inputs, data.labels)
@@ -225,13 +227,9 @@ def inspect_run(
             title=f"{active} of {len(variances)} units active on {len(data)} {split} datapoints",
         )
         _latent_scatter(means[:5000].numpy(), data, folder / "latent_scatter.png")
-        if config["data"]["kind"] == "image":
-            shape = tuple(config["data"]["shape"])
-            _image_figures(model, guide, inputs, y, means, variances, shape, folder, split, iw_samples)
-        else:
-            from pvae.sketching import training_figures as sketch_figures
-
-            sketch_figures(run, model, guide, data, seed=seed)
+        kind_of(config).inspection_figures(
+            folder, model, guide, data, config, seed=seed, y=y, means=means, variances=variances, iw_samples=iw_samples
+        )
     result = {
         "split": split,
         "n": len(data),
@@ -243,11 +241,13 @@ def inspect_run(
         "kl_total": float(kl.sum()),
         "kl_method": "closed form" if kl_exact else "moment-matched Gaussian marginals",
     }
-    (run / "inspect.json").write_text(json.dumps(result, indent=2))
-    return result
+    (folder / "inspect.json").write_text(json.dumps(result, indent=2))
+    return {**result, "folder": str(folder)}
 
 
-def _image_figures(model, guide, inputs, y, means, variances, shape, folder: Path, split: str, iw_samples: int) -> None:
+def image_figures(model, guide, inputs, y, means, variances, shape, folder: Path, iw_samples: int) -> None:
+    """``pvae inspect``'s figures of an image run: traversals, importance-resampled reconstructions,
+    posterior predictive and prior samples (and the style-vs-content grid of a class-conditional one)."""
     """Traversals, q vs q_IW reconstructions, posterior predictive draws and prior samples
     (a conditional model decodes with each image's own condition)."""
     _traversals(model, means, variances, shape, folder / "traversals.png", _head(y, 1))
@@ -257,7 +257,7 @@ def _image_figures(model, guide, inputs, y, means, variances, shape, folder: Pat
     render.image_grid(
         torch.cat([x, from_q, from_iw]).reshape(-1, *shape),
         folder / "reconstructions_iw.png",
-        title=f"rows: {split} images; from the mean of q(z|x); from q_IW (K={iw_samples})",
+        title=f"rows: images; from the mean of q(z|x); from q_IW (K={iw_samples})",
     )
     draws = posterior_predictive(model, guide, x, num_samples=5, y=y10)  # (5, 10, D)
     render.image_grid(

@@ -1,4 +1,4 @@
-"""Run folders (ARCHITECTURE.md): config, atomic checkpoints, and rebuilding model and guide.
+"""Run folders (``docs/architecture.md``): config, atomic checkpoints, rebuilding model and guide.
 
 A run folder holds everything ``pvae bounds|sample|inspect`` need: ``config.json`` names the
 model and guide classes with their constructor arguments, ``checkpoint.pt`` their state dicts.
@@ -12,16 +12,21 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pvae.data import ImageSplit, binarize, load_dataset
+from pvae.data import load_dataset
+from pvae.data.kinds import kind_of
 from pvae.errors import UserError
 
 CONFIG, CHECKPOINT, METRICS, FIGURES, SAMPLES = "config.json", "checkpoint.pt", "metrics.csv", "figures", "samples"
+PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the newest, kept in case the newest is damaged
+TIMING, LOCK = "timing.csv", ".lock"
 
 
 def registry(kind: str) -> dict[str, type[nn.Module]]:
@@ -36,12 +41,14 @@ def registry(kind: str) -> dict[str, type[nn.Module]]:
 
 
 def constructor_kwargs(cls: type, candidates: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``candidates`` that ``cls.__init__`` accepts, so one set of flags serves
-    every class: each takes what it understands."""
-    return {k: v for k, v in candidates.items() if k in _accepted(cls)}
+    """The entries of ``candidates`` that ``cls.__init__`` accepts, so one set of options serves
+    every class: each takes what it understands (``pvae.options.unused_options`` refuses an option
+    that no class of the combination takes)."""
+    accepted = accepted_arguments(cls)
+    return {k: v for k, v in candidates.items() if k in accepted}
 
 
-def _accepted(cls: type) -> set[str]:
+def accepted_arguments(cls: type) -> set[str]:
     """Keyword names ``cls(...)`` accepts, following ``**kwargs`` that an ``__init__`` passes on to
     its parent's."""
     names: set[str] = set()
@@ -81,22 +88,29 @@ def load_data(config: dict[str, Any]):
 
 
 def load_split(config: dict[str, Any], split: str, data=None):
-    """Split ``split`` of the run's dataset as the run evaluates it.
+    """Split ``split`` of the run's dataset as every evaluation of the run sees it (its data
+    kind's ``evaluation_split``: e.g. one fixed binarisation of grey images)."""
+    return kind_of(config).evaluation_split(data or load_data(config), split, config)
 
-    A run that binarised grey images dynamically for training evaluates on one fixed
-    binarisation, drawn from the run's seed + 1, so every evaluation of the run (per-epoch test
-    ELBO, ``pvae bounds``, ``pvae inspect``) sees the same binary images. Stroke data are
-    normalised by the scale stored in the run's config.
-    """
-    data = data or load_data(config)
-    chosen = data.split(split)
-    if config["data"].get("binarize") == "dynamic":
-        chosen = ImageSplit(binarize(chosen.images, seed=config["train"]["seed"] + 1), chosen.labels)
-    return chosen
+
+def output_dir(run: str | os.PathLike, command: str, **arguments: Any) -> Path:
+    """``RUN/COMMAND/NAME=VALUE,...``: where an evaluation command writes, one folder per set of
+    arguments, so neither training's outputs nor another evaluation's are overwritten."""
+    shown = ",".join(
+        f"{k}={'all' if v is None else '-'.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+        for k, v in arguments.items()
+    )
+    folder = Path(run) / command / shown
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def save_config(run: Path, config: dict[str, Any]) -> None:
-    _atomic_write(run / CONFIG, lambda f: f.write(json.dumps(config, indent=2).encode()))
+    atomic_write_text(run / CONFIG, json.dumps(config, indent=2))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def load_config(run: str | os.PathLike) -> dict[str, Any]:
@@ -111,17 +125,62 @@ def load_config(run: str | os.PathLike) -> dict[str, Any]:
 
 
 def save_checkpoint(run: Path, state: dict[str, Any]) -> None:
-    _atomic_write(run / CHECKPOINT, lambda f: torch.save(state, f))
+    """Write ``checkpoint.pt`` atomically and keep the one it replaces as ``checkpoint.prev.pt``."""
+    tmp = run / (CHECKPOINT + ".tmp")
+    _write_synced(tmp, lambda f: torch.save(state, f))
+    if (run / CHECKPOINT).is_file():
+        os.replace(run / CHECKPOINT, run / PREVIOUS)
+    os.replace(tmp, run / CHECKPOINT)
 
 
-def load_checkpoint(run: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(run) / CHECKPOINT
-    if not path.is_file():
-        raise UserError(f"{run}: no {CHECKPOINT} in this run folder")
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # a damaged file: torch raises several kinds
-        raise UserError(f"{path}: unreadable checkpoint ({e})") from None
+def has_checkpoint(run: str | os.PathLike) -> bool:
+    return any((Path(run) / name).is_file() for name in (CHECKPOINT, PREVIOUS))
+
+
+def load_checkpoint(
+    run: str | os.PathLike, device: str | torch.device = "cpu", warn: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """The newest readable checkpoint of the run: ``checkpoint.pt``, or ``checkpoint.prev.pt``
+    (with one line to ``warn``) when the newest is missing or damaged."""
+    run = Path(run)
+    problems = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = run / name
+        if not path.is_file():
+            problems.append(f"no {name}")
+            continue
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except Exception as e:  # a damaged file: torch raises several kinds
+            problems.append(f"{path}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+            continue
+        if name == PREVIOUS:
+            step = state["position"]["step"]
+            (warn or warnings.warn)(f"{problems[0]}; using the previous checkpoint {path} (step {step})")
+        return state
+    raise UserError(f"{run}: no readable checkpoint ({'; '.join(problems)})")
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``RUN/.lock``, ``fcntl.flock``) while a process trains
+    in it; the system releases it when the process ends, even by ``kill -9``."""
+
+    def __init__(self, run: Path) -> None:
+        self.path, self.file = run / LOCK, None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.file = open(self.path, "a")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.close()
+            raise UserError(f"--out {self.path.parent}: another pvae train is running in this folder") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
 
 
 def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict, nn.Module, nn.Module | None]:
@@ -138,10 +197,15 @@ def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> tupl
     return config, model.eval(), guide
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+def _write_synced(path: Path, write: Callable) -> None:
+    with open(path, "wb") as f:
         write(f)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _atomic_write(path: Path, write: Callable) -> None:
+    """Write ``path`` so that it is either the old file or the whole new one, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    _write_synced(tmp, write)
     os.replace(tmp, path)

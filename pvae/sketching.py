@@ -21,6 +21,7 @@ from torch import nn
 
 from pvae import render, runs
 from pvae.data.fonts import GLYPH_CHARS, font_sketches
+from pvae.data.kinds import require_command
 from pvae.data.strokes import StrokeSplit, to_stroke3, to_stroke5
 from pvae.errors import UserError
 
@@ -67,7 +68,7 @@ def _needs_guide(guide: nn.Module | None, what: str) -> None:
 def _prior_labels(model: nn.Module, n: int, label: int | None = None) -> torch.Tensor | None:
     """Labels ``(n,)`` for drawing from the prior of a class-conditional model: ``label`` for all,
     else the classes in turn; ``None`` for an unconditional model."""
-    classes = getattr(model, "num_classes", 0)
+    classes = model.num_classes
     if not classes:
         return None
     return torch.full((n,), label) if label is not None else torch.arange(n) % classes
@@ -99,10 +100,8 @@ def training_figures(
         _save(_drawings(samples), run, "prior_samples", 10, title)
 
 
-def _load(run: str | os.PathLike):
-    kind = runs.load_config(run)["data"]["kind"]
-    if kind != "strokes":
-        raise UserError(f"{run}: a run of {kind} data; this command draws sketches")
+def _load(run: str | os.PathLike, command: str):
+    require_command(command, runs.load_config(run), run)
     return runs.load_run(run)
 
 
@@ -122,7 +121,7 @@ def resolve_label(config: dict, model: nn.Module, label: int | str) -> int:
         except (TypeError, ValueError):
             kinds = "a class number or one of the characters 0-9 A-Z a-z" if glyphs else "a class number"
             raise UserError(f"--label {label}: not {kinds}") from None
-    count = getattr(model, "num_classes", 0) or (len(GLYPH_CHARS) if glyphs else 0)
+    count = model.num_classes or (len(GLYPH_CHARS) if glyphs else 0)
     if index < 0 or (count and index >= count):
         raise UserError(f"--label {label}: out of range; this run's classes are 0-{count - 1}")
     return index
@@ -150,13 +149,13 @@ def sample_run(
     ``n`` test sketches (drawn above their samples). With ``label`` (a class number; on glyph data
     also a character) only that class: the prior's samples of a class-conditional model, or the
     test sketches with that label."""
-    config, model, guide = _load(run)
+    config, model, guide = _load(run, "sample")
     run = Path(run)
     index = None if label is None else resolve_label(config, model, label)
     suffix = "" if index is None else f"_label{index}"
     torch.manual_seed(seed)
     if prior or guide is None:
-        if index is not None and not getattr(model, "num_classes", 0):
+        if index is not None and not model.num_classes:
             raise UserError(
                 f"--label {label}: the prior of this run is not class-conditional (train with --conditional)"
             )
@@ -184,7 +183,7 @@ def sample_run(
 
 def reconstruct_run(run: str | os.PathLike, n: int = 8, temperatures=TEMPERATURES, seed: int = 0) -> list[Path]:
     """Rows: a test sketch, then its reconstructions at each temperature (the temperature figure)."""
-    config, model, guide = _load(run)
+    config, model, guide = _load(run, "reconstruct")
     _needs_guide(guide, "pvae reconstruct")
     torch.manual_seed(seed)
     test = runs.load_split(config, "test").head(n)
@@ -202,7 +201,7 @@ def interpolate_run(
 ) -> list[Path]:
     """Decode codes between two encoded test sketches: a linear strip above a spherical one. A
     class-conditional model draws the first sketch's class up to the middle, then the second's."""
-    config, model, guide = _load(run)
+    config, model, guide = _load(run, "interpolate")
     _needs_guide(guide, "pvae interpolate")
     test = runs.load_split(config, "test")
     for i in (first, second):
@@ -227,7 +226,7 @@ def complete_run(
     """Continue the first ``fraction`` of ``n`` test sketches ``samples`` times each (the paper's
     Figure 7): the given part in black, the continuation in red. The code z is the posterior mean
     of the given part alone, so the model never sees the rest (a class-conditional one sees the label)."""
-    config, model, guide = _load(run)
+    config, model, guide = _load(run, "complete")
     test = runs.load_split(config, "test").head(n)
     if not 0 < fraction < 1:
         raise UserError(f"--fraction {fraction}: must be between 0 and 1")
@@ -255,8 +254,8 @@ def complete_run(
 
 def _style_run(run: str | os.PathLike, what: str):
     """The config, model and guide of a class-conditional run on glyph data, else ``UserError``."""
-    config, model, guide = _load(run)
-    if not (_is_glyph_run(config) and getattr(model, "num_classes", 0) and guide is not None):
+    config, model, guide = _load(run, "style")
+    if not (_is_glyph_run(config) and model.num_classes and guide is not None):
         raise UserError(
             f"{run}: {what} needs a class-conditional run on glyph data "
             "(pvae train --model sketch --conditional --data glyphs[:FONTS])"

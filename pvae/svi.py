@@ -11,10 +11,20 @@ against the same step written by hand.
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import torch
 from pyro.infer import ELBO
 from torch import nn
+
+
+class NonFinite(ArithmeticError):
+    """A step's loss or gradient was NaN or infinite; the parameters were left unchanged."""
+
+    def __init__(self, what: str, loss: float) -> None:
+        super().__init__(f"non-finite {what} (loss {loss})")
+        self.what, self.loss = what, loss
 
 
 class SVI:
@@ -45,16 +55,33 @@ class SVI:
         return self.guide.guide if self.guide is not None else (lambda *args, **kwargs: None)
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
-        """One optimiser step on the loss averaged over the batch; returns that loss (nats/datapoint)."""
-        with pyro.validation_enabled(not self.validated):
-            loss = self.objective.differentiable_loss(self.model.model, self._guide_fn(), x, y) / x.shape[0]
+        """One optimiser step on the loss averaged over the batch; returns that loss (nats/datapoint).
+
+        A non-finite loss or gradient raises ``NonFinite`` before the parameters change, so they
+        stay as they were after the last good step.
+        """
+        try:
+            with pyro.validation_enabled(not self.validated):
+                loss = self.objective.differentiable_loss(self.model.model, self._guide_fn(), x, y) / x.shape[0]
+        except ValueError:  # validation refusing NaN parameters: say so when the batch is to blame
+            if x.is_floating_point() and not torch.isfinite(x).all():
+                raise NonFinite("batch", math.nan) from None
+            raise
         self.validated = True
+        value = loss.item()
+        if not math.isfinite(value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFinite("loss", value)
         loss.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.abs().sum() for g in grads]).sum()):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFinite("gradient", value)
         if self.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return value
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,169 +38,14 @@ from tqdm.auto import tqdm
 import pvae
 from pvae import render, runs
 from pvae.bounds import elbo_terms
-from pvae.data import absolute_spec, class_count, load_dataset
+from pvae.data import absolute_spec, class_count
+from pvae.data.kinds import DATA_KINDS, kind_of_spec
 from pvae.errors import UserError
 from pvae.objectives import OBJECTIVES, KLControl, make_objective
-from pvae.svi import SVI, make_optimizer
+from pvae.options import CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, unused_options
+from pvae.svi import SVI, NonFinite, make_optimizer
 
-METRIC_FIELDS = (
-    "epoch",
-    "step",
-    "train_loss",
-    "test_elbo",
-    "test_recon",
-    "test_kl",
-    "test_L_R",
-    "test_L_KL",
-    "seconds",
-)
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as ``config.json["train"]``).
-
-    Defaults suit the image models; a model class may override them with ``train_defaults``
-    (``TrainConfig.for_model``), as the sketch model does with sketch-rnn's settings.
-    """
-
-    model: str = "gaussian"
-    guide: str = "mlp"
-    objective: str = "elbo"
-    particles: int = 1
-    data: str = "digits"
-    epochs: int = 15
-    steps: int | None = None  # stop after this many optimiser steps in all (None: after the epochs)
-    batch_size: int = 128
-    seed: int = 0
-    # networks (each model and guide takes the arguments it understands)
-    latent_dim: int = 20
-    hidden: list[int] = field(default_factory=lambda: [400])
-    activation: str = "relu"
-    likelihood: str = "bernoulli"
-    obs_scale: float | None = None
-    posterior_scale: str = "softplus"
-    enc_hidden: int = 256
-    dec_hidden: int = 512
-    mixtures: int = 20
-    layer_norm: bool = False
-    recurrent_dropout: float = 0.0
-    unconditional: bool = False
-    mask_pen: bool = False
-    rank: int = 2  # lowrank guide: columns of the covariance factor
-    flows: int = 2  # iaf guide: IAF steps
-    flow_hidden: int | None = None  # iaf guide: hidden units of each MADE (None: 2 Z, at least 16)
-    # conditioning (ARCHITECTURE.md: the condition y is an argument of model and guide)
-    conditional: bool = False  # class labels as y: p(x | z, y), q(z | x, y)
-    learned_prior: bool = False  # p(z | y) with a mean and std per class instead of N(0, I)
-    visible_quadrants: int = 1  # image completion: 1, 2 or 3 quadrants given
-    baseline_epochs: int = 10  # image completion: epochs of the baseline network first
-    # data
-    train_limit: int | None = None
-    max_seq_len: int = 250
-    augment_scale: float = 0.0
-    augment_drop: float = 0.0
-    # optimiser
-    lr: float = 1e-3
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    adam_eps: float = 1e-8
-    lr_schedule: str = "constant"
-    lr_decay: float = 0.9999
-    min_lr: float = 1e-5
-    clip_value: float | None = None
-    # KL controls
-    kl_weight: float = 1.0
-    kl_weight_units: str = "nats"
-    kl_weight_start: float | None = None
-    kl_anneal_rate: float | None = None
-    kl_floor: float = 0.0
-    kl_floor_mode: str = "total"
-
-    @classmethod
-    def for_model(cls, **given: Any) -> TrainConfig:
-        """A config from ``given`` values over the model class's ``train_defaults`` over ours."""
-        classes = runs.registry("model")
-        name = given.get("model", cls.model)
-        defaults = getattr(classes.get(name), "train_defaults", {})
-        return cls(**{**defaults, **given})
-
-    def check(self) -> None:
-        """Raise ``UserError`` naming the first flag whose value cannot work."""
-        if self.objective not in OBJECTIVES:
-            raise UserError(f"--objective {self.objective}: unknown; choose one of {', '.join(OBJECTIVES)}")
-        positive = {
-            "--particles": self.particles,
-            "--epochs": self.epochs,
-            "--batch-size": self.batch_size,
-            "--latent-dim": self.latent_dim,
-            "--enc-hidden": self.enc_hidden,
-            "--dec-hidden": self.dec_hidden,
-            "--mixtures": self.mixtures,
-            "--max-seq-len": self.max_seq_len,
-            "--rank": self.rank,
-            "--flows": self.flows,
-        }
-        if self.flow_hidden is not None:
-            positive["--flow-hidden"] = self.flow_hidden
-        if self.steps is not None:
-            positive["--steps"] = self.steps
-        if self.train_limit is not None:
-            positive["--train-limit"] = self.train_limit
-        if self.baseline_epochs < 0:
-            raise UserError(f"--baseline-epochs {self.baseline_epochs}: must not be negative")
-        if self.visible_quadrants not in (1, 2, 3):
-            raise UserError(f"--visible-quadrants {self.visible_quadrants}: must be 1, 2 or 3")
-        for flag, value in positive.items():
-            if value < 1:
-                raise UserError(f"{flag} {value}: must be at least 1")
-        for flag, value in (("--lr", self.lr), ("--adam-eps", self.adam_eps), ("--min-lr", self.min_lr)):
-            if not value > 0 or not math.isfinite(value):
-                raise UserError(f"{flag} {value}: must be a positive number")
-        if any(h < 1 for h in self.hidden):
-            raise UserError(f"--hidden {' '.join(map(str, self.hidden))}: layer sizes must be at least 1")
-        if self.obs_scale is not None and not self.obs_scale > 0:
-            raise UserError(f"--obs-scale {self.obs_scale}: must be positive")
-        if self.clip_value is not None and not self.clip_value > 0:
-            raise UserError(f"--clip-value {self.clip_value}: must be positive")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise UserError(f"--lr-schedule {self.lr_schedule}: unknown; choose one of {', '.join(LR_SCHEDULES)}")
-        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
-            raise UserError(f"--adam-betas {' '.join(map(str, self.adam_betas))}: give two numbers in [0, 1)")
-        for flag, value in (("--lr-decay", self.lr_decay), ("--kl-anneal-rate", self.kl_anneal_rate)):
-            if value is not None and not 0 < value <= 1:
-                raise UserError(f"{flag} {value}: must be in (0, 1]")
-        for flag, value in (("--augment-scale", self.augment_scale), ("--augment-drop", self.augment_drop)):
-            if not 0 <= value < 1:
-                raise UserError(f"{flag} {value}: must be in [0, 1)")
-        if not 0 <= self.recurrent_dropout < 1:
-            raise UserError(f"--recurrent-dropout {self.recurrent_dropout}: must be in [0, 1)")
-        if self.kl_weight < 0 or (self.kl_weight_start is not None and self.kl_weight_start < 0):
-            raise UserError("--kl-weight and --kl-weight-start must not be negative")
-        if self.kl_floor < 0:
-            raise UserError(f"--kl-floor {self.kl_floor}: must not be negative")
-        if self.kl_floor_mode not in ("total", "per-dim"):
-            raise UserError(f"--kl-floor-mode {self.kl_floor_mode}: choose total or per-dim")
-        if self.kl_weight_units not in ("nats", "sketch-rnn"):
-            raise UserError(f"--kl-weight-units {self.kl_weight_units}: choose nats or sketch-rnn")
-        self._check_guide()
-
-    def _check_guide(self) -> None:
-        """What the guide must support for the objective and KL controls (``guides.amortised``:
-        ``analytic_kl``, ``factorised``); unknown guide names are reported when the guide is built."""
-        guide = runs.registry("guide").get(self.guide)
-        if guide is None:
-            return
-        if self.objective == "meanfield" and not getattr(guide, "analytic_kl", True):
-            others = ", ".join(o for o in OBJECTIVES if o != "meanfield")
-            raise UserError(
-                f"--objective meanfield needs KL(q || p) in closed form, and --guide {self.guide} has none; "
-                f"choose another --objective ({others})"
-            )
-        if self.kl_floor > 0 and self.kl_floor_mode == "per-dim" and not getattr(guide, "factorised", True):
-            raise UserError(
-                f"--kl-floor-mode per-dim (free bits) needs a factorised guide, and --guide {self.guide} is not; "
-                "use --kl-floor-mode total"
-            )
+METRIC_FIELDS = ("epoch", "step", "train_loss", "test_elbo", "test_recon", "test_kl")  # then the kind's, "skipped"
 
 
 def iwae_lr_factor(epoch: int, step: int = 0, config: TrainConfig | None = None) -> float:
@@ -240,18 +88,26 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, str]]:
+def _read_rows(path: Path, upto_step: int) -> list[dict[str, str]]:
+    """The rows of a per-epoch csv file up to optimiser step ``upto_step`` (a resumed run drops any
+    row written after its checkpoint)."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if int(row["epoch"]) <= upto_epoch]
+        return [row for row in csv.DictReader(f) if int(row["step"]) <= upto_step]
 
 
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+def _write_rows(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    """Write ``rows`` as csv atomically (a kill leaves the old file or the new one)."""
+    runs.atomic_write_text(path, _csv_text(rows, fields))
+
+
+def _csv_text(rows: list[dict[str, Any]], fields: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 @dataclass
@@ -259,18 +115,59 @@ class Position:
     """Where training stands: saved in every checkpoint, so a run resumes at the same batch."""
 
     epoch: int = 0  # epochs completed
-    batch: int = 0  # batches completed in the current epoch
+    batch: int = 0  # batches completed in the current epoch (skipped ones included)
     step: int = 0  # optimiser steps in all
     loss_sum: float = 0.0  # sum of per-datapoint losses over the current epoch
     count: int = 0  # datapoints seen in the current epoch
+    skipped: int = 0  # steps skipped in all for a non-finite loss or gradient (--skip-nonfinite)
 
 
 class Interrupted(Exception):
-    """Training stopped by the user; a checkpoint at the reached batch was saved."""
+    """Training stopped by a signal (``signum``); what was saved is in the message."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class Diverged(UserError):
+    """The loss or a gradient became NaN or infinite and no skips were left."""
+
+
+class _StopRequests:
+    """SIGINT and SIGTERM while training: the first asks to stop after the step in flight (so the
+    checkpoint is exactly the state after a whole step, and a resumed run equals one never
+    stopped); a second stops at once (``KeyboardInterrupt``). Handlers are installed in the main
+    thread only, and restored on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 class Trainer:
     """Builds data, model, guide, objective and optimiser for one run folder and trains them.
+
+    Every combination of registered model, guide, objective and data kind either builds or
+    raises ``UserError`` with one line (``docs/architecture.md``, "Capabilities"): the model reads
+    the data's kind, the guide reads it too, the objective can serve the guide, and no option
+    set away from its default goes unread.
 
     :param config: the run's configuration.
     :param out: the run folder (created if needed).
@@ -289,50 +186,90 @@ class Trainer:
     ) -> None:
         config.check()
         config.data = absolute_spec(config.data)
-        self.config, self.out, self.device, self.progress = config, Path(out), torch.device(device), progress
+        self.config, self.out, self.progress = config, Path(out), progress
+        self.device = _device(device)
         self.log = log or (lambda line: tqdm.write(line, file=sys.stderr))
-        scale = self._saved_scale()
-        self.data = load_dataset(config.data, max_seq_len=config.max_seq_len, scale=scale)
+        self.kind = kind_of_spec(config.data)
+        model_cls = runs.registry("model")[config.model]
+        if model_cls.data_kind != self.kind.name:
+            raise UserError(
+                f"--model {config.model} reads {model_cls.data_kind} data ({_specs(model_cls.data_kind)}); "
+                f"--data {config.data} is {self.kind.name} data"
+            )
+        self.data = self.kind.load(config.data, max_seq_len=config.max_seq_len, scale=self._saved_scale())
         pyro.set_rng_seed(config.seed)
         pyro.clear_param_store()
-        candidates = {
-            **self.data.model_kwargs(),
-            **{
-                k: getattr(config, k)
-                for k in ("latent_dim", "activation", "likelihood", "obs_scale", "enc_hidden", "dec_hidden")
-                + ("mixtures", "layer_norm", "recurrent_dropout", "unconditional", "mask_pen", "learned_prior")
-                + ("visible_quadrants", "baseline_epochs", "rank", "flows", "flow_hidden")
-            },
-            "hidden": list(config.hidden),
-            "scale": config.posterior_scale,
-            "num_classes": self._num_classes(),
+        arguments = {
+            **self.kind.model_kwargs(self.data),
+            **{o.argument: getattr(config, o.name) for o in OPTIONS.values() if o.scope in CONSTRUCTOR_SCOPES},
+            "num_classes": self._num_classes(),  # --conditional: C, from the data's labels
         }
-        self.model_spec = runs.make_spec("model", config.model, candidates)
+        self.model_spec = runs.make_spec("model", config.model, arguments)
         self.model = runs.build("model", **self.model_spec).to(self.device)
         self.guide_spec, self.guide = None, None
+        self._check_combination(model_cls)
         if self.model.latent_dim > 0:
-            self.guide_spec = runs.make_spec("guide", config.guide, candidates)
+            self.guide_spec = runs.make_spec("guide", config.guide, arguments)
             self.guide = runs.build("guide", **self.guide_spec).to(self.device)
             if self.guide.latent_dim != self.model.latent_dim:
                 raise UserError(
                     f"--guide {config.guide} gives latent_dim {self.guide.latent_dim}, "
                     f"--model {config.model} needs {self.model.latent_dim}"
                 )
-        # Bernoulli pixels must be 0 or 1: grey training images are binarised afresh every epoch
-        # and the test images once, with a fixed seed, so test numbers compare across epochs.
-        self.binarize = getattr(self.model, "binary", False) and not self.data.binary
-        train = self.data.split("train").head(config.train_limit)
-        if self.data.kind == "image":
-            self.train_split = dataclasses.replace(train, dynamic_binarization=self.binarize)
-        else:
-            self.train_split = train.with_augmentation(config.augment_scale, config.augment_drop)
-        self.test = runs.load_split(self.run_config(), "test", self.data)
+            if config.kl_floor > 0 and config.kl_floor_mode == "per-dim" and not self.guide.factorised:
+                raise UserError(
+                    f"--kl-floor-mode per-dim (free bits) needs a factorised guide, and --guide {config.guide} is "
+                    "not; use --kl-floor-mode total"
+                )
+        self.run = self.run_config()
+        self.train_split = self.kind.training_split(self.data, self.run)
+        self.test = self.kind.evaluation_split(self.data, "test", self.run)
+        for name, split in (("train", self.train_split), ("test", self.test)):
+            if not len(split):
+                raise UserError(f"--data {config.data}: the {name} split is empty")
         self.kl = self._kl_control()
         objective = make_objective(config.objective, config.particles, kl=self.kl)
         params = list(self.model.parameters()) + ([] if self.guide is None else list(self.guide.parameters()))
         optimizer = make_optimizer(params, config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
         self.svi = SVI(self.model, self.guide, objective, optimizer, clip_value=config.clip_value)
         self.data_generator = torch.Generator().manual_seed(config.seed)
+
+    def _check_combination(self, model_cls: type) -> None:
+        """Refuse, in one line, a guide or objective that cannot serve this model and data, and
+        any option set away from its default that nothing here reads."""
+        cfg = self.config
+        has_latent = self.model.latent_dim > 0
+        guide_cls = runs.registry("guide").get(cfg.guide) if has_latent else None
+        if has_latent:
+            if guide_cls is None:
+                raise UserError(f"--guide {cfg.guide}: unknown; choose one of {', '.join(runs.registry('guide'))}")
+            if self.kind.name not in guide_cls.data_kinds:
+                readable = [k for k, g in runs.registry("guide").items() if self.kind.name in g.data_kinds]
+                raise UserError(
+                    f"--guide {cfg.guide} reads {' or '.join(guide_cls.data_kinds)} data; --data {cfg.data} is "
+                    f"{self.kind.name} data (guides for it: {', '.join(readable)})"
+                )
+            objective_cls = OBJECTIVES[cfg.objective]
+            if objective_cls.requires_analytic_kl and not guide_cls.analytic_kl:
+                others = [name for name, o in OBJECTIVES.items() if not o.requires_analytic_kl]
+                raise UserError(
+                    f"--objective {cfg.objective} needs KL(q || p) in closed form, and --guide {cfg.guide} has none; "
+                    f"choose another --objective ({', '.join(others)})"
+                )
+        model_args = runs.accepted_arguments(model_cls)
+        guide_args = runs.accepted_arguments(guide_cls) if guide_cls is not None else set()
+        pair = f"--model {cfg.model}" + (f" with --guide {cfg.guide}" if has_latent else "")
+        no_latent = f"--model {cfg.model} (no latent code, so no guide)"
+        readers = {
+            "model": (model_args.__contains__, f"--model {cfg.model}"),
+            "guide": (guide_args.__contains__, f"--guide {cfg.guide}" if has_latent else no_latent),
+            "networks": (lambda a: a in model_args or a in guide_args, pair),
+            "data": (self.kind.options.__contains__, f"{self.kind.name} data (--data {cfg.data})"),
+            "latent": (lambda name: has_latent, no_latent),
+        }
+        unused = unused_options(cfg, readers)
+        if unused:
+            raise UserError(unused[0])
 
     def _num_classes(self) -> int:
         """C for a class-conditional run (``--conditional``), else 0."""
@@ -364,19 +301,16 @@ class Trainer:
         against L_R = -log p(x|z) / T, which is a weight of w T / Z on the KL in nats."""
         w = kl_weight(self.config, step)
         if self.config.kl_weight_units == "sketch-rnn":
-            w *= self.data.rows / self.model.latent_dim
+            w *= self.kind.steps(self.run) / self.model.latent_dim
         return w
 
     def run_config(self) -> dict[str, Any]:
-        data = {"spec": self.config.data, "name": self.data.name, "kind": self.data.kind}
-        if self.data.kind == "image":
-            data.update(shape=list(self.data.shape), binarize="dynamic" if self.binarize else "none")
-        else:
-            data.update(scale=self.data.scale, rows=self.data.rows)
+        """``config.json``: everything that rebuilds the run's data, model and guide."""
+        data = {"spec": self.config.data, "name": self.data.name, "kind": self.kind.name}
         return {
             "pvae_version": pvae.__version__,
-            "train": dataclasses.asdict(self.config),
-            "data": data,
+            "train": self.config.asdict(),
+            "data": {**data, **self.kind.describe(self.data, self.model)},
             "model": self.model_spec,
             "guide": self.guide_spec,
         }
@@ -393,25 +327,32 @@ class Trainer:
                 "rng": _rng_state(),
             },
         )
+        self._saved, self._saved_at = at.step, time.monotonic()
 
-    def _train_epoch(self, at: Position, bar: tqdm) -> None:
-        """The rest of epoch ``at.epoch``, from batch ``at.batch`` on; updates ``at`` as it goes."""
+    def _train_epoch(self, at: Position, bar: tqdm, epoch_state: torch.Tensor, stop: _StopRequests) -> None:
+        """The rest of epoch ``at.epoch``, from batch ``at.batch`` on; updates ``at`` as it goes.
+        Returns early at the step limit or after the step in flight when a stop was requested."""
         cfg = self.config
         schedule = LR_SCHEDULES[cfg.lr_schedule]
         for x, labels in self.train_split.batches(cfg.batch_size, self.data_generator, skip=at.batch):
-            if cfg.steps is not None and at.step >= cfg.steps:
+            if (cfg.steps is not None and at.step >= cfg.steps) or stop.signum is not None:
                 return
             for group in self.svi.optimizer.param_groups:
                 group["lr"] = schedule(cfg, at.epoch, at.step)
             if self.kl is not None:
                 self.kl.weight = self._kl_weight(at.step)
             x = x.to(self.device)
-            loss = self.svi.step(x, self.model.condition(x, None if labels is None else labels.to(self.device)))
-            if not math.isfinite(loss):
-                raise UserError(
-                    f"the {cfg.objective} loss became {loss} at epoch {at.epoch + 1}, step {at.step + 1}; "
-                    "try a smaller --lr"
-                )
+            try:
+                loss = self.svi.step(x, self.model.condition(x, None if labels is None else labels.to(self.device)))
+            except NonFinite as e:
+                if at.skipped >= cfg.skip_nonfinite:
+                    self._checkpoint(at, epoch_state)  # the parameters are those of the last good step
+                    raise Diverged(self._diverged(e, x, at)) from None
+                at.skipped += 1
+                at.batch += 1
+                self.log(f"skipped step {at.step + 1}: {e} ({at.skipped} of --skip-nonfinite {cfg.skip_nonfinite})")
+                continue
+            self._watch(loss, at)
             at.loss_sum += loss * x.shape[0]
             at.count += x.shape[0]
             at.batch += 1
@@ -419,96 +360,155 @@ class Trainer:
             bar.update()
             if at.batch % 10 == 0:
                 bar.set_postfix_str(f"loss {at.loss_sum / at.count:.2f}", refresh=False)
+            if time.monotonic() - self._saved_at >= 60 * cfg.checkpoint_every:
+                self._checkpoint(at, epoch_state)
+
+    def _diverged(self, error: NonFinite, x: torch.Tensor, at: Position) -> str:
+        """One line: where the loss or gradient stopped being finite, and the likely cause."""
+        cfg = self.config
+        if not torch.isfinite(x).all():
+            cause = f"the batch holds NaN or inf values: check the data ({cfg.data})"
+        else:
+            cause = f"the learning rate may be too high (--lr {cfg.lr:g})"
+        return (
+            f"{error} at step {at.step + 1} (epoch {at.epoch + 1}, batch {at.batch + 1}): {cause}; the parameters of "
+            f"step {at.step} are saved in {self.out / runs.CHECKPOINT} (--skip-nonfinite N skips such steps)"
+        )
+
+    def _watch(self, loss: float, at: Position) -> None:
+        """Say once, in one line, when the loss explodes far above the best seen."""
+        best = self._best
+        if best is not None and not self._warned and loss > best + 100 * max(1.0, abs(best)):
+            self._warned = True
+            self.log(
+                f"warning: the loss jumped to {loss:.4g} at step {at.step + 1}, from a best of {best:.4g}: "
+                f"the learning rate may be too high (--lr {self.config.lr:g})"
+            )
+        self._best = loss if best is None else min(best, loss)
 
     def evaluate(self) -> dict[str, float]:
-        """Test ELBO, reconstruction and KL in nats per datapoint (and sketch-rnn's L_R, L_KL)."""
+        """Test ELBO, reconstruction and KL in nats per datapoint, and the data kind's own terms
+        (sketch-rnn's L_R, L_KL for strokes)."""
         x = self.test.tensor()
         terms = elbo_terms(self.model, self.guide, x, self.model.condition(x, self.test.labels))
-        if self.data.kind == "strokes":
-            terms["L_R"] = -terms["recon"] / self.data.rows
-            terms["L_KL"] = terms["kl"] / max(self.model.latent_dim, 1)
-        return terms
+        return {**terms, **self.kind.report(terms, self.run, self.model)}
+
+    def _limit_reached(self, at: Position) -> str | None:
+        """Which limit ends the run at ``at`` (as a flag and value), or ``None`` to go on."""
+        cfg = self.config
+        if cfg.steps is not None and at.step >= cfg.steps:
+            return f"--steps {cfg.steps}"
+        if cfg.epochs is not None and at.epoch >= cfg.epochs:
+            return f"--epochs {cfg.epochs}"
+        return None
 
     def train(self, resume: bool = False) -> Path:
-        """Train up to ``config.epochs`` epochs (or ``config.steps`` steps), then draw the figures."""
-        cfg, out = self.config, self.out
-        has_checkpoint = (out / runs.CHECKPOINT).is_file()
-        if resume and not has_checkpoint:
+        """Train until ``config.epochs`` epochs or ``config.steps`` steps, whichever comes first,
+        then draw the figures. A resumed run with nothing left to do changes no file."""
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out}: is a file, not a folder")
+        if resume and not runs.has_checkpoint(out):
             raise UserError(f"--resume: {out} holds no {runs.CHECKPOINT} to resume from")
-        if not resume and has_checkpoint:
+        if not resume and runs.has_checkpoint(out):
             raise UserError(f"--out {out}: already holds a run; pass --resume to continue it, or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
+        with runs.RunLock(out), _StopRequests() as stop:
+            return self._train(resume, stop)
+
+    def _train(self, resume: bool, stop: _StopRequests) -> Path:
+        cfg, out = self.config, self.out
         at = Position()
+        self._best, self._warned = None, False
         if resume:
-            state = runs.load_checkpoint(out, self.device)
+            state = runs.load_checkpoint(out, self.device, warn=self.log)
+            at = Position(**state["position"])
+            spent = self._limit_reached(at)
+            if spent is not None:
+                self.log(f"{out}: nothing to do: the run has reached {spent}; pass a larger --epochs or --steps")
+                return out
             self.model.load_state_dict(state["model"])
             if self.guide is not None:
                 self.guide.load_state_dict(state["guide"])
             self.svi.optimizer.load_state_dict(state["optimizer"])
-            at = Position(**state["position"])
             self.data_generator.set_state(state["data_generator"])
             _set_rng_state(state["rng"])
             self.svi.validated = True
         else:
-            init = getattr(self.model, "init_output_bias", None)
-            if init is not None and self.data.kind == "image":
-                init(self.train_split.images.mean(0))
-            pretrain = getattr(self.model, "pretrain", None)
-            if pretrain is not None:
-                generator = torch.Generator().manual_seed(cfg.seed + 2)
-                pretrain(lambda: self.train_split.batches(cfg.batch_size, generator), self.log)
-        runs.save_config(out, self.run_config())
+            self.kind.prepare_model(self.model, self.train_split)
+            generator = torch.Generator().manual_seed(cfg.seed + 2)
+            self.model.pretrain(lambda: self.train_split.batches(cfg.batch_size, generator), self.log)
+        runs.save_config(out, self.run)
         self.log(f"run folder: {out}")
-        metrics = _read_metrics(out / runs.METRICS, at.epoch)
-        _write_metrics(out / runs.METRICS, metrics)
+        metrics = _read_rows(out / runs.METRICS, at.step)
+        timing = _read_rows(out / runs.TIMING, at.step)
+        self._saved, self._saved_at = at.step, time.monotonic()
 
         n_batches = math.ceil(len(self.train_split) / cfg.batch_size)
-        budget_left = lambda: cfg.steps is None or at.step < cfg.steps  # noqa: E731
-        if at.epoch >= cfg.epochs or not budget_left():
-            self.log(f"{out}: the run's budget is spent; pass a larger --epochs or --steps to train further")
-        while at.epoch < cfg.epochs and budget_left():
+        while (limit := self._limit_reached(at)) is None:
             epoch_state = self.data_generator.get_state()
             started = time.perf_counter()
             bar = tqdm(
                 total=n_batches,
                 initial=at.batch,
-                desc=f"epoch {at.epoch + 1}/{cfg.epochs}",
+                desc=f"epoch {at.epoch + 1}" + ("" if cfg.epochs is None else f"/{cfg.epochs}"),
                 disable=not self.progress,
                 leave=False,
                 dynamic_ncols=True,
             )
             try:
-                self._train_epoch(at, bar)
+                self._train_epoch(at, bar, epoch_state, stop)
+            except KeyboardInterrupt:  # a second signal: stop at once, keep the last checkpoint
+                raise Interrupted(
+                    f"stopped at once; the checkpoint of step {self._saved} is kept. "
+                    f"Continue with: pvae train --resume --out {out}",
+                    stop.signum or signal.SIGINT,
+                ) from None
+            finally:
                 bar.close()
-                test = self.evaluate()
-            except KeyboardInterrupt:
-                bar.close()
+            if stop.signum is not None and at.batch < n_batches:
                 self._checkpoint(at, epoch_state)
                 raise Interrupted(
-                    f"interrupted at epoch {at.epoch + 1}, batch {at.batch}/{n_batches}; checkpoint saved. "
-                    f"Continue with: pvae train --resume --out {out}"
-                ) from None
+                    f"stopped at epoch {at.epoch + 1}, batch {at.batch}/{n_batches} (step {at.step}); checkpoint "
+                    f"saved. Continue with: pvae train --resume --out {out}",
+                    stop.signum,
+                )
+            test = self.evaluate()
             seconds = time.perf_counter() - started
             row = {"epoch": at.epoch + 1, "step": at.step, "train_loss": f"{at.loss_sum / max(at.count, 1):.4f}"}
             row.update({f"test_{k}": f"{v:.4f}" for k, v in test.items()})
-            row["seconds"] = f"{seconds:.2f}"
+            row["skipped"] = at.skipped
+            metrics.append(row)
+            timing.append({"epoch": row["epoch"], "step": at.step, "seconds": f"{seconds:.2f}"})
+            # metrics first: a kill between the two leaves a row past the checkpoint, dropped on resume
+            _write_rows(out / runs.METRICS, metrics, [*METRIC_FIELDS, *self._kind_fields(), "skipped"])
+            _write_rows(out / runs.TIMING, timing, ["epoch", "step", "seconds"])
             if at.batch < n_batches:  # stopped by --steps inside the epoch: resume there
                 self._checkpoint(at, epoch_state)
             else:
-                at = Position(epoch=at.epoch + 1, step=at.step)
+                at = Position(epoch=at.epoch + 1, step=at.step, skipped=at.skipped)
                 self._checkpoint(at, self.data_generator.get_state())
-            metrics.append(row)
-            _write_metrics(out / runs.METRICS, metrics)
-            extra = f"  L_R {test['L_R']:.3f}  L_KL {test['L_KL']:.3f}" if "L_R" in test else ""
+            extra = "".join(f"  {k} {test[k]:.3f}" for k in test if k not in ("elbo", "recon", "kl"))
             self.log(
-                f"epoch {row['epoch']}/{cfg.epochs}  step {at.step}  train loss {row['train_loss']}  "
-                f"test ELBO {test['elbo']:.2f} nats (KL {test['kl']:.2f}){extra}  ({seconds:.1f} s)"
+                f"epoch {row['epoch']}{'' if cfg.epochs is None else f'/{cfg.epochs}'}  step {at.step}  "
+                f"train loss {row['train_loss']}  test ELBO {test['elbo']:.2f} nats (KL {test['kl']:.2f}){extra}  "
+                f"({seconds:.1f} s)"
             )
+            if stop.signum is not None:
+                raise Interrupted(
+                    f"stopped after epoch {row['epoch']} (step {at.step}); checkpoint saved. "
+                    f"Continue with: pvae train --resume --out {out}",
+                    stop.signum,
+                )
+        self.log(f"stopped at step {at.step} (epoch {at.epoch + (at.batch > 0)}): reached {limit}")
         self.figures(metrics)
         return out
 
+    def _kind_fields(self) -> list[str]:
+        return [f"test_{term}" for term in self.kind.report_terms]
+
     def figures(self, metrics: list[dict[str, Any]]) -> None:
-        """The loss curve, and the data's own figures (images or sketches) of the trained pair."""
+        """The loss curve, and the data kind's own figures of the trained pair."""
         folder = self.out / runs.FIGURES
         folder.mkdir(exist_ok=True)
         if metrics:
@@ -522,14 +522,24 @@ class Trainer:
                 folder / "loss.png",
                 ylabel="nats per datapoint",
             )
-        if self.data.kind == "image":
-            from pvae.inspect import training_figures
+        self.kind.training_figures(self.out, self.model, self.guide, self.test, self.run, seed=self.config.seed)
 
-            training_figures(folder, self.model, self.guide, self.test, self.data.shape, seed=self.config.seed)
-        else:
-            from pvae.sketching import training_figures as sketch_figures
 
-            sketch_figures(self.out, self.model, self.guide, self.test, seed=self.config.seed)
+def _specs(kind: str) -> str:
+    return ", ".join(DATA_KINDS[kind].schemes.values())
+
+
+def _device(name: str) -> torch.device:
+    """The torch device called ``name``, if this machine has it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"--device {name}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: this torch has no CUDA device (torch {torch.__version__})")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available here")
+    return device
 
 
 def train(

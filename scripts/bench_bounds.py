@@ -21,16 +21,15 @@ from pvae import runs
 from pvae.bounds import POINTS_PER_CHUNK, estimate_bounds
 from pvae.memory import keep_freed_memory
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist" / "binarized_mnist.npz"
 LATENT, HIDDEN = 50, [200, 200]
 
 
-def test_images(n: int) -> tuple[torch.Tensor, str]:
-    """The first n binarized-MNIST test images, or binarised built-in digits without ../shared."""
-    if SHARED.is_file():
+def test_images(n: int, data: Path | None) -> tuple[torch.Tensor, str]:
+    """The first n test images of binarized MNIST (``data``), or binarised built-in digits."""
+    if data is not None:
         from pvae.data.mnist import load_binarized_mnist
 
-        return load_binarized_mnist(SHARED).split("test").images[:n], f"binarized MNIST test ({SHARED.name})"
+        return load_binarized_mnist(data).split("test").images[:n], f"binarized MNIST test ({data.name})"
     from pvae.data import binarize, load_digits
 
     return binarize(load_digits(max(n, 100)).split("test").images[:n], seed=0), "built-in digits, binarised"
@@ -54,6 +53,7 @@ def matmul_rate(rows: int, repeats: int = 20) -> float:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--data", type=Path, help="binarized_mnist.npz (default: built-in digits, binarised)")
     p.add_argument("--k", type=int, default=5000)
     p.add_argument("--batch-size", type=int, default=100)
     args = p.parse_args(argv)
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     kwargs = dict(data_dim=784, latent_dim=LATENT, hidden=HIDDEN, activation="tanh", scale="exp")
     model = runs.build("model", **runs.make_spec("model", "gaussian", kwargs)).eval()
     guide = runs.build("guide", **runs.make_spec("guide", "mlp", kwargs)).eval()
-    images, source = test_images(args.images)
+    images, source = test_images(args.images, args.data)
     model.init_output_bias(images.mean(0))
 
     rows = (POINTS_PER_CHUNK // args.batch_size) * args.batch_size

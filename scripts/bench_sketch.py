@@ -32,18 +32,17 @@ from pvae.memory import keep_freed_memory
 from pvae.objectives import KLControl, make_objective
 from pvae.svi import SVI, make_optimizer
 
-SHEEP = Path(__file__).resolve().parents[2] / "shared" / "data" / "sketchrnn" / "aaron_sheep.npz"
 FLOOR, WEIGHT, CLIP, LR = 0.2, 0.5, 1.0, 1e-3
 
 
-def batch(size: int, rows: int) -> torch.Tensor:
-    """A batch of aaron_sheep sketches (or random strokes without ../shared), ``(size, rows, 5)``."""
+def batch(size: int, rows: int, data: Path | None) -> torch.Tensor:
+    """A batch of sketches from a sketch-rnn ``.npz`` (``data``, e.g. aaron_sheep.npz) or random
+    strokes, ``(size, rows, 5)``."""
     from pvae.data.strokes import prepare, read_stroke_file, to_stroke5
 
-    if SHEEP.is_file():
-        sketches = [
-            s[: rows - 1].copy() for s in prepare(read_stroke_file(SHEEP), "sheep").split("train").sketches[:size]
-        ]
+    if data is not None:
+        sketches = [s[: rows - 1].copy() for s in prepare(read_stroke_file(data), data.stem).split("train").sketches]
+        sketches = sketches[:size]
         for s in sketches:  # cut to fit the small size
             s[-1, 2] = 1
         return torch.from_numpy(np.stack([to_stroke5(s, rows) for s in sketches]))
@@ -67,7 +66,7 @@ class PlainSketchRNN(nn.Module):
         self.decoder = nn.LSTM(5 + model.latent_dim, model.dec_hidden, batch_first=True)
         self.out = nn.Linear(model.dec_hidden, 6 * model.mixtures + 3)
         self.m, self.z_dim = model.mixtures, model.latent_dim
-        pairs = [(self.encoder, guide.rnn), (self.head, guide.head), (self.init, model.init_state)]
+        pairs = [(self.encoder, guide.trunk.rnn), (self.head, guide.head), (self.init, model.init_state)]
         pairs += [(self.decoder, model.rnn), (self.out, model.output)]
         with torch.no_grad():
             for mine, theirs in pairs:
@@ -143,6 +142,7 @@ def bench(size: dict, x: torch.Tensor, steps: int) -> tuple[float, float]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=6, help="timed steps of each at the paper's size")
+    p.add_argument("--data", type=Path, help="a sketch-rnn .npz such as aaron_sheep.npz (default: random strokes)")
     p.add_argument("--small-steps", type=int, default=30, help="timed steps of each at the small size")
     args = p.parse_args(argv)
     keep_freed_memory()
@@ -154,7 +154,7 @@ def main(argv=None) -> None:
     ]
     print(f"{'size':<6} {'T':>4} {'pvae s/step':>12} {'plain s/step':>13} {'ratio':>6} {'pvae steps/s':>13}")
     for name, size, rows, steps in configs:
-        x = batch(100, rows + 1)
+        x = batch(100, rows + 1, args.data)
         pvae_s, plain_s = bench(size, x, steps)
         print(
             f"{name:<6} {rows + 1:>4} {pvae_s:>12.3f} {plain_s:>13.3f} {pvae_s / plain_s:>6.3f} {1 / pvae_s:>13.2f}",

@@ -43,7 +43,6 @@ from pvae.memory import keep_freed_memory
 from pvae.objectives import OBJECTIVES
 from pvae.train import TrainConfig, Trainer
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist" / "binarized_mnist.npz"
 PAPER_NLL = {("VAE", 1): 86.76, ("VAE", 5): 86.47, ("VAE", 50): 86.35, ("IWAE", 5): 85.54, ("IWAE", 50): 84.78}
 LABELS = {"elbo": "VAE", "iwae": "IWAE", "meanfield": "VAE-meanfield", "elbo-stl": "VAE-STL"}
 DEFAULT_OBJECTIVES = ["elbo:1", "elbo", "iwae"]  # VAE k=1, VAE k=K, IWAE k=K: the paper's comparison
@@ -132,7 +131,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--train-limit", type=int, metavar="N", help="first N training images only")
     p.add_argument("--test-limit", type=int, metavar="N", help="N random test images (seeded) for the bounds")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="binarized_mnist.npz")
+    p.add_argument("--data", type=Path, required=True, help="binarized_mnist.npz, the fixed binarisation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/compare_bounds"))
     p.add_argument(

@@ -13,7 +13,7 @@ when run again), then reports on the test split, in nats per image over the hidd
 
 Pyro's published numbers (grey MNIST, 60k training images, early stopping) stand beside ours.
 
-    python scripts/completion_table.py --data binarized-mnist:../shared/data/binarized_mnist/binarized_mnist.npz
+    python scripts/completion_table.py --data binarized-mnist:binarized_mnist.npz
 """
 
 from __future__ import annotations

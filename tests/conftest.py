@@ -19,7 +19,7 @@ def shared_file():
     def find(*parts: str) -> Path:
         path = SHARED_DATA.joinpath(*parts)
         if not path.exists():
-            pytest.skip(f"{path} is absent (../shared/data exists only beside the project's own checkout)")
+            pytest.skip(f"reference data {'/'.join(parts)} is not present in this checkout's data folder")
         return path
 
     return find

@@ -26,12 +26,13 @@ def test_bounds_writes_table_json_and_figure(run, capsys):
     assert main(["bounds", str(run), "--k", "1", "5", "50", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "NLL estimate -L_50" in out
-    result = json.loads((run / "bounds.json").read_text())
+    folder = run / "bounds" / "split=test,k=1-5-50,limit=all,seed=0"
+    result = json.loads((folder / "bounds.json").read_text())
     assert result["split"] == "test" and result["n"] == 80
     assert set(result["bounds"]) == {"1", "5", "50"}
     means = [result["bounds"][k]["mean"] for k in ("1", "5", "50")]
     assert means[0] < means[1] < means[2] and result["nll"] == pytest.approx(-means[2])
-    assert (run / "figures" / "bounds.png").stat().st_size > 1000
+    assert (folder / "bounds.png").stat().st_size > 1000
 
     # L_1 is the ELBO the run logged for its last epoch, on the same fixed binarisation.
     with open(run / "metrics.csv") as f:
@@ -39,15 +40,19 @@ def test_bounds_writes_table_json_and_figure(run, capsys):
     assert abs(means[0] - logged) < 3 * result["bounds"]["1"]["stderr"]
 
 
-def test_bounds_limit(run, capsys):
+def test_bounds_limit_writes_beside_other_evaluations(run, capsys):
     assert main(["bounds", str(run), "--k", "1", "5", "--limit", "7", "--no-progress"]) == 0
-    assert json.loads((run / "bounds.json").read_text())["n"] == 7
+    assert json.loads((run / "bounds" / "split=test,k=1-5,limit=7,seed=0" / "bounds.json").read_text())["n"] == 7
+    assert main(["bounds", str(run), "--k", "1", "5", "--limit", "9", "--no-progress"]) == 0
+    assert json.loads((run / "bounds" / "split=test,k=1-5,limit=7,seed=0" / "bounds.json").read_text())["n"] == 7
 
 
-def test_inspect_writes_figures_and_numbers(run, capsys):
+def test_inspect_writes_figures_and_numbers_without_touching_training_figures(run, capsys):
+    trained = {path.name: path.read_bytes() for path in (run / "figures").iterdir()}
     assert main(["inspect", str(run), "--limit", "60"]) == 0
     assert "units active" in capsys.readouterr().out
-    result = json.loads((run / "inspect.json").read_text())
+    folder = run / "inspect" / "split=test,limit=60,seed=0"
+    result = json.loads((folder / "inspect.json").read_text())
     assert result["n"] == 60 and result["latent_dim"] == 4
     assert 0 <= result["active_units"] <= 4 and len(result["kl_per_dim"]) == 4
     assert result["kl_total"] == pytest.approx(sum(result["kl_per_dim"]))
@@ -61,7 +66,8 @@ def test_inspect_writes_figures_and_numbers(run, capsys):
         "posterior_predictive",
         "prior_samples",
     ):
-        assert (run / "figures" / f"{name}.png").stat().st_size > 1000, name
+        assert (folder / f"{name}.png").stat().st_size > 1000, name
+    assert {path.name: path.read_bytes() for path in (run / "figures").iterdir()} == trained
 
 
 def test_importance_resampling_and_posterior_predictive_shapes(run):

@@ -12,8 +12,9 @@ Stroke data (sketch models):
   in ``pvae.data.fonts.GLYPH_CHARS``).
 - ``glyphs:PATH``: the same from a ``.ttf``/``.otf`` font file or a folder of them (searched
   recursively); fonts without all 62 characters are skipped with one warning.
-- ``sketch:FILE``: sketch-rnn's ``.npz`` (object arrays, read with pickle: trusted files only) or
-  our pickle-free cache of it (``pvae.data.strokes.save_stroke_cache``).
+- ``sketch:FILE``: sketch-rnn's ``.npz`` (object arrays, read by a restricted unpickler that
+  rebuilds numeric arrays only: ``pvae.data.npz``) or our pickle-free cache of it
+  (``pvae.data.strokes.save_stroke_cache``).
 - ``quickdraw:FILE``: a QuickDraw ``.ndjson`` file, simplified or raw layout.
 """
 
@@ -22,10 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pvae.data.images import ImageData, ImageSplit, binarize
-from pvae.errors import DataError
 
-SPECS = ("digits[:N[:SEED]]", "mnist:DIR", "binarized-mnist:FILE", "glyphs[:PATH]", "sketch:FILE", "quickdraw:FILE")
-PATH_KINDS = ("mnist", "binarized-mnist", "glyphs", "sketch", "quickdraw")
+PATH_SCHEMES = ("mnist", "binarized-mnist", "glyphs", "sketch", "quickdraw")  # specs that name a file or folder
 DEFAULT_DIGITS = 50000
 
 
@@ -43,7 +42,7 @@ def load_digits(n_train: int = DEFAULT_DIGITS, seed: int = 0) -> ImageData:
 def absolute_spec(spec: str) -> str:
     """``spec`` with its path made absolute, so a run folder's config works from any directory."""
     kind, sep, rest = spec.partition(":")
-    if kind in PATH_KINDS and rest:
+    if kind in PATH_SCHEMES and rest:
         return f"{kind}:{Path(rest).expanduser().resolve()}"
     return spec
 
@@ -72,48 +71,18 @@ def class_count(data) -> int:
 
 
 def load_dataset(spec: str, max_seq_len: int = 250, scale: float | None = None):
-    """The dataset a ``--data`` spec names (``ImageData`` or ``StrokeData``); a bad spec or file
-    raises ``DataError``. Stroke data drop sketches over ``max_seq_len`` points and divide offsets
-    by ``scale`` (default: the train split's offset standard deviation)."""
-    kind, _, rest = spec.partition(":")
-    if kind in ("glyphs", "sketch", "quickdraw"):
-        from pvae.data.strokes import prepare, read_stroke_file
+    """The dataset a ``--data`` spec names (``ImageData`` or ``StrokeData``, by the spec's kind:
+    ``pvae.data.kinds``); a bad spec or file raises ``DataError``. Stroke data drop sketches over
+    ``max_seq_len`` points and divide offsets by ``scale`` (default: the train split's offset
+    standard deviation)."""
+    from pvae.data.kinds import kind_of_spec
 
-        if kind == "glyphs":
-            if spec.startswith("glyphs:") and not rest:
-                raise DataError(f"--data {spec}: give a font file or folder, e.g. glyphs:FONTS_DIR (or plain glyphs)")
-            raw, labels = load_glyphs(rest or None)
-        elif not rest:
-            raise DataError(f"--data {spec}: give a file, e.g. {kind}:FILE")
-        elif kind == "sketch":
-            raw, labels = read_stroke_file(rest), None
-        else:
-            from pvae.data.quickdraw import read_ndjson
-
-            raw, labels = read_ndjson(rest)
-        return prepare(raw, spec, max_seq_len=max_seq_len, scale=scale, labels=labels)
-    if kind == "digits":
-        parts = rest.split(":") if rest else []
-        try:
-            values = [int(p) for p in parts]
-        except ValueError:
-            values = []
-        if len(parts) > 2 or len(values) != len(parts) or any(v < 0 for v in values) or (values and values[0] < 1):
-            raise DataError(f"--data {spec}: expected digits, digits:N or digits:N:SEED with whole numbers N >= 1")
-        return load_digits(*values)
-    if kind in ("mnist", "binarized-mnist"):
-        if not rest:
-            raise DataError(f"--data {spec}: give a path, e.g. {kind}:{'DIR' if kind == 'mnist' else 'FILE'}")
-        from pvae.data.mnist import load_binarized_mnist, load_mnist
-
-        return load_mnist(rest) if kind == "mnist" else load_binarized_mnist(rest)
-    raise DataError(f"--data {spec}: unknown dataset; use one of {', '.join(SPECS)}")
+    return kind_of_spec(spec).load(spec, max_seq_len=max_seq_len, scale=scale)
 
 
 __all__ = [
     "ImageData",
     "ImageSplit",
-    "SPECS",
     "absolute_spec",
     "binarize",
     "class_count",
