@@ -320,8 +320,8 @@ def unused_options(config: TrainConfig, readers: dict[str, Callable[[str], bool]
     lines = []
     for option in OPTIONS.values():
         value = getattr(config, option.name)
-        if value == defaults[option.name] and option.name not in config.given:
-            continue
+        if value is None or (value == defaults[option.name] and option.name not in config.given):
+            continue  # None is "not set"
         if option.scope != "run":
             read, who = readers[option.scope]
             if not read(option.argument if option.scope in CONSTRUCTOR_SCOPES else option.name):
