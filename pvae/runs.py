@@ -81,16 +81,17 @@ def build(kind: str, name: str, kwargs: dict[str, Any]) -> nn.Module:
         raise UserError(f"cannot build {kind} {name!r}: {e}") from None
 
 
-def load_data(config: dict[str, Any]):
-    """The run's dataset, prepared as for training (stroke offsets divided by the run's scale)."""
+def load_data(config: dict[str, Any], splits: tuple[str, ...] | None = None):
+    """The run's dataset (the ``splits`` asked for, default all), prepared as for training (stroke
+    offsets divided by the run's scale and padded to its rows)."""
     data = config["data"]
-    return load_dataset(data["spec"], max_seq_len=config["train"].get("max_seq_len", 250), scale=data.get("scale"))
+    return load_dataset(data["spec"], config["train"].get("max_seq_len", 250), saved=data, splits=splits)
 
 
 def load_split(config: dict[str, Any], split: str, data=None):
     """Split ``split`` of the run's dataset as every evaluation of the run sees it (its data
     kind's ``evaluation_split``: e.g. one fixed binarisation of grey images)."""
-    return kind_of(config).evaluation_split(data or load_data(config), split, config)
+    return kind_of(config).evaluation_split(data or load_data(config, (split,)), split, config)
 
 
 def output_dir(run: str | os.PathLike, command: str, **arguments: Any) -> Path:

@@ -196,7 +196,7 @@ class Trainer:
                 f"--model {config.model} reads {model_cls.data_kind} data ({_specs(model_cls.data_kind)}); "
                 f"--data {config.data} is {self.kind.name} data"
             )
-        self.data = self.kind.load(config.data, max_seq_len=config.max_seq_len, scale=self._saved_scale())
+        self.data = self.kind.load(config.data, max_seq_len=config.max_seq_len, saved=self._saved_data())
         pyro.set_rng_seed(config.seed)
         pyro.clear_param_store()
         arguments = {
@@ -284,10 +284,10 @@ class Trainer:
             )
         return count
 
-    def _saved_scale(self) -> float | None:
-        """The stroke normaliser of a run being resumed (a new run computes it from its data)."""
+    def _saved_data(self) -> dict[str, Any] | None:
+        """The data description of a run being resumed (e.g. its stroke normaliser), or ``None``."""
         path = self.out / runs.CONFIG
-        return runs.load_config(self.out)["data"].get("scale") if path.is_file() else None
+        return runs.load_config(self.out)["data"] if path.is_file() else None
 
     def _kl_control(self) -> KLControl | None:
         cfg = self.config

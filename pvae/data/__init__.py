@@ -70,14 +70,14 @@ def class_count(data) -> int:
     return 0 if labels is None or not len(labels) else int(labels.max()) + 1
 
 
-def load_dataset(spec: str, max_seq_len: int = 250, scale: float | None = None):
+def load_dataset(spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple[str, ...] | None = None):
     """The dataset a ``--data`` spec names (``ImageData`` or ``StrokeData``, by the spec's kind:
     ``pvae.data.kinds``); a bad spec or file raises ``DataError``. Stroke data drop sketches over
-    ``max_seq_len`` points and divide offsets by ``scale`` (default: the train split's offset
-    standard deviation)."""
+    ``max_seq_len`` points. ``saved`` is a run's ``config["data"]``, to load the data as the run
+    saw them (e.g. the stroke scale), and ``splits`` the splits needed (default all)."""
     from pvae.data.kinds import kind_of_spec
 
-    return kind_of_spec(spec).load(spec, max_seq_len=max_seq_len, scale=scale)
+    return kind_of_spec(spec).load(spec, max_seq_len=max_seq_len, saved=saved, splits=splits)
 
 
 __all__ = [

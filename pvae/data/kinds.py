@@ -36,8 +36,12 @@ class DataKind:
     options: ClassVar[tuple[str, ...]] = ()
     report_terms: ClassVar[tuple[str, ...]] = ()
 
-    def load(self, spec: str, max_seq_len: int = 250, scale: float | None = None):
-        """The dataset ``spec`` names (one of this kind's schemes); ``DataError`` for a bad one."""
+    def load(self, spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple | None = None):
+        """The dataset ``spec`` names (one of this kind's schemes); ``DataError`` for a bad one.
+
+        :param saved: a run's ``config["data"]`` (``describe``): load the data as that run saw them.
+        :param splits: the splits needed (default all); a kind may read only those.
+        """
         raise NotImplementedError
 
     def model_kwargs(self, data) -> dict[str, Any]:
@@ -89,7 +93,7 @@ class ImageKind(DataKind):
     name = "image"
     schemes = {"digits": "digits[:N[:SEED]]", "mnist": "mnist:DIR", "binarized-mnist": "binarized-mnist:FILE"}
 
-    def load(self, spec: str, max_seq_len: int = 250, scale: float | None = None):
+    def load(self, spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple | None = None):
         from pvae.data import load_digits
         from pvae.data.mnist import load_binarized_mnist, load_mnist
 
@@ -166,9 +170,9 @@ class StrokeKind(DataKind):
     options = ("max_seq_len", "augment_scale", "augment_drop", "kl_weight_units")
     report_terms = ("L_R", "L_KL")
 
-    def load(self, spec: str, max_seq_len: int = 250, scale: float | None = None):
+    def load(self, spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple | None = None):
         from pvae.data import load_glyphs
-        from pvae.data.strokes import prepare, read_stroke_file
+        from pvae.data.strokes import SPLITS, prepare, read_stroke_file
 
         scheme, sep, rest = spec.partition(":")
         if scheme == "glyphs":
@@ -178,12 +182,15 @@ class StrokeKind(DataKind):
         elif not rest:
             raise DataError(f"--data {spec}: give a file, e.g. {self.schemes[scheme]}")
         elif scheme == "sketch":
-            raw, labels = read_stroke_file(rest), None
+            raw, labels = read_stroke_file(rest, splits or SPLITS), None
         else:
             from pvae.data.quickdraw import read_ndjson
 
             raw, labels = read_ndjson(rest)
-        return prepare(raw, spec, max_seq_len=max_seq_len, scale=scale, labels=labels)
+        if splits is not None:  # only these are cleaned (and warned about)
+            raw = {name: sketches for name, sketches in raw.items() if name in splits}
+        saved = saved or {}
+        return prepare(raw, spec, max_seq_len, saved.get("scale"), labels, saved.get("rows"))
 
     def model_kwargs(self, data) -> dict[str, Any]:
         return {"max_len": data.rows}

@@ -248,9 +248,12 @@ def prepare(
     max_seq_len: int = 250,
     scale: float | None = None,
     labels: dict[str, torch.Tensor] | None = None,
+    rows: int | None = None,
 ) -> StrokeData:
     """Clean every split, normalise offsets by ``scale`` (by default the train split's
-    ``normalizing_scale``) and pad to one length; a dataset with no usable sketch is an error."""
+    ``normalizing_scale``) and pad to ``rows`` (by default one more than the longest sketch); a
+    dataset with no usable sketch is an error. A run's own ``scale`` and ``rows`` reload any of
+    its splits alone."""
     splits = {}
     labels = labels or {}
     for split, sketches in raw.items():
@@ -261,10 +264,12 @@ def prepare(
             raise DataError(f"{name}: no usable sketch in split {split!r} ({len(sketches)} read)")
         split_labels = labels.get(split)
         splits[split] = (kept, None if split_labels is None else split_labels[index])
-    if "train" not in splits:
+    if scale is None and "train" not in splits:
         raise DataError(f"{name}: no sketches in the train split")
+    if not splits:
+        raise DataError(f"{name}: no sketches")
     scale = scale or normalizing_scale(splits["train"][0])
-    rows = 1 + max(len(s) for kept, _ in splits.values() for s in kept)
+    rows = rows or 1 + max(len(s) for kept, _ in splits.values() for s in kept)
     out = {}
     for split, (kept, split_labels) in splits.items():
         normalised = [np.column_stack([s[:, :2] / scale, s[:, 2]]).astype(np.float32) for s in kept]
@@ -272,16 +277,16 @@ def prepare(
     return StrokeData(name=name, splits=out, scale=scale, rows=rows)
 
 
-def read_stroke_file(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
+def read_stroke_file(path: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> dict[str, list[np.ndarray]]:
     """Splits of raw stroke-3 sketches from sketch-rnn's ``.npz`` (object arrays, unpickled by
     ``NumericUnpickler``: numeric arrays only) or from our pickle-free cache
-    (``{split}_points`` + ``{split}_offsets``)."""
+    (``{split}_points`` + ``{split}_offsets``); only the ``splits`` asked for are read."""
     with NpzFile(path) as archive:
         if any(f"{s}_points" in archive.files for s in SPLITS):
-            return _read_cache(archive)
+            return {k: v for k, v in _read_cache(archive).items() if k in splits}
         if "train" not in archive.files:
             raise DataError(f"{path}: missing key 'train' (has {archive.listing()})")
-        return {split: _sketch_list(archive, split) for split in SPLITS if split in archive.files}
+        return {split: _sketch_list(archive, split) for split in splits if split in archive.files}
 
 
 def _sketch_list(archive: NpzFile, split: str) -> list:
