@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
@@ -35,8 +37,14 @@ def _train_parser(sub) -> None:
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/MODEL-OBJECTIVE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu; cuda: one GPU per rank)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train data-parallel in N processes on this machine (torchrun --standalone --nproc-per-node N)",
+    )
     add_arguments(p)
 
 
@@ -44,11 +52,41 @@ LIMITS = ("epochs", "steps")  # limits given to a resumed run replace the run's 
 RESUMABLE = (*LIMITS, "checkpoint_every", "skip_nonfinite")  # options a resumed run may change
 
 
+def _launch(nproc: int, argv: Sequence[str]) -> int:
+    """``pvae train --nproc N ...``: the same command in N processes under torchrun."""
+    if nproc < 1:
+        raise UserError(f"--nproc {nproc}: must be at least 1")
+    rest, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    code = subprocess.run([*command, "-m", "pvae.cli", *rest]).returncode
+    if code != 0:
+        print(f"pvae train: the {nproc} data-parallel processes stopped with status {code}", file=sys.stderr)
+    return code
+
+
 def _train(args: argparse.Namespace) -> int:
+    from pvae import distributed
+
+    ranks, device = distributed.start(args.device)
+    try:
+        return _train_ranks(args, ranks, device)
+    finally:
+        distributed.stop()
+
+
+def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
     from pvae import runs
     from pvae.options import OPTIONS, TrainConfig, given_values
     from pvae.train import Interrupted, train
 
+    say = (lambda line: print(line, file=sys.stderr)) if ranks.main else (lambda line: None)
     given = given_values(args)
     if args.resume:
         if args.out is None:
@@ -67,13 +105,15 @@ def _train(args: argparse.Namespace) -> int:
         config.given = frozenset(given)
     else:
         config = TrainConfig.for_model(**given)
-    out = args.out or Path("runs") / f"{config.model}-{config.objective}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = ranks.broadcast(
+        args.out or Path("runs") / f"{config.model}-{config.objective}-{datetime.now():%Y%m%d-%H%M%S}"
+    )
     try:
-        train(config, out, resume=args.resume, device=args.device, progress=not args.no_progress)
+        train(config, out, resume=args.resume, device=device, progress=not args.no_progress, ranks=ranks)
     except Interrupted as e:
-        print(f"pvae train: {e}", file=sys.stderr)
+        say(f"pvae train: {e}")
         return 128 + e.signum  # as a process stopped by that signal: 130 for Ctrl-C, 143 for SIGTERM
-    print(f"done: {out}", file=sys.stderr)
+    say(f"done: {out}")
     return 0
 
 
@@ -209,10 +249,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a scheduler stopping the job) stops like Ctrl-C; training handles both itself.
     signal.signal(signal.SIGTERM, _terminated)
     try:
+        if args.command == "train" and args.nproc is not None and "WORLD_SIZE" not in os.environ:
+            return _launch(args.nproc, sys.argv[1:] if argv is None else argv)
         commands = {"train": _train, "bounds": _bounds, "inspect": _inspect}
         return commands.get(args.command, _generate)(args)
     except UserError as e:
-        print(f"pvae {args.command}: error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one line, not one per data-parallel rank
+            print(f"pvae {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"pvae {args.command}: interrupted", file=sys.stderr)

@@ -18,6 +18,9 @@ import torch
 from pyro.infer import ELBO
 from torch import nn
 
+from pvae import distributed
+from pvae.distributed import Ranks
+
 
 class NonFinite(ArithmeticError):
     """A step's loss or gradient was NaN or infinite; the parameters were left unchanged."""
@@ -27,15 +30,37 @@ class NonFinite(ArithmeticError):
         self.what, self.loss = what, loss
 
 
+class ObjectiveLoss(nn.Module):
+    """The objective's differentiable loss of a batch as a module, whose submodules are the model
+    and the guide: the one module ``DistributedDataParallel`` wraps (``pvae.distributed``)."""
+
+    def __init__(self, model: nn.Module, guide: nn.Module | None, objective: ELBO) -> None:
+        super().__init__()
+        self.model, self.guide, self.objective = model, guide, objective
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss summed over the batch; a rank with no datapoints in a step gives a zero that
+        still reaches every parameter (as DDP's reducer expects)."""
+        if x.shape[0] == 0:
+            return sum(p.sum() for p in self.parameters()) * 0.0
+        guide = self.guide.guide if self.guide is not None else _no_guide
+        return self.objective.differentiable_loss(self.model.model, guide, x, y)
+
+
+def _no_guide(*args, **kwargs) -> None:
+    """The guide of a model without latent sites."""
+
+
 class SVI:
     """Gradient steps on ``objective`` for ``model.model`` and ``guide.guide``.
 
-    :param model: a Model (ARCHITECTURE.md): an ``nn.Module`` with a ``model(x, y=None)`` method.
+    :param model: a Model (``docs/architecture.md``): an ``nn.Module`` with a ``model(x, y=None)`` method.
     :param guide: a Guide: an ``nn.Module`` with a ``guide(x, y=None)`` method, or ``None`` for a
         model with no latent site to infer.
     :param objective: a ``pyro.infer.ELBO``; its loss is summed over the batch.
     :param optimizer: a torch optimiser over the parameters of ``model`` and ``guide``.
     :param clip_value: if given, clip every gradient element to [-clip_value, clip_value].
+    :param ranks: the data-parallel processes (``pvae.distributed``); one by default.
     """
 
     def __init__(
@@ -45,34 +70,40 @@ class SVI:
         objective: ELBO,
         optimizer: torch.optim.Optimizer,
         clip_value: float | None = None,
+        ranks: Ranks = Ranks(),
     ) -> None:
-        self.model, self.guide, self.objective, self.optimizer = model, guide, objective, optimizer
-        self.clip_value = clip_value
+        self.optimizer, self.clip_value, self.ranks = optimizer, clip_value, ranks
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        device = next(model.parameters()).device
+        self.loss = distributed.wrap(ObjectiveLoss(model, guide, objective), ranks, device)
         self.validated = False
 
-    def _guide_fn(self):
-        return self.guide.guide if self.guide is not None else (lambda *args, **kwargs: None)
+    def step(self, x: torch.Tensor, y: torch.Tensor | None = None, total: int | None = None) -> float:
+        """One optimiser step on the mean loss of a batch; returns the mean loss of ``x`` (nats per
+        datapoint; NaN for no datapoints).
 
-    def step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
-        """One optimiser step on the loss averaged over the batch; returns that loss (nats/datapoint).
+        :param x: this rank's datapoints (all of them in one process).
+        :param total: the datapoints of the whole batch over all ranks (default ``len(x)``): the
+            loss is scaled by N / total, so the gradient DDP averages is that of the batch's mean.
 
-        A non-finite loss or gradient raises ``NonFinite`` before the parameters change, so they
-        stay as they were after the last good step.
+        A non-finite loss or gradient (on any rank) raises ``NonFinite`` before the parameters
+        change, so they stay as they were after the last good step.
         """
+        total = x.shape[0] if total is None else total
         try:
             with pyro.validation_enabled(not self.validated):
-                loss = self.objective.differentiable_loss(self.model.model, self._guide_fn(), x, y) / x.shape[0]
+                summed = self.loss(x, y)
         except ValueError:  # validation refusing NaN parameters: say so when the batch is to blame
             if x.is_floating_point() and not torch.isfinite(x).all():
                 raise NonFinite("batch", math.nan) from None
             raise
         self.validated = True
-        value = loss.item()
-        if not math.isfinite(value):
+        value = summed.item() / x.shape[0] if x.shape[0] else math.nan
+        (bad,) = self.ranks.any(x.shape[0] > 0 and not math.isfinite(value))
+        if bad:
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("loss", value)
-        loss.backward()
+        (summed * (self.ranks.world / total)).backward()
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads and not torch.isfinite(torch.stack([g.abs().sum() for g in grads]).sum()):
             self.optimizer.zero_grad(set_to_none=True)
@@ -82,13 +113,6 @@ class SVI:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return value
-
-    @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
-        """The objective's loss on a batch without a gradient step (nats/datapoint)."""
-        with pyro.validation_enabled(False):
-            loss = self.objective.differentiable_loss(self.model.model, self._guide_fn(), x, y)
-        return loss.item() / x.shape[0]
 
 
 def make_optimizer(params, lr: float, **kwargs) -> torch.optim.Optimizer:

@@ -17,6 +17,7 @@ Schedules (per optimiser step s, or per epoch e):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -40,6 +41,7 @@ from pvae import render, runs
 from pvae.bounds import elbo_terms
 from pvae.data import absolute_spec, class_count
 from pvae.data.kinds import DATA_KINDS, kind_of_spec
+from pvae.distributed import Ranks
 from pvae.errors import UserError
 from pvae.objectives import OBJECTIVES, KLControl, make_objective
 from pvae.options import CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, unused_options
@@ -174,6 +176,8 @@ class Trainer:
     :param device: torch device for model, guide and batches.
     :param progress: show a tqdm progress bar and a line per epoch.
     :param log: where the per-epoch lines go (``tqdm.write`` to stderr by default).
+    :param ranks: this process among data-parallel ones (``pvae.distributed.start``); rank 0 alone
+        writes the run folder and logs.
     """
 
     def __init__(
@@ -183,12 +187,14 @@ class Trainer:
         device: str = "cpu",
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        ranks: Ranks = Ranks(),
     ) -> None:
         config.check()
         config.data = absolute_spec(config.data)
-        self.config, self.out, self.progress = config, Path(out), progress
+        self.config, self.out, self.ranks = config, Path(out), ranks
+        self.progress = progress and ranks.main
         self.device = _device(device)
-        self.log = log or (lambda line: tqdm.write(line, file=sys.stderr))
+        self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if ranks.main else _silent
         self.kind = kind_of_spec(config.data)
         model_cls = runs.registry("model")[config.model]
         if model_cls.data_kind != self.kind.name:
@@ -231,7 +237,7 @@ class Trainer:
         objective = make_objective(config.objective, config.particles, kl=self.kl)
         params = list(self.model.parameters()) + ([] if self.guide is None else list(self.guide.parameters()))
         optimizer = make_optimizer(params, config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
-        self.svi = SVI(self.model, self.guide, objective, optimizer, clip_value=config.clip_value)
+        self.svi = SVI(self.model, self.guide, objective, optimizer, clip_value=config.clip_value, ranks=ranks)
         self.data_generator = torch.Generator().manual_seed(config.seed)
 
     def _check_combination(self, model_cls: type) -> None:
@@ -316,17 +322,21 @@ class Trainer:
         }
 
     def _checkpoint(self, at: Position, epoch_state: torch.Tensor) -> None:
-        runs.save_checkpoint(
-            self.out,
-            {
-                "model": self.model.state_dict(),
-                "guide": None if self.guide is None else self.guide.state_dict(),
-                "optimizer": self.svi.optimizer.state_dict(),
-                "position": dataclasses.asdict(at),
-                "data_generator": epoch_state,  # data generator state at the start of the epoch
-                "rng": _rng_state(),
-            },
-        )
+        """Save the run at ``at`` (rank 0 writes; every rank calls this at the same step, since the
+        random states of all ranks are kept)."""
+        rng = self.ranks.gather(_rng_state())
+        if self.ranks.main:
+            runs.save_checkpoint(
+                self.out,
+                {
+                    "model": self.model.state_dict(),
+                    "guide": None if self.guide is None else self.guide.state_dict(),
+                    "optimizer": self.svi.optimizer.state_dict(),
+                    "position": dataclasses.asdict(at),
+                    "data_generator": epoch_state,  # data generator state at the start of the epoch
+                    "rng": rng[0] if len(rng) == 1 else rng,  # one state per rank in a parallel run
+                },
+            )
         self._saved, self._saved_at = at.step, time.monotonic()
 
     def _train_epoch(self, at: Position, bar: tqdm, epoch_state: torch.Tensor, stop: _StopRequests) -> None:
@@ -342,8 +352,9 @@ class Trainer:
             if self.kl is not None:
                 self.kl.weight = self._kl_weight(at.step)
             x = x.to(self.device)
+            y = self.model.condition(x, None if labels is None else labels.to(self.device))
             try:
-                loss = self.svi.step(x, self.model.condition(x, None if labels is None else labels.to(self.device)))
+                loss = self.svi.step(self.ranks.shard(x), self.ranks.shard(y), total=x.shape[0])
             except NonFinite as e:
                 if at.skipped >= cfg.skip_nonfinite:
                     self._checkpoint(at, epoch_state)  # the parameters are those of the last good step
@@ -352,15 +363,19 @@ class Trainer:
                 at.batch += 1
                 self.log(f"skipped step {at.step + 1}: {e} ({at.skipped} of --skip-nonfinite {cfg.skip_nonfinite})")
                 continue
-            self._watch(loss, at)
-            at.loss_sum += loss * x.shape[0]
+            local = loss * len(self.ranks.shard(x)) if math.isfinite(loss) else 0.0
+            due = time.monotonic() - self._saved_at >= 60 * cfg.checkpoint_every
+            summed, stopping, due = self.ranks.sum(local, stop.signum is not None, due)  # the ranks agree
+            stop.signum = stop.signum or (signal.SIGTERM if stopping else None)
+            self._watch(summed / x.shape[0], at)
+            at.loss_sum += summed
             at.count += x.shape[0]
             at.batch += 1
             at.step += 1
             bar.update()
             if at.batch % 10 == 0:
                 bar.set_postfix_str(f"loss {at.loss_sum / at.count:.2f}", refresh=False)
-            if time.monotonic() - self._saved_at >= 60 * cfg.checkpoint_every:
+            if due:
                 self._checkpoint(at, epoch_state)
 
     def _diverged(self, error: NonFinite, x: torch.Tensor, at: Position) -> str:
@@ -388,9 +403,14 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Test ELBO, reconstruction and KL in nats per datapoint, and the data kind's own terms
-        (sketch-rnn's L_R, L_KL for strokes)."""
+        (sketch-rnn's L_R, L_KL for strokes); each rank evaluates its slice, the sums are reduced."""
         x = self.test.tensor()
-        terms = elbo_terms(self.model, self.guide, x, self.model.condition(x, self.test.labels))
+        y = self.model.condition(x, self.test.labels)
+        x, y = self.ranks.shard(x), self.ranks.shard(y)
+        terms = elbo_terms(self.model, self.guide, x, y) if len(x) else {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
+        names = list(terms)
+        *sums, n = self.ranks.sum(*(terms[k] * len(x) for k in names), len(x))
+        terms = {k: total / n for k, total in zip(names, sums)}
         return {**terms, **self.kind.report(terms, self.run, self.model)}
 
     def _limit_reached(self, at: Position) -> str | None:
@@ -412,16 +432,18 @@ class Trainer:
             raise UserError(f"--resume: {out} holds no {runs.CHECKPOINT} to resume from")
         if not resume and runs.has_checkpoint(out):
             raise UserError(f"--out {out}: already holds a run; pass --resume to continue it, or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        with runs.RunLock(out), _StopRequests() as stop:
+        if self.ranks.main:
+            out.mkdir(parents=True, exist_ok=True)
+        with runs.RunLock(out) if self.ranks.main else contextlib.nullcontext(), _StopRequests() as stop:
             return self._train(resume, stop)
 
     def _train(self, resume: bool, stop: _StopRequests) -> Path:
         cfg, out = self.config, self.out
         at = Position()
         self._best, self._warned = None, False
-        if resume:
-            state = runs.load_checkpoint(out, self.device, warn=self.log)
+        if resume:  # rank 0 reads the checkpoint (its folder may be on rank 0's machine only)
+            state = runs.load_checkpoint(out, self.device, warn=self.log) if self.ranks.main else None
+            state = self.ranks.broadcast(state)
             at = Position(**state["position"])
             spent = self._limit_reached(at)
             if spent is not None:
@@ -432,14 +454,17 @@ class Trainer:
                 self.guide.load_state_dict(state["guide"])
             self.svi.optimizer.load_state_dict(state["optimizer"])
             self.data_generator.set_state(state["data_generator"])
-            _set_rng_state(state["rng"])
+            self._restore_rng(state["rng"], at.step)
             self.svi.validated = True
         else:
             self.kind.prepare_model(self.model, self.train_split)
             generator = torch.Generator().manual_seed(cfg.seed + 2)
             self.model.pretrain(lambda: self.train_split.batches(cfg.batch_size, generator), self.log)
-        runs.save_config(out, self.run)
-        self.log(f"run folder: {out}")
+            if self.ranks.rank:  # Monte Carlo draws of their own; rank 0 draws as one process does
+                torch.manual_seed(cfg.seed + self.ranks.rank)
+        if self.ranks.main:
+            runs.save_config(out, self.run)
+        self.log(f"run folder: {out}" + (f" ({self.ranks.world} data-parallel ranks)" if self.ranks.parallel else ""))
         metrics = _read_rows(out / runs.METRICS, at.step)
         timing = _read_rows(out / runs.TIMING, at.step)
         self._saved, self._saved_at = at.step, time.monotonic()
@@ -481,8 +506,9 @@ class Trainer:
             metrics.append(row)
             timing.append({"epoch": row["epoch"], "step": at.step, "seconds": f"{seconds:.2f}"})
             # metrics first: a kill between the two leaves a row past the checkpoint, dropped on resume
-            _write_rows(out / runs.METRICS, metrics, [*METRIC_FIELDS, *self._kind_fields(), "skipped"])
-            _write_rows(out / runs.TIMING, timing, ["epoch", "step", "seconds"])
+            if self.ranks.main:
+                _write_rows(out / runs.METRICS, metrics, [*METRIC_FIELDS, *self._kind_fields(), "skipped"])
+                _write_rows(out / runs.TIMING, timing, ["epoch", "step", "seconds"])
             if at.batch < n_batches:  # stopped by --steps inside the epoch: resume there
                 self._checkpoint(at, epoch_state)
             else:
@@ -501,8 +527,17 @@ class Trainer:
                     stop.signum,
                 )
         self.log(f"stopped at step {at.step} (epoch {at.epoch + (at.batch > 0)}): reached {limit}")
-        self.figures(metrics)
+        if self.ranks.main:
+            self.figures(metrics)
         return out
+
+    def _restore_rng(self, saved: dict | list, step: int) -> None:
+        """This rank's random state from a checkpoint: its own where the run had as many ranks;
+        after a change of rank count, rank 0's, and other ranks reseeded from (seed, step, rank)."""
+        states = saved if isinstance(saved, list) else [saved]
+        _set_rng_state(states[self.ranks.rank] if len(states) == self.ranks.world else states[0])
+        if len(states) != self.ranks.world and self.ranks.rank:
+            torch.manual_seed(self.config.seed + 1_000_003 * step + self.ranks.rank)
 
     def _kind_fields(self) -> list[str]:
         return [f"test_{term}" for term in self.kind.report_terms]
@@ -525,6 +560,10 @@ class Trainer:
         self.kind.training_figures(self.out, self.model, self.guide, self.test, self.run, seed=self.config.seed)
 
 
+def _silent(line: str) -> None:
+    """The log of ranks other than 0."""
+
+
 def _specs(kind: str) -> str:
     return ", ".join(DATA_KINDS[kind].schemes.values())
 
@@ -543,7 +582,12 @@ def _device(name: str) -> torch.device:
 
 
 def train(
-    config: TrainConfig, out: str | Path, resume: bool = False, device: str = "cpu", progress: bool = True
+    config: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    ranks: Ranks = Ranks(),
 ) -> Path:
     """Train a run (see ``Trainer``); returns its folder."""
-    return Trainer(config, out, device=device, progress=progress).train(resume=resume)
+    return Trainer(config, out, device=device, progress=progress, ranks=ranks).train(resume=resume)
