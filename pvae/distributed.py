@@ -13,8 +13,10 @@ Semantics (``docs/architecture.md``, "Data-parallel training"):
   the learning rate means what it means in one process.
 - Monte Carlo draws come from each rank's own generator (seed + rank), so ranks draw independently.
 - Rank 0 alone writes the run folder; test ELBO and train loss are summed over ranks.
-- Every step the ranks agree (one small all-reduce) on whether a loss was non-finite, a stop was
-  requested (Ctrl-C, SIGTERM) or a checkpoint is due, so they stop or save after the same step.
+- Every step the ranks learn each other's loss sums and flags (a stop requested by Ctrl-C or
+  SIGTERM, a checkpoint due) through the gradient all-reduce itself (``svi.ObjectiveLoss.report``),
+  and a non-finite loss on one rank makes every rank's averaged gradient non-finite: all ranks stop,
+  save or skip after the same step, with no collective of their own.
 """
 
 from __future__ import annotations
@@ -53,14 +55,6 @@ class Ranks:
     def shard(self, x: torch.Tensor | None) -> torch.Tensor | None:
         """This rank's contiguous slice of a batch (the r-th of ``torch.tensor_split``'s N)."""
         return None if x is None else torch.tensor_split(x, self.world)[self.rank]
-
-    def any(self, *flags: bool) -> list[bool]:
-        """Each flag OR-ed over the ranks (one all-reduce)."""
-        if not self.parallel:
-            return [bool(f) for f in flags]
-        t = torch.tensor([float(f) for f in flags])
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
 
     def sum(self, *values: float) -> list[float]:
         """Each value summed over the ranks (one all-reduce, float64)."""

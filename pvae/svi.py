@@ -30,13 +30,23 @@ class NonFinite(ArithmeticError):
         self.what, self.loss = what, loss
 
 
+FLAGS = 2  # numbers a step can share with the other ranks besides its loss (the trainer's stop and checkpoint)
+
+
 class ObjectiveLoss(nn.Module):
     """The objective's differentiable loss of a batch as a module, whose submodules are the model
-    and the guide: the one module ``DistributedDataParallel`` wraps (``pvae.distributed``)."""
+    and the guide: the one module ``DistributedDataParallel`` wraps (``pvae.distributed``).
 
-    def __init__(self, model: nn.Module, guide: nn.Module | None, objective: ELBO) -> None:
+    ``report`` is a side channel through the gradient all-reduce: a parameter that no optimiser
+    updates, added to the loss as ``report . values``, so after backward its gradient holds the
+    ``values`` of every rank, scaled and averaged as the loss is. The ranks learn each other's
+    loss sums and flags (stop, checkpoint due) without a collective of their own.
+    """
+
+    def __init__(self, model: nn.Module, guide: nn.Module | None, objective: ELBO, reports: int = 0) -> None:
         super().__init__()
         self.model, self.guide, self.objective = model, guide, objective
+        self.report = nn.Parameter(torch.zeros(reports))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The loss summed over the batch; a rank with no datapoints in a step gives a zero that
@@ -75,19 +85,25 @@ class SVI:
         self.optimizer, self.clip_value, self.ranks = optimizer, clip_value, ranks
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         device = next(model.parameters()).device
-        self.loss = distributed.wrap(ObjectiveLoss(model, guide, objective), ranks, device)
+        self.module = ObjectiveLoss(model, guide, objective, reports=1 + FLAGS).to(device)
+        self.loss = distributed.wrap(self.module, ranks, device)
         self.validated = False
+        self.loss_sum, self.flags = 0.0, [0.0] * FLAGS
 
-    def step(self, x: torch.Tensor, y: torch.Tensor | None = None, total: int | None = None) -> float:
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, total: int | None = None, flags: tuple = ()
+    ) -> float:
         """One optimiser step on the mean loss of a batch; returns the mean loss of ``x`` (nats per
         datapoint; NaN for no datapoints).
 
         :param x: this rank's datapoints (all of them in one process).
         :param total: the datapoints of the whole batch over all ranks (default ``len(x)``): the
             loss is scaled by N / total, so the gradient DDP averages is that of the batch's mean.
+        :param flags: up to ``FLAGS`` numbers to sum over the ranks with the gradients; after the
+            step ``self.flags`` holds the sums and ``self.loss_sum`` the batch's summed loss.
 
-        A non-finite loss or gradient (on any rank) raises ``NonFinite`` before the parameters
-        change, so they stay as they were after the last good step.
+        A non-finite loss or gradient (on any rank, so on all) raises ``NonFinite`` before the
+        parameters change, so they stay as they were after the last good step.
         """
         total = x.shape[0] if total is None else total
         try:
@@ -99,11 +115,15 @@ class SVI:
             raise
         self.validated = True
         value = summed.item() / x.shape[0] if x.shape[0] else math.nan
-        (bad,) = self.ranks.any(x.shape[0] > 0 and not math.isfinite(value))
-        if bad:
+        shared = torch.tensor([summed.item(), *flags, *[0.0] * (FLAGS - len(flags))], device=summed.device)
+        scale = self.ranks.world / total
+        ((summed + (self.module.report * shared).sum()) * scale).backward()
+        reported = (self.module.report.grad * total).tolist()  # each value summed over the ranks
+        self.module.report.grad = None
+        self.loss_sum, self.flags = reported[0], reported[1:]
+        if not math.isfinite(self.loss_sum):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("loss", value)
-        (summed * (self.ranks.world / total)).backward()
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads and not torch.isfinite(torch.stack([g.abs().sum() for g in grads]).sum()):
             self.optimizer.zero_grad(set_to_none=True)

@@ -353,8 +353,9 @@ class Trainer:
                 self.kl.weight = self._kl_weight(at.step)
             x = x.to(self.device)
             y = self.model.condition(x, None if labels is None else labels.to(self.device))
-            try:
-                loss = self.svi.step(self.ranks.shard(x), self.ranks.shard(y), total=x.shape[0])
+            due = time.monotonic() - self._saved_at >= 60 * cfg.checkpoint_every
+            try:  # the ranks share their stop request and clock with the step's gradients
+                self.svi.step(self.ranks.shard(x), self.ranks.shard(y), x.shape[0], (stop.signum is not None, due))
             except NonFinite as e:
                 if at.skipped >= cfg.skip_nonfinite:
                     self._checkpoint(at, epoch_state)  # the parameters are those of the last good step
@@ -363,12 +364,10 @@ class Trainer:
                 at.batch += 1
                 self.log(f"skipped step {at.step + 1}: {e} ({at.skipped} of --skip-nonfinite {cfg.skip_nonfinite})")
                 continue
-            local = loss * len(self.ranks.shard(x)) if math.isfinite(loss) else 0.0
-            due = time.monotonic() - self._saved_at >= 60 * cfg.checkpoint_every
-            summed, stopping, due = self.ranks.sum(local, stop.signum is not None, due)  # the ranks agree
+            stopping, due = self.svi.flags
             stop.signum = stop.signum or (signal.SIGTERM if stopping else None)
-            self._watch(summed / x.shape[0], at)
-            at.loss_sum += summed
+            self._watch(self.svi.loss_sum / x.shape[0], at)
+            at.loss_sum += self.svi.loss_sum
             at.count += x.shape[0]
             at.batch += 1
             at.step += 1

@@ -129,7 +129,11 @@ def test_an_exploding_loss_is_reported_once(tmp_path):
     trainer = Trainer(TrainConfig(**TINY), tmp_path / "run", progress=False, log=lines.append)
     step = trainer.svi.step
     losses = itertools.chain([100.0] * 11, [1e9, 1e12], itertools.repeat(100.0))  # two explosions: one line
-    trainer.svi.step = lambda *args: (step(*args), next(losses))[1]
+    def exploding(*args):
+        step(*args)
+        trainer.svi.loss_sum = next(losses) * 50  # the batch's summed loss (batch 50)
+
+    trainer.svi.step = exploding
     trainer.train()
     warnings = [line for line in lines if "the loss jumped" in line]
     assert len(warnings) == 1 and "to 1e+09 at step 12, from a best of 100" in warnings[0]
