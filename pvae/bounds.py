@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,13 +200,28 @@ def elbo_terms(
     one-sample estimate log q(z|x) - log p(z). Draws come from ``seed``; torch's global generator
     is left as it was.
     """
+    recon, kl, n = elbo_sums(model, guide, batched(x, y, batch_size), seed)
+    return {"elbo": (recon - kl) / n, "recon": recon / n, "kl": kl / n}
+
+
+@torch.no_grad()
+def elbo_sums(
+    model: nn.Module,
+    guide: nn.Module | None,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+    seed: int = EVAL_SEED,
+) -> tuple[float, float, int]:
+    """``elbo_terms`` over batches ``(x, y)`` read one at a time (a split need not be in memory):
+    the sums of log p(x | z) and of the KL over the datapoints, and their number."""
     device = next(model.parameters()).device
     recon = kl = 0.0
+    n = 0
     guide_fn = guide.guide if guide is not None else _empty_guide
     with torch.random.fork_rng(devices=[]), pyro.validation_enabled(False):
         torch.manual_seed(seed)
-        for xb, yb in batched(x, y, batch_size):
+        for xb, yb in batches:
             xb, yb = xb.to(device), None if yb is None else yb.to(device)
+            n += len(xb)
             guide_trace = poutine.trace(guide_fn).get_trace(xb, yb)
             model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(xb, yb)
             for name, site in model_trace.nodes.items():
@@ -220,5 +235,4 @@ def elbo_terms(
                     kl += float(kl_divergence(q, p).sum())
                 except NotImplementedError:
                     kl += float((q.log_prob(z) - p.log_prob(z)).sum())
-    n = len(x)
-    return {"elbo": (recon - kl) / n, "recon": recon / n, "kl": kl / n}
+    return recon, kl, n

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 import pvae
 from pvae import render, runs
-from pvae.bounds import elbo_terms
+from pvae.bounds import elbo_sums
 from pvae.data import absolute_spec, class_count
 from pvae.data.kinds import DATA_KINDS, kind_of_spec
 from pvae.distributed import Ranks
@@ -344,7 +344,8 @@ class Trainer:
         Returns early at the step limit or after the step in flight when a stop was requested."""
         cfg = self.config
         schedule = LR_SCHEDULES[cfg.lr_schedule]
-        for x, labels in self.train_split.batches(cfg.batch_size, self.data_generator, skip=at.batch):
+        part = (self.ranks.rank, self.ranks.world)  # each rank reads its slice of every batch
+        for x, labels in self.train_split.batches(cfg.batch_size, self.data_generator, at.batch, part):
             if (cfg.steps is not None and at.step >= cfg.steps) or stop.signum is not None:
                 return
             for group in self.svi.optimizer.param_groups:
@@ -353,9 +354,10 @@ class Trainer:
                 self.kl.weight = self._kl_weight(at.step)
             x = x.to(self.device)
             y = self.model.condition(x, None if labels is None else labels.to(self.device))
+            total = min(cfg.batch_size, len(self.train_split) - at.batch * cfg.batch_size)  # over all ranks
             due = time.monotonic() - self._saved_at >= 60 * cfg.checkpoint_every
             try:  # the ranks share their stop request and clock with the step's gradients
-                self.svi.step(self.ranks.shard(x), self.ranks.shard(y), x.shape[0], (stop.signum is not None, due))
+                self.svi.step(x, y, total, (stop.signum is not None, due))
             except NonFinite as e:
                 if at.skipped >= cfg.skip_nonfinite:
                     self._checkpoint(at, epoch_state)  # the parameters are those of the last good step
@@ -366,9 +368,9 @@ class Trainer:
                 continue
             stopping, due = self.svi.flags
             stop.signum = stop.signum or (signal.SIGTERM if stopping else None)
-            self._watch(self.svi.loss_sum / x.shape[0], at)
+            self._watch(self.svi.loss_sum / total, at)
             at.loss_sum += self.svi.loss_sum
-            at.count += x.shape[0]
+            at.count += total
             at.batch += 1
             at.step += 1
             bar.update()
@@ -402,14 +404,11 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Test ELBO, reconstruction and KL in nats per datapoint, and the data kind's own terms
-        (sketch-rnn's L_R, L_KL for strokes); each rank evaluates its slice, the sums are reduced."""
-        x = self.test.tensor()
-        y = self.model.condition(x, self.test.labels)
-        x, y = self.ranks.shard(x), self.ranks.shard(y)
-        terms = elbo_terms(self.model, self.guide, x, y) if len(x) else {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
-        names = list(terms)
-        *sums, n = self.ranks.sum(*(terms[k] * len(x) for k in names), len(x))
-        terms = {k: total / n for k, total in zip(names, sums)}
+        (sketch-rnn's L_R, L_KL for strokes); each rank evaluates its part, the sums are reduced."""
+        chunks = self.test.chunks(500, (self.ranks.rank, self.ranks.world))
+        recon, kl, n = elbo_sums(self.model, self.guide, ((x, self.model.condition(x, y)) for x, y in chunks))
+        recon, kl, n = self.ranks.sum(recon, kl, n)
+        terms = {"elbo": (recon - kl) / n, "recon": recon / n, "kl": kl / n}
         return {**terms, **self.kind.report(terms, self.run, self.model)}
 
     def _limit_reached(self, at: Position) -> str | None:

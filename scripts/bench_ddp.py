@@ -1,7 +1,9 @@
 """Data-parallel scaling: samples per second of 1 and of N processes (one thread each) training the
 image VAE (784-400-20, batch 128) and a small sketch model (batch 100) with the trainer's own step
 (``pvae.svi.SVI`` under DDP, the global batch sliced per rank), and the scaling efficiency
-(speed-up / N). Runs alternate 1 and N processes, ``--repeats`` times, and report medians:
+(speed-up / N). Runs alternate 1 and N processes, ``--repeats`` times, and report medians. Then the
+peak resident memory of each rank reading its shard of generated QuickDraw files of 5k and 500k
+drawings (``quickdraw:`` is read lazily: memory should not grow with the file):
 
     python scripts/bench_ddp.py                    # N = 2, as on a 2-core CPU
     python scripts/bench_ddp.py --nproc 4 --device cuda   # on a machine with 4 GPUs
@@ -19,6 +21,56 @@ import time
 import torch
 
 WORKER = "PVAE_BENCH_WORKER"
+
+
+def memory_worker(spec: str) -> None:
+    """One rank: load a ``quickdraw:`` dataset and read its slice of 20 batches of 100; print the
+    process's peak resident memory."""
+    import resource
+
+    from pvae import distributed
+    from pvae.data import load_dataset
+
+    ranks, _ = distributed.start("cpu")
+    train = load_dataset(spec).split("train")
+    for _, _ in zip(range(20), train.batches(100, torch.Generator().manual_seed(0), part=(ranks.rank, ranks.world))):
+        pass
+    peaks = ranks.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if ranks.main:
+        print("peaks " + " ".join(f"{p:.0f}" for p in peaks), flush=True)
+    distributed.stop()
+
+
+def generate_drawings(path: str, n: int) -> None:
+    """``n`` random simplified QuickDraw drawings (1-4 strokes of 2-20 points) in one file."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with open(path, "w") as f:
+        for _ in range(n):
+            strokes = [rng.integers(0, 256, (2, k)).tolist() for k in rng.integers(2, 21, rng.integers(1, 5))]
+            f.write(json.dumps({"word": "scribble", "drawing": strokes}) + "\n")
+
+
+def memory(nproc: int, sizes: tuple[int, ...] = (5_000, 500_000)) -> None:
+    import tempfile
+
+    print(f"\n| drawings | file MB | peak resident MB of each of {nproc} ranks |")
+    print("|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = os.path.join(tmp, f"draw{n}.ndjson")
+            generate_drawings(path, n)
+            subprocess.run(
+                [sys.executable, "-c", f"from pvae.data import load_dataset; load_dataset('quickdraw:{path}')"]
+            )
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+            env = {**os.environ, WORKER: "memory", "OMP_NUM_THREADS": "1"}
+            out = subprocess.run([*command, __file__, f"quickdraw:{path}"], capture_output=True, text=True, env=env)
+            peaks = next(line for line in out.stdout.splitlines() if line.startswith("peaks")).split()[1:]
+            print(f"| {n} | {os.path.getsize(path) / 2**20:.0f} | {', '.join(peaks)} |")
 
 
 def worker(model_name: str, steps: int, device: str) -> None:
@@ -86,10 +138,13 @@ def main(argv=None) -> None:
                 rates[n].append(measure(name, n, steps, args.device))
         one, many = statistics.median(rates[1]), statistics.median(rates[args.nproc])
         print(f"| {name} | {one:.0f} | {many:.0f} | {many / one:.2f} | {many / one / args.nproc:.2f} |")
+    memory(args.nproc)
 
 
 if __name__ == "__main__":
-    if os.environ.get(WORKER):
+    if os.environ.get(WORKER) == "memory":
+        memory_worker(sys.argv[1])
+    elif os.environ.get(WORKER):
         worker(sys.argv[1], int(sys.argv[2]), sys.argv[3])
     else:
         main()

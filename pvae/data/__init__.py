@@ -40,10 +40,11 @@ def load_digits(n_train: int = DEFAULT_DIGITS, seed: int = 0) -> ImageData:
 
 
 def absolute_spec(spec: str) -> str:
-    """``spec`` with its path made absolute, so a run folder's config works from any directory."""
+    """``spec`` with its paths made absolute (each of a comma-separated list), so a run folder's
+    config works from any directory."""
     kind, sep, rest = spec.partition(":")
     if kind in PATH_SCHEMES and rest:
-        return f"{kind}:{Path(rest).expanduser().resolve()}"
+        return f"{kind}:" + ",".join(str(Path(part).expanduser().resolve()) for part in rest.split(","))
     return spec
 
 

@@ -165,7 +165,7 @@ class StrokeKind(DataKind):
     schemes = {
         "glyphs": "glyphs[:PATH]",
         "sketch": "sketch:FILE.npz",
-        "quickdraw": "quickdraw:FILE.ndjson",
+        "quickdraw": "quickdraw:FILE.ndjson|DIR|FILE,FILE",
     }
     options = ("max_seq_len", "augment_scale", "augment_drop", "kl_weight_units")
     report_terms = ("L_R", "L_KL")
@@ -183,10 +183,10 @@ class StrokeKind(DataKind):
             raise DataError(f"--data {spec}: give a file, e.g. {self.schemes[scheme]}")
         elif scheme == "sketch":
             raw, labels = read_stroke_file(rest, splits or SPLITS), None
-        else:
-            from pvae.data.quickdraw import read_ndjson
+        else:  # read lazily: files of any size
+            from pvae.data.quickdraw import load_quickdraw
 
-            raw, labels = read_ndjson(rest)
+            return load_quickdraw(rest, max_seq_len, saved, splits)
         if splits is not None:  # only these are cleaned (and warned about)
             raw = {name: sketches for name, sketches in raw.items() if name in splits}
         saved = saved or {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -124,32 +124,46 @@ def augment(sketch: np.ndarray, rng: np.random.Generator, scale: float = 0.15, d
     return out
 
 
-def clean(sketches: list, max_seq_len: int, source: str) -> tuple[list[np.ndarray], list[int]]:
-    """The usable sketches, as float32 stroke-3 with offsets clamped to +-1000, and their indices;
-    the others (not ``(n, 3)``, no points, NaN/inf, pen values outside {0, 1}, longer than
-    ``max_seq_len``) are dropped with one warning that counts each reason."""
-    kept, index, dropped = [], [], {}
-    for i, sketch in enumerate(sketches):
-        a = np.asarray(sketch, dtype=np.float64) if _numeric(sketch) else None
-        if a is None or a.ndim != 2 or a.shape[1] != 3:
-            reason = "not an (n, 3) array"
-        elif len(a) == 0:
-            reason = "no points"
-        elif not np.isfinite(a).all():
-            reason = "NaN or inf"
-        elif not np.isin(a[:, 2], (0, 1)).all():
-            reason = "pen values outside {0, 1}"
-        elif len(a) > max_seq_len:
-            reason = f"longer than max_seq_len {max_seq_len}"
-        else:
-            a[:, :2] = np.clip(a[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT)
-            kept.append(a.astype(np.float32))
-            index.append(i)
-            continue
-        dropped[reason] = dropped.get(reason, 0) + 1
+PROBLEMS = ("not an (n, 3) array", "no points", "NaN or inf", "pen values outside {0, 1}")
+
+
+def checked(sketch) -> tuple[np.ndarray | None, str | None]:
+    """``(a, None)`` for a usable sketch, ``a`` float64 stroke-3 with offsets clamped to +-1000;
+    ``(None, problem)`` (one of ``PROBLEMS``) for one that is not. The length is not checked."""
+    a = np.asarray(sketch, dtype=np.float64) if _numeric(sketch) else None
+    if a is None or a.ndim != 2 or a.shape[1] != 3:
+        return None, PROBLEMS[0]
+    if len(a) == 0:
+        return None, PROBLEMS[1]
+    if not np.isfinite(a).all():
+        return None, PROBLEMS[2]
+    if not np.isin(a[:, 2], (0, 1)).all():
+        return None, PROBLEMS[3]
+    a[:, :2] = np.clip(a[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT)
+    return a, None
+
+
+def warn_dropped(source: str, dropped: dict[str, int], read: int) -> None:
+    """One warning that counts the sketches dropped for each reason."""
     if dropped:
         counts = ", ".join(f"{n} {reason}" for reason, n in dropped.items())
-        warnings.warn(f"{source}: dropped {sum(dropped.values())} of {len(sketches)} sketches ({counts})", stacklevel=2)
+        warnings.warn(f"{source}: dropped {sum(dropped.values())} of {read} sketches ({counts})", stacklevel=3)
+
+
+def clean(sketches: list, max_seq_len: int, source: str) -> tuple[list[np.ndarray], list[int]]:
+    """The usable sketches (``checked``, as float32) no longer than ``max_seq_len`` points, and their
+    indices; the others are dropped with one warning that counts each reason."""
+    kept, index, dropped = [], [], {}
+    for i, sketch in enumerate(sketches):
+        a, reason = checked(sketch)
+        if reason is None and len(a) > max_seq_len:
+            reason = f"longer than max_seq_len {max_seq_len}"
+        if reason is None:
+            kept.append(a.astype(np.float32))
+            index.append(i)
+        else:
+            dropped[reason] = dropped.get(reason, 0) + 1
+    warn_dropped(source, dropped, len(sketches))
     return kept, index
 
 
@@ -163,7 +177,7 @@ def _numeric(sketch) -> bool:
 def normalizing_scale(sketches: list[np.ndarray]) -> float:
     """The standard deviation of all offsets (dx and dy together), sketch-rnn's normaliser."""
     offsets = np.concatenate([s[:, :2] for s in sketches]).ravel()
-    scale = float(np.std(offsets))
+    scale = float(np.std(offsets, dtype=np.float64))
     return scale if scale > 0 else 1.0
 
 
@@ -171,10 +185,12 @@ def normalizing_scale(sketches: list[np.ndarray]) -> float:
 class StrokeSplit:
     """One split of normalised stroke-3 sketches, padded to ``rows`` stroke-5 rows in batches.
 
-    ``augment_scale``/``augment_drop`` set sketch-rnn's training augmentations (0 for none).
+    ``sketches`` is any sequence of ``(n, 3)`` arrays: a list, or one that decodes each sketch from
+    its file when it is read (``pvae.data.quickdraw.LazySketches``), so a split need not fit in
+    memory. ``augment_scale``/``augment_drop`` set sketch-rnn's training augmentations (0 for none).
     """
 
-    sketches: list[np.ndarray]
+    sketches: Sequence[np.ndarray]
     rows: int
     labels: torch.Tensor | None = None
     augment_scale: float = 0.0
@@ -193,29 +209,39 @@ class StrokeSplit:
 
     def tensor(self) -> torch.Tensor:
         """All sketches as stroke-5 ``(N, rows, 5)`` float32, without augmentation."""
-        return self._stack(self.sketches)
+        return self._stack(list(self.sketches))
 
     def _stack(self, sketches: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack([to_stroke5(s, self.rows) for s in sketches]))
 
+    def chunks(self, size: int, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The split in order, in chunks of ``size``, without augmentation; with ``part`` (r, N),
+        only the r-th of N contiguous parts (a rank's share of an evaluation)."""
+        index = torch.tensor_split(torch.arange(len(self)), part[1])[part[0]]
+        for chunk in index.split(size):
+            picked = chunk.tolist()
+            yield self._stack([self.sketches[i] for i in picked]), None if self.labels is None else self.labels[picked]
+
     def batches(
-        self, batch_size: int, generator: torch.Generator, skip: int = 0
+        self, batch_size: int, generator: torch.Generator, skip: int = 0, part: tuple[int, int] = (0, 1)
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """One shuffled, augmented pass; the order and every sketch's augmentation are drawn from
         ``generator`` at the start, so its saved state replays the epoch; ``skip`` leaves out the
-        first batches (resuming an interrupted epoch)."""
+        first batches (resuming an interrupted epoch). With ``part`` (r, N), each batch is only the
+        r-th of its N contiguous slices, and only those sketches are decoded."""
         order = torch.randperm(len(self), generator=generator)
         seeds = torch.randint(2**31 - 1, (len(self),), generator=generator)
         augmenting = self.augment_scale > 0 or self.augment_drop > 0
         for start in range(skip * batch_size, len(self), batch_size):
-            picked = order[start : start + batch_size].tolist()
+            picked = torch.tensor_split(order[start : start + batch_size], part[1])[part[0]].tolist()
             sketches = [self.sketches[i] for i in picked]
             if augmenting:
                 sketches = [
                     augment(s, np.random.default_rng(int(seeds[i])), self.augment_scale, self.augment_drop)
                     for s, i in zip(sketches, picked)
                 ]
-            yield self._stack(sketches), None if self.labels is None else self.labels[picked]
+            x = self._stack(sketches) if sketches else torch.zeros(0, self.rows, 5)
+            yield x, None if self.labels is None else self.labels[picked]
 
 
 @dataclass
