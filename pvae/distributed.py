@@ -111,7 +111,7 @@ def wrap(module: torch.nn.Module, ranks: Ranks, device: torch.device) -> torch.n
         "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
     )
     device_ids = [device.index] if device.type == "cuda" else None
-    return ddp(module, device_ids=device_ids, **{constant: False})
+    return ddp(module, device_ids=device_ids, gradient_as_bucket_view=True, **{constant: False})
 
 
 def stop() -> None:

@@ -255,9 +255,8 @@ def load_quickdraw(
         raise DataError(f"{spec}: no drawings")
     saved, out, kept = saved or {}, {}, {}
     for split, rows in split_seeded(range(len(index.offset)), seed).items():
-        if splits is not None and split not in splits or not rows:
+        if splits is not None and split not in splits or not len(rows):
             continue
-        rows = np.asarray(rows)
         too_long = (index.problem[rows] == 0) & (index.length[rows] > max_seq_len)
         dropped = {PROBLEMS[k - 1]: int((index.problem[rows] == k).sum()) for k in range(1, len(PROBLEMS) + 1)}
         dropped[f"longer than max_seq_len {max_seq_len}"] = int(too_long.sum())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -362,13 +362,14 @@ def save_stroke_cache(path: str | os.PathLike, splits: dict[str, list[np.ndarray
     np.savez_compressed(path, **arrays)
 
 
-def split_seeded(items: list, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> dict[str, list[int]]:
-    """Indices of a seeded train/valid/test split (each of valid and test non-empty when possible)."""
+def split_seeded(items: Sized, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> dict[str, np.ndarray]:
+    """Sorted indices (int64 arrays) of a seeded train/valid/test split of ``len(items)`` items
+    (each of valid and test non-empty when possible)."""
     order = np.random.default_rng(seed).permutation(len(items))
     n_valid = max(1, round(valid * len(items))) if len(items) >= 3 else 0
     n_test = max(1, round(test * len(items))) if len(items) >= 3 else 0
     return {
-        "train": sorted(order[n_valid + n_test :].tolist()),
-        "valid": sorted(order[:n_valid].tolist()),
-        "test": sorted(order[n_valid : n_valid + n_test].tolist()),
+        "train": np.sort(order[n_valid + n_test :]),
+        "valid": np.sort(order[:n_valid]),
+        "test": np.sort(order[n_valid : n_valid + n_test]),
     }
