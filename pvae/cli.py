@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
@@ -52,23 +51,45 @@ LIMITS = ("epochs", "steps")  # limits given to a resumed run replace the run's 
 RESUMABLE = (*LIMITS, "checkpoint_every", "skip_nonfinite")  # options a resumed run may change
 
 
-def _launch(nproc: int, argv: Sequence[str]) -> int:
-    """``pvae train --nproc N ...``: the same command in N processes under torchrun."""
+def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
+    """``pvae train --nproc N ...``: the same command in N processes, started by torchrun's own
+    launcher (``elastic_launch``, as ``torchrun --standalone``); a failed rank ends the others and
+    is reported in one line."""
+    import logging
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     if nproc < 1:
         raise UserError(f"--nproc {nproc}: must be at least 1")
     rest, skip = [], False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
         elif arg == "--nproc":
             skip = True
         elif not arg.startswith("--nproc="):
             rest.append(arg)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    code = subprocess.run([*command, "-m", "pvae.cli", *rest]).returncode
-    if code != 0:
-        print(f"pvae train: the {nproc} data-parallel processes stopped with status {code}", file=sys.stderr)
-    return code
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun does: N processes share the cores
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its report: ours is one line
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+    )
+    try:
+        elastic_launch(config, sys.executable)("-m", "pvae.cli", *rest)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        how = f"signal {-failure.exitcode}" if failure.exitcode < 0 else f"status {failure.exitcode}"
+        again = f"; continue with: pvae train --resume --out {out}" if out is not None else ""
+        raise UserError(f"rank {rank} of {nproc} stopped ({how}), so the others were stopped{again}") from None
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -250,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.command == "train" and args.nproc is not None and "WORLD_SIZE" not in os.environ:
-            return _launch(args.nproc, sys.argv[1:] if argv is None else argv)
+            return _launch(args.nproc, sys.argv[1:] if argv is None else argv, args.out)
         commands = {"train": _train, "bounds": _bounds, "inspect": _inspect}
         return commands.get(args.command, _generate)(args)
     except UserError as e:

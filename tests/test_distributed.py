@@ -117,7 +117,9 @@ def test_a_killed_rank_ends_the_run_in_bounded_time_and_it_resumes(tmp_path):
         assert time.monotonic() - killed < 60
     finally:
         launcher.kill()
-    assert launcher.returncode != 0
-    assert err.decode().rstrip().splitlines()[-1].startswith("pvae train: the 2 data-parallel processes stopped")
+    assert launcher.returncode == 2
+    last = err.decode().rstrip().splitlines()[-1]
+    assert last.startswith("pvae train: error: rank 1 of 2 stopped (signal 9), so the others were stopped"), err
+    assert f"continue with: pvae train --resume --out {run}" in last
     step = runs.load_checkpoint(run)["position"]["step"]
     assert main(["train", "--resume", "--out", str(run), "--steps", str(step + 3), "--no-progress"]) == 0
