@@ -74,7 +74,7 @@ class CompletionCVAE(Model):
         self.data_dim, self.latent_dim, self.visible_quadrants = data_dim, latent_dim, visible_quadrants
         self.baseline_epochs = baseline_epochs
         self.register_buffer("hidden", hidden_mask(visible_quadrants, side), persistent=False)
-        self.baseline = mlp([data_dim, *hidden, data_dim], activation)
+        self.baseline = mlp([data_dim, *hidden, data_dim], activation).requires_grad_(False)  # see pretrain
         self.prior_net = mlp([data_dim, *hidden, 2 * latent_dim], activation)
         self.decoder = PixelDecoder(latent_dim, data_dim, hidden, activation, "bernoulli")
 
@@ -111,14 +111,20 @@ class CompletionCVAE(Model):
         return (bce * self.hidden).sum(-1)
 
     def pretrain(self, batches: Callable[[], object], log: Callable[[str], None]) -> None:
-        """Fit the baseline with masked BCE for ``baseline_epochs`` passes of ``batches()``."""
+        """Fit the baseline with masked BCE for ``baseline_epochs`` passes of ``batches()``; it is
+        frozen otherwise (the ELBO's gradients never reach it, and data-parallel training expects
+        every parameter that requires a gradient to get one)."""
         optimizer = torch.optim.Adam(self.baseline.parameters(), lr=1e-3)
-        for epoch in range(self.baseline_epochs):
-            total = count = 0
-            for x, _ in batches():
-                loss = self.masked_bce(self.condition(x, None), x).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total, count = total + loss.item() * len(x), count + len(x)
-            log(f"baseline epoch {epoch + 1}/{self.baseline_epochs}  masked BCE {total / count:.2f} nats per image")
+        self.baseline.requires_grad_(True)
+        try:
+            for epoch in range(self.baseline_epochs):
+                total = count = 0
+                for x, _ in batches():
+                    loss = self.masked_bce(self.condition(x, None), x).mean()
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    total, count = total + loss.item() * len(x), count + len(x)
+                log(f"baseline epoch {epoch + 1}/{self.baseline_epochs}  masked BCE {total / count:.2f} nats per image")
+        finally:
+            self.baseline.requires_grad_(False)

@@ -217,7 +217,8 @@ def elbo_sums(
     recon = kl = 0.0
     n = 0
     guide_fn = guide.guide if guide is not None else _empty_guide
-    with torch.random.fork_rng(devices=[]), pyro.validation_enabled(False):
+    devices = [device.index or 0] if device.type == "cuda" else []  # their generators are restored too
+    with torch.random.fork_rng(devices=devices), pyro.validation_enabled(False):
         torch.manual_seed(seed)
         for xb, yb in batches:
             xb, yb = xb.to(device), None if yb is None else yb.to(device)

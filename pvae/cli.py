@@ -58,8 +58,11 @@ def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
     import logging
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from pvae import runs
 
     if nproc < 1:
         raise UserError(f"--nproc {nproc}: must be at least 1")
@@ -84,11 +87,19 @@ def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
     )
     try:
         elastic_launch(config, sys.executable)("-m", "pvae.cli", *rest)
+    except SignalException as e:  # Ctrl-C or SIGTERM to the launcher: the ranks stopped and saved
+        return 128 + e.sigval
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
-        how = f"signal {-failure.exitcode}" if failure.exitcode < 0 else f"status {failure.exitcode}"
-        again = f"; continue with: pvae train --resume --out {out}" if out is not None else ""
-        raise UserError(f"rank {rank} of {nproc} stopped ({how}), so the others were stopped{again}") from None
+        if failure.exitcode in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            return failure.exitcode  # stopped by a signal, checkpoint saved: said by rank 0
+        if failure.exitcode < 0:  # killed: the others were stopped
+            resume = out is not None and runs.has_checkpoint(out)
+            again = f"; continue with: pvae train --resume --out {out}" if resume else ""
+            raise UserError(
+                f"rank {rank} of {nproc} was killed (signal {-failure.exitcode}), so the others were stopped{again}"
+            ) from None
+        return failure.exitcode  # the rank said why (an error line)
     return 0
 
 
@@ -97,13 +108,16 @@ def _train(args: argparse.Namespace) -> int:
 
     ranks, device = distributed.start(args.device)
     try:
-        return _train_ranks(args, ranks, device)
+        code = _train_ranks(args, ranks, device)
+        ranks.barrier()  # rank 0 draws the figures while the others wait
+        return code
     finally:
         distributed.stop()
 
 
 def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
     from pvae import runs
+    from pvae.data import absolute_spec
     from pvae.options import OPTIONS, TrainConfig, given_values
     from pvae.train import Interrupted, train
 
@@ -113,6 +127,8 @@ def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
         if args.out is None:
             raise UserError("--resume needs --out DIR, the run folder to continue")
         saved = runs.load_config(args.out)["train"]
+        if "data" in given:  # compared as saved: with absolute paths
+            given["data"] = absolute_spec(given["data"])
         for name, value in given.items():
             if name not in RESUMABLE and value != saved.get(name, OPTIONS[name].default):
                 option = OPTIONS[name]
@@ -275,8 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"train": _train, "bounds": _bounds, "inspect": _inspect}
         return commands.get(args.command, _generate)(args)
     except UserError as e:
-        if os.environ.get("RANK", "0") == "0":  # one line, not one per data-parallel rank
-            print(f"pvae {args.command}: error: {e}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0")  # a data-parallel rank other than 0 says which it is
+        print(f"pvae {args.command}: error{'' if rank == '0' else f' (rank {rank})'}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"pvae {args.command}: interrupted", file=sys.stderr)

@@ -60,9 +60,15 @@ class Ranks:
         """Each value summed over the ranks (one all-reduce, float64)."""
         if not self.parallel:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
         dist.all_reduce(t)
         return t.tolist()
+
+    def barrier(self) -> None:
+        """Wait for every rank (before leaving the group: a rank that leaves while another still
+        works can abort the gloo threads of both)."""
+        if self.parallel:
+            dist.barrier()
 
     def broadcast(self, value: object) -> object:
         """Rank 0's ``value`` on every rank."""
@@ -79,6 +85,11 @@ class Ranks:
         out: list[object] = [None] * self.world
         dist.all_gather_object(out, value)
         return out
+
+
+def _collective_device() -> torch.device:
+    """Where collectives take tensors: the rank's GPU under NCCL, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def start(device: str) -> tuple[Ranks, str]:

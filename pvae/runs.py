@@ -138,11 +138,10 @@ def has_checkpoint(run: str | os.PathLike) -> bool:
     return any((Path(run) / name).is_file() for name in (CHECKPOINT, PREVIOUS))
 
 
-def load_checkpoint(
-    run: str | os.PathLike, device: str | torch.device = "cpu", warn: Callable[[str], None] | None = None
-) -> dict[str, Any]:
-    """The newest readable checkpoint of the run: ``checkpoint.pt``, or ``checkpoint.prev.pt``
-    (with one line to ``warn``) when the newest is missing or damaged."""
+def load_checkpoint(run: str | os.PathLike, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The newest readable checkpoint of the run, on the CPU (``load_state_dict`` moves weights
+    where they belong): ``checkpoint.pt``, or ``checkpoint.prev.pt`` (with one line to ``warn``)
+    when the newest is missing or damaged."""
     run = Path(run)
     problems = []
     for name in (CHECKPOINT, PREVIOUS):
@@ -151,7 +150,7 @@ def load_checkpoint(
             problems.append(f"no {name}")
             continue
         try:
-            state = torch.load(path, map_location=device, weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)  # load_state_dict moves weights
         except Exception as e:  # a damaged file: torch raises several kinds
             problems.append(f"{path}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
             continue
@@ -187,7 +186,7 @@ class RunLock:
 def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict, nn.Module, nn.Module | None]:
     """The run's config and its trained model and guide (in eval mode)."""
     config = load_config(run)
-    state = load_checkpoint(run, device)
+    state = load_checkpoint(run)
     model = build("model", config["model"]["name"], config["model"]["kwargs"]).to(device)
     model.load_state_dict(state["model"])
     guide = None

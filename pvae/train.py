@@ -50,7 +50,7 @@ from pvae.svi import SVI, NonFinite, make_optimizer
 METRIC_FIELDS = ("epoch", "step", "train_loss", "test_elbo", "test_recon", "test_kl")  # then the kind's, "skipped"
 
 
-def iwae_lr_factor(epoch: int, step: int = 0, config: TrainConfig | None = None) -> float:
+def iwae_lr_factor(epoch: int) -> float:
     """Burda et al.'s schedule: stage i = 1, 2, ... lasts 3^(i-1) epochs at lr * 10^(-(i-1)/7)
     (eight stages, 3280 epochs, in the paper); ``epoch`` counts from 0."""
     stage, end = 1, 1
@@ -80,23 +80,30 @@ def kl_weight(config: TrainConfig, step: int) -> float:
 
 
 def _rng_state() -> dict[str, Any]:
+    """The random states a run draws from: torch's CPU generator, CUDA's where in use, Python's."""
     version, internal, gauss = random.getstate()
-    return {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss]}
+    state = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
 
 
-def _read_rows(path: Path, upto_step: int) -> list[dict[str, str]]:
-    """The rows of a per-epoch csv file up to optimiser step ``upto_step`` (a resumed run drops any
-    row written after its checkpoint)."""
+def _read_rows(path: Path, upto_step: int, count: int | None) -> list[dict[str, str]]:
+    """The first ``count`` rows of a per-epoch csv file (those written before the checkpoint a run
+    resumes from), or for checkpoints that do not count them, the rows up to step ``upto_step``."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if int(row["step"]) <= upto_step]
+        rows = list(csv.DictReader(f))
+    return rows[:count] if count is not None else [row for row in rows if int(row["step"]) <= upto_step]
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
@@ -122,6 +129,7 @@ class Position:
     loss_sum: float = 0.0  # sum of per-datapoint losses over the current epoch
     count: int = 0  # datapoints seen in the current epoch
     skipped: int = 0  # steps skipped in all for a non-finite loss or gradient (--skip-nonfinite)
+    rows: int | None = None  # rows of metrics.csv when the checkpoint was written (None: before this field)
 
 
 class Interrupted(Exception):
@@ -291,9 +299,8 @@ class Trainer:
         return count
 
     def _saved_data(self) -> dict[str, Any] | None:
-        """The data description of a run being resumed (e.g. its stroke normaliser), or ``None``."""
-        path = self.out / runs.CONFIG
-        return runs.load_config(self.out)["data"] if path.is_file() else None
+        """The data description of a run with a checkpoint (e.g. its stroke normaliser), or ``None``."""
+        return runs.load_config(self.out)["data"] if runs.has_checkpoint(self.out) else None
 
     def _kl_control(self) -> KLControl | None:
         cfg = self.config
@@ -332,7 +339,7 @@ class Trainer:
                     "model": self.model.state_dict(),
                     "guide": None if self.guide is None else self.guide.state_dict(),
                     "optimizer": self.svi.optimizer.state_dict(),
-                    "position": dataclasses.asdict(at),
+                    "position": dataclasses.asdict(dataclasses.replace(at, rows=len(self._metrics))),
                     "data_generator": epoch_state,  # data generator state at the start of the epoch
                     "rng": rng[0] if len(rng) == 1 else rng,  # one state per rank in a parallel run
                 },
@@ -346,7 +353,7 @@ class Trainer:
         schedule = LR_SCHEDULES[cfg.lr_schedule]
         part = (self.ranks.rank, self.ranks.world)  # each rank reads its slice of every batch
         for x, labels in self.train_split.batches(cfg.batch_size, self.data_generator, at.batch, part):
-            if (cfg.steps is not None and at.step >= cfg.steps) or stop.signum is not None:
+            if (cfg.steps is not None and at.step >= cfg.steps) or self._stopping is not None:
                 return
             for group in self.svi.optimizer.param_groups:
                 group["lr"] = schedule(cfg, at.epoch, at.step)
@@ -359,6 +366,7 @@ class Trainer:
             try:  # the ranks share their stop request and clock with the step's gradients
                 self.svi.step(x, y, total, (stop.signum is not None, due))
             except NonFinite as e:
+                self._agree_to_stop(self.svi.flags[0], stop)
                 if at.skipped >= cfg.skip_nonfinite:
                     self._checkpoint(at, epoch_state)  # the parameters are those of the last good step
                     raise Diverged(self._diverged(e, x, at)) from None
@@ -366,8 +374,8 @@ class Trainer:
                 at.batch += 1
                 self.log(f"skipped step {at.step + 1}: {e} ({at.skipped} of --skip-nonfinite {cfg.skip_nonfinite})")
                 continue
-            stopping, due = self.svi.flags
-            stop.signum = stop.signum or (signal.SIGTERM if stopping else None)
+            stopping, due = self.svi.flags  # as every rank sees them: all stop or save after this step
+            self._agree_to_stop(stopping, stop)
             self._watch(self.svi.loss_sum / total, at)
             at.loss_sum += self.svi.loss_sum
             at.count += total
@@ -378,6 +386,12 @@ class Trainer:
                 bar.set_postfix_str(f"loss {at.loss_sum / at.count:.2f}", refresh=False)
             if due:
                 self._checkpoint(at, epoch_state)
+
+    def _agree_to_stop(self, requests: float, stop: _StopRequests) -> None:
+        """Stop after this step when any rank had a stop request (``requests`` > 0, summed over
+        the ranks): every rank decides from the same number, never from its own signal alone."""
+        if requests and self._stopping is None:
+            self._stopping = stop.signum or signal.SIGTERM
 
     def _diverged(self, error: NonFinite, x: torch.Tensor, at: Position) -> str:
         """One line: where the loss or gradient stopped being finite, and the likely cause."""
@@ -402,12 +416,16 @@ class Trainer:
             )
         self._best = loss if best is None else min(best, loss)
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, stop: _StopRequests | None = None) -> dict[str, float]:
         """Test ELBO, reconstruction and KL in nats per datapoint, and the data kind's own terms
-        (sketch-rnn's L_R, L_KL for strokes); each rank evaluates its part, the sums are reduced."""
+        (sketch-rnn's L_R, L_KL for strokes); each rank evaluates its part, the sums are reduced
+        (with the ranks' stop requests, when training)."""
         chunks = self.test.chunks(500, (self.ranks.rank, self.ranks.world))
         recon, kl, n = elbo_sums(self.model, self.guide, ((x, self.model.condition(x, y)) for x, y in chunks))
-        recon, kl, n = self.ranks.sum(recon, kl, n)
+        requested = stop is not None and stop.signum is not None
+        recon, kl, n, requests = self.ranks.sum(recon, kl, n, requested)
+        if stop is not None:
+            self._agree_to_stop(requests, stop)
         terms = {"elbo": (recon - kl) / n, "recon": recon / n, "kl": kl / n}
         return {**terms, **self.kind.report(terms, self.run, self.model)}
 
@@ -439,8 +457,8 @@ class Trainer:
         cfg, out = self.config, self.out
         at = Position()
         self._best, self._warned = None, False
-        if resume:  # rank 0 reads the checkpoint (its folder may be on rank 0's machine only)
-            state = runs.load_checkpoint(out, self.device, warn=self.log) if self.ranks.main else None
+        if resume:  # rank 0 reads the checkpoint and sends it to the others
+            state = runs.load_checkpoint(out, warn=self.log) if self.ranks.main else None
             state = self.ranks.broadcast(state)
             at = Position(**state["position"])
             spent = self._limit_reached(at)
@@ -463,8 +481,9 @@ class Trainer:
         if self.ranks.main:
             runs.save_config(out, self.run)
         self.log(f"run folder: {out}" + (f" ({self.ranks.world} data-parallel ranks)" if self.ranks.parallel else ""))
-        metrics = _read_rows(out / runs.METRICS, at.step)
-        timing = _read_rows(out / runs.TIMING, at.step)
+        metrics = _read_rows(out / runs.METRICS, at.step, at.rows)
+        timing = _read_rows(out / runs.TIMING, at.step, at.rows)
+        self._metrics, self._stopping = metrics, None
         self._saved, self._saved_at = at.step, time.monotonic()
 
         n_batches = math.ceil(len(self.train_split) / cfg.batch_size)
@@ -489,21 +508,21 @@ class Trainer:
                 ) from None
             finally:
                 bar.close()
-            if stop.signum is not None and at.batch < n_batches:
+            if self._stopping is not None and at.batch < n_batches:
                 self._checkpoint(at, epoch_state)
                 raise Interrupted(
                     f"stopped at epoch {at.epoch + 1}, batch {at.batch}/{n_batches} (step {at.step}); checkpoint "
                     f"saved. Continue with: pvae train --resume --out {out}",
-                    stop.signum,
+                    self._stopping,
                 )
-            test = self.evaluate()
+            test = self.evaluate(stop)
             seconds = time.perf_counter() - started
             row = {"epoch": at.epoch + 1, "step": at.step, "train_loss": f"{at.loss_sum / max(at.count, 1):.4f}"}
             row.update({f"test_{k}": f"{v:.4f}" for k, v in test.items()})
             row["skipped"] = at.skipped
             metrics.append(row)
             timing.append({"epoch": row["epoch"], "step": at.step, "seconds": f"{seconds:.2f}"})
-            # metrics first: a kill between the two leaves a row past the checkpoint, dropped on resume
+            # metrics first: a kill between the two leaves rows past the checkpoint's count, dropped on resume
             if self.ranks.main:
                 _write_rows(out / runs.METRICS, metrics, [*METRIC_FIELDS, *self._kind_fields(), "skipped"])
                 _write_rows(out / runs.TIMING, timing, ["epoch", "step", "seconds"])
@@ -518,11 +537,11 @@ class Trainer:
                 f"train loss {row['train_loss']}  test ELBO {test['elbo']:.2f} nats (KL {test['kl']:.2f}){extra}  "
                 f"({seconds:.1f} s)"
             )
-            if stop.signum is not None:
+            if self._stopping is not None:
                 raise Interrupted(
                     f"stopped after epoch {row['epoch']} (step {at.step}); checkpoint saved. "
                     f"Continue with: pvae train --resume --out {out}",
-                    stop.signum,
+                    self._stopping,
                 )
         self.log(f"stopped at step {at.step} (epoch {at.epoch + (at.batch > 0)}): reached {limit}")
         if self.ranks.main:

@@ -61,6 +61,7 @@ for step in range(3):
         gap = (mine - params(ref_model, ref_guide)).abs().max().item()
         assert gap < 1e-5, gap
         print("max difference", gap, flush=True)
+ranks.barrier()
 distributed.stop()
 """
 
@@ -97,6 +98,18 @@ def test_two_ranks_write_one_run_folder_that_every_command_reads_and_resume_with
     assert runs.load_checkpoint(run)["position"]["step"] == 12
 
 
+def test_the_completion_model_trains_data_parallel(tmp_path):
+    # its baseline network is trained apart and frozen: DDP sees no parameter without a gradient
+    args = ["--model", "completion", "--baseline-epochs", "1", "--steps", "3", "--latent-dim", "4"]
+    result = subprocess.run(
+        [*TORCHRUN, "-m", "pvae.cli", "train", *TINY, *args, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_a_killed_rank_ends_the_run_in_bounded_time_and_it_resumes(tmp_path):
     run = tmp_path / "run"
     args = ["--data", "digits:20000", "--batch-size", "16", "--epochs", "3", "--latent-dim", "4", "--hidden", "16"]
@@ -119,7 +132,7 @@ def test_a_killed_rank_ends_the_run_in_bounded_time_and_it_resumes(tmp_path):
         launcher.kill()
     assert launcher.returncode == 2
     last = err.decode().rstrip().splitlines()[-1]
-    assert last.startswith("pvae train: error: rank 1 of 2 stopped (signal 9), so the others were stopped"), err
+    assert last.startswith("pvae train: error: rank 1 of 2 was killed (signal 9), so the others were stopped"), err
     assert f"continue with: pvae train --resume --out {run}" in last
     step = runs.load_checkpoint(run)["position"]["step"]
     assert main(["train", "--resume", "--out", str(run), "--steps", str(step + 3), "--no-progress"]) == 0

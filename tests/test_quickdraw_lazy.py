@@ -59,10 +59,17 @@ def test_a_folder_or_a_list_of_files_with_words_as_labels(tmp_path):
     assert set(labels.tolist()) == {0, 1}  # cat, dog
 
 
-def test_the_index_is_rebuilt_when_the_file_changes_and_bad_lines_are_one_line(tmp_path):
+def test_the_index_is_kept_rebuilt_when_the_file_changes_and_bad_lines_are_one_line(tmp_path, monkeypatch):
+    from pvae.data import quickdraw
+
     path = tmp_path / "cat.ndjson"
     _write(path, 30, "cat", 3)
     before = len(load_quickdraw(str(path)).split("train"))
+    built = quickdraw._index_file
+    with monkeypatch.context() as m:  # the cached index serves the second load
+        m.setattr(quickdraw, "_index_file", lambda path: pytest.fail("the index was built again"))
+        assert len(load_quickdraw(str(path)).split("train")) == before
+    assert quickdraw._index_file is built
     _write(path, 60, "cat", 3)
     assert len(load_quickdraw(str(path)).split("train")) > before
     with open(path, "a") as f:

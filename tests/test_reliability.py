@@ -129,6 +129,7 @@ def test_an_exploding_loss_is_reported_once(tmp_path):
     trainer = Trainer(TrainConfig(**TINY), tmp_path / "run", progress=False, log=lines.append)
     step = trainer.svi.step
     losses = itertools.chain([100.0] * 11, [1e9, 1e12], itertools.repeat(100.0))  # two explosions: one line
+
     def exploding(*args):
         step(*args)
         trainer.svi.loss_sum = next(losses) * 50  # the batch's summed loss (batch 50)

@@ -85,10 +85,6 @@ class ImageData:
     def data_dim(self) -> int:
         return self.shape[0] * self.shape[1]
 
-    def model_kwargs(self) -> dict:
-        """Arguments that models and guides of this data may take."""
-        return {"data_dim": self.data_dim}
-
     def split(self, name: str) -> ImageSplit:
         if name not in self.splits:
             from pvae.errors import UserError

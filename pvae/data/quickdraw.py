@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -155,7 +156,7 @@ def _index_file(path: Path) -> dict[str, np.ndarray]:
         "length": np.array(length, dtype=np.int32),
         "problem": np.array(problem, dtype=np.int8),
         "word": np.array(word, dtype=np.int32),
-        "words": np.array(list(words), dtype=str),
+        "words": np.frombuffer(json.dumps(list(words)).encode(), dtype=np.uint8),  # numbers only in an .npz
         "moments": np.array(moments, dtype=np.float64).reshape(-1, 2),
     }
 
@@ -178,8 +179,9 @@ def _cached_index(path: Path) -> dict[str, np.ndarray]:
             pass  # a damaged cache is rebuilt
     index = _index_file(path)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, stamp=stamp, **index)
+    handle, tmp = tempfile.mkstemp(suffix=".npz", dir=cache.parent)  # ranks may build it at once
+    with os.fdopen(handle, "wb") as f:
+        np.savez(f, stamp=stamp, **index)
     os.replace(tmp, cache)
     return index
 
@@ -205,6 +207,8 @@ def ndjson_files(spec: str) -> list[Path]:
 def index_files(files: list[Path]) -> Index:
     """The ``Index`` of several files: their rows one after the other, words over all of them."""
     parts = [_cached_index(f) for f in files]
+    for part in parts:
+        part["words"] = np.array(json.loads(part["words"].tobytes().decode()), dtype=str)
     words = sorted({w for part in parts for w in part["words"].tolist()})
     return Index(
         files=files,

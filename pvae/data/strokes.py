@@ -263,10 +263,6 @@ class StrokeData:
             raise UserError(f"dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}")
         return self.splits[name]
 
-    def model_kwargs(self) -> dict:
-        """Arguments that models and guides of this data may take."""
-        return {"max_len": self.rows}
-
 
 def prepare(
     raw: dict[str, list],
