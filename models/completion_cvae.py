@@ -16,6 +16,7 @@ image draws z from the prior network instead.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import pyro.distributions as dist
@@ -27,6 +28,9 @@ from pvae.errors import UserError
 from pvae.nn import Model, PixelDecoder, mlp
 
 HIDDEN_FILL = -1.0  # the value of hidden pixels in the condition, as in Pyro's example
+# The baseline is frozen outside its own pretraining, so pyro.module leaves it out of the param store
+# (as intended) and says so for each of its parameters at every call.
+warnings.filterwarnings("ignore", message=r"baseline\..* was not registered in the param store")
 
 
 def hidden_mask(visible_quadrants: int, side: int = 28) -> torch.Tensor:
