@@ -3,7 +3,7 @@ allocate more memory than the file holds.
 
 An ``.npz`` is a zip of ``.npy`` members. A ``.npy`` member is a header (magic, version, a Python
 literal ``{'descr', 'fortran_order', 'shape'}``) followed by either the raw array bytes or, for
-object arrays, a pickle. ``np.load(..., allow_pickle=True)`` unpickles that pickle with the full
+object arrays, a pickle. ``np.load`` with pickles allowed unpickles that pickle with the full
 ``pickle`` module: any global it names is imported and called, which is how a downloaded file runs
 ``os.system``. sketch-rnn's stroke files are object arrays (one ``(n, 3)`` array per sketch,
 Python 2 pickles), so we unpickle them with ``NumericUnpickler``, which admits only the few numpy

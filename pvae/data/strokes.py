@@ -6,7 +6,7 @@ previous point and whether the pen leaves the paper after this point (Ha & Eck 2
 stroke-5 ``(B, T, 5)`` with rows ``(dx, dy, p1, p2, p3)`` and padding ``(0, 0, 0, 0, 1)``; T is
 the longest sketch of the dataset plus one, so every sketch ends with an end-of-sketch row.
 
-sketch-rnn's ``.npz`` files hold object arrays (Python 2 pickles). ``np.load(allow_pickle=True)``
+sketch-rnn's ``.npz`` files hold object arrays (Python 2 pickles). ``np.load`` with pickles allowed
 would run any code such a file names, so we read them with ``pvae.data.npz``'s restricted
 unpickler, which rebuilds numeric arrays and refuses everything else. ``save_stroke_cache``
 writes the same splits as one int16/float32 point array and an offsets array per split, which
