@@ -47,10 +47,6 @@ def _train_parser(sub) -> None:
     add_arguments(p)
 
 
-LIMITS = ("epochs", "steps")  # limits given to a resumed run replace the run's own
-RESUMABLE = (*LIMITS, "checkpoint_every", "skip_nonfinite")  # options a resumed run may change
-
-
 def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
     """``pvae train --nproc N ...``: the same command in N processes, started by torchrun's own
     launcher (``elastic_launch``, as ``torchrun --standalone``); a failed rank ends the others and
@@ -130,14 +126,15 @@ def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
         if "data" in given:  # compared as saved: with absolute paths
             given["data"] = absolute_spec(given["data"])
         for name, value in given.items():
-            if name not in RESUMABLE and value != saved.get(name, OPTIONS[name].default):
+            if OPTIONS[name].on_resume == "keep" and value != saved.get(name, OPTIONS[name].default):
                 option = OPTIONS[name]
                 raise UserError(
                     f"{option.flag} {option.shown(value)}: differs from the run's "
                     f"{option.shown(saved.get(name, option.default))}; a resumed run keeps its config"
                 )
-        limits = {name: given.get(name) for name in LIMITS} if any(n in given for n in LIMITS) else {}
-        changed = {name: given[name] for name in RESUMABLE if name in given and name not in LIMITS}
+        limits = [name for name, option in OPTIONS.items() if option.on_resume == "limit"]
+        limits = {name: given.get(name) for name in limits} if any(n in given for n in limits) else {}
+        changed = {name: value for name, value in given.items() if OPTIONS[name].on_resume == "change"}
         config = TrainConfig(**{**saved, **limits, **changed})
         config.given = frozenset(given)
     else:

@@ -56,6 +56,9 @@ class Option:
         says when, for the refusal ("with --lr-schedule sketch").
     :param metavar: argparse metavar.
     :param default_text: how ``--help`` describes a ``None`` default ("learned").
+    :param on_resume: what a resumed run does with a value given for it: ``"keep"`` (refuse one that
+        differs from the run's), ``"limit"`` (the limits given replace the run's own) or
+        ``"change"`` (take it: it changes how the run is kept, not what it is).
     """
 
     name: str
@@ -75,6 +78,7 @@ class Option:
     needs: tuple[Callable[[Any], bool], str] | None = None
     metavar: str | None = None
     default_text: str = "none"
+    on_resume: str = "keep"
 
     @property
     def flag(self) -> str:
@@ -153,7 +157,8 @@ def _activations() -> tuple[str, ...]:
     return tuple(ACTIVATIONS)
 
 
-def _annealing(config) -> bool:
+def annealing(config) -> bool:
+    """Whether the KL weight is annealed: both the start weight and the rate are set."""
     return config.kl_anneal_rate is not None and config.kl_weight_start is not None
 
 
@@ -169,15 +174,15 @@ OPTIONS: dict[str, Option] = {
         Option("objective", "elbo", "training objective", choices=_objectives),
         Option("particles", 1, "samples per datapoint, K", type=int, low=1, metavar="K"),
         Option("data", "digits", "dataset spec (see the list above)"),
-        Option("epochs", 15, "epochs to train in all", type=int, low=1, optional=True),
+        Option("epochs", 15, "epochs to train in all", type=int, low=1, optional=True, on_resume="limit"),
         Option("steps", None, "optimiser steps to train in all (alone, the only limit)", type=int, low=1,
-               optional=True),
+               optional=True, on_resume="limit"),
         Option("batch_size", 128, "datapoints per step", type=int, low=1),
         Option("seed", 0, "random seed", type=int),
         Option("checkpoint_every", 10.0, "minutes between checkpoints inside an epoch (0: after every step)",
-               type=float, low=0.0, metavar="MINUTES"),
+               type=float, low=0.0, metavar="MINUTES", on_resume="change"),
         Option("skip_nonfinite", 0, "steps with a NaN/inf loss or gradient to skip before stopping", type=int,
-               low=0, metavar="N"),
+               low=0, metavar="N", on_resume="change"),
         # networks
         Option("latent_dim", 20, "latent dimensions", "networks", int, low=1, scope="networks", metavar="Z"),
         Option("hidden", [400], "MLP hidden sizes", "networks", int, low=1, nargs="+", scope="networks", metavar="H"),
@@ -235,10 +240,10 @@ OPTIONS: dict[str, Option] = {
                "KL controls", choices=("nats", "sketch-rnn"), scope="data"),
         Option("kl_weight_start", None, "annealing: the weight at step 0", "KL controls", float, low=0.0,
                optional=True, default_text="no annealing", scope="latent",
-               needs=(_annealing, "--kl-anneal-rate (annealing needs both)")),
+               needs=(annealing, "--kl-anneal-rate (annealing needs both)")),
         Option("kl_anneal_rate", None, "annealing: w - (w - start) rate^step", "KL controls", float, low=0.0,
                low_open=True, high=1.0, optional=True, default_text="no annealing", scope="latent",
-               needs=(_annealing, "--kl-weight-start (annealing needs both)")),
+               needs=(annealing, "--kl-weight-start (annealing needs both)")),
         Option("kl_floor", 0.0, "nats per latent dimension not penalised", "KL controls", float, low=0.0,
                scope="latent"),
         Option("kl_floor_mode", "total", "floor the mean KL per dimension (sketch-rnn) or each dimension (free bits)",

@@ -114,18 +114,23 @@ class SVI:
                 raise NonFinite("batch", math.nan) from None
             raise
         self.validated = True
-        value = summed.item() / x.shape[0] if x.shape[0] else math.nan
-        shared = torch.tensor([summed.item(), *flags, *[0.0] * (FLAGS - len(flags))], device=summed.device)
-        scale = self.ranks.world / total
-        ((summed + (self.module.report * shared).sum()) * scale).backward()
-        reported = (self.module.report.grad * total).tolist()  # each value summed over the ranks
-        self.module.report.grad = None
-        self.loss_sum, self.flags = reported[0], reported[1:]
+        local = summed.item()
+        value = local / x.shape[0] if x.shape[0] else math.nan
+        flags = [float(f) for f in flags] + [0.0] * (FLAGS - len(flags))
+        if self.ranks.parallel:  # the values ride on the gradient all-reduce (``ObjectiveLoss.report``)
+            shared = torch.tensor([local, *flags], device=summed.device)
+            ((summed + (self.module.report * shared).sum()) * (self.ranks.world / total)).backward()
+            reported = (self.module.report.grad * total).tolist()  # each value summed over the ranks
+            self.module.report.grad = None
+            self.loss_sum, self.flags = reported[0], reported[1:]
+        else:
+            (summed / total).backward()
+            self.loss_sum, self.flags = local, flags
         if not math.isfinite(self.loss_sum):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("loss", value)
         grads = [p.grad for p in self.params if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.abs().sum() for g in grads]).sum()):
+        if grads and not torch.isfinite(torch.stack([g.sum() for g in grads]).sum()):  # NaN and inf survive a sum
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("gradient", value)
         if self.clip_value is not None:

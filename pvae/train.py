@@ -44,7 +44,7 @@ from pvae.data.kinds import DATA_KINDS, kind_of_spec
 from pvae.distributed import Ranks
 from pvae.errors import UserError
 from pvae.objectives import OBJECTIVES, KLControl, make_objective
-from pvae.options import CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, unused_options
+from pvae.options import CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, annealing, unused_options
 from pvae.svi import SVI, NonFinite, make_optimizer
 
 METRIC_FIELDS = ("epoch", "step", "train_loss", "test_elbo", "test_recon", "test_kl")  # then the kind's, "skipped"
@@ -74,7 +74,7 @@ LR_SCHEDULES: dict[str, Callable[[TrainConfig, int, int], float]] = {
 
 def kl_weight(config: TrainConfig, step: int) -> float:
     """sketch-rnn's annealing w - (w - w_start) rate^step; constant w without a rate."""
-    if config.kl_anneal_rate is None or config.kl_weight_start is None:
+    if not annealing(config):
         return config.kl_weight
     return config.kl_weight - (config.kl_weight - config.kl_weight_start) * config.kl_anneal_rate**step
 
