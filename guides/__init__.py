@@ -6,11 +6,13 @@
 images, BiLSTM for strokes), and differ in the head: diagonal, low-rank plus diagonal or
 full-covariance Gaussian, or an inverse autoregressive flow. ``mlp`` and ``rnn`` are ``diag`` with
 the trunk fixed (``rnn`` with sketch-rnn's sigma = exp(r / 2)), kept with their original
-constructor arguments and parameter names; ``linear`` is the linear-Gaussian guide of pPCA.
+constructor arguments and parameter names; ``linear`` is the linear-Gaussian guide of pPCA;
+``delta`` is the same trunk with a point estimate, a deterministic encoder.
 """
 
 from guides.amortised import (
     AmortisedGuide,
+    DeltaGuide,
     DiagGuide,
     FullGuide,
     IAFGuide,
@@ -28,11 +30,13 @@ GUIDES = {
     "lowrank": LowRankGuide,
     "full": FullGuide,
     "iaf": IAFGuide,
+    "delta": DeltaGuide,
 }
 
 __all__ = [
     "GUIDES",
     "AmortisedGuide",
+    "DeltaGuide",
     "DiagGuide",
     "FullGuide",
     "IAFGuide",

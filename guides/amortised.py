@@ -17,7 +17,8 @@ constructor arguments so run folders that name them still load.
 The capabilities of ``pvae.nn.Guide`` are declared per class: every head reads both data kinds;
 the Gaussian heads have ``analytic_kl`` (KL(q || p) in closed form against a diagonal Normal prior:
 needed by ``--objective meanfield``), the diagonal one is also ``factorised`` (needed by free
-bits, ``--kl-floor-mode per-dim``); the flow has neither.
+bits, ``--kl-floor-mode per-dim``); the flow has neither; the point estimate ``DeltaGuide`` has no
+density at all (its "KL" is Pyro's -log p(mu)).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from guides.heads import DiagonalHead, FullHead, IAFHead, LowRankHead
+from guides.heads import DeltaHead, DiagonalHead, FullHead, IAFHead, LowRankHead
 from guides.trunks import MLPTrunk, RNNTrunk
 from pvae.nn import Guide
 
@@ -95,6 +96,22 @@ class DiagGuide(AmortisedGuide):
 
     def __init__(self, latent_dim: int = 20, scale: str = "softplus", **trunk: Any) -> None:
         super().__init__(lambda h: DiagonalHead(h, latent_dim, scale), latent_dim, **trunk)
+
+
+class DeltaGuide(AmortisedGuide):
+    """A point estimate q(z | x) = Delta(mu(x)), mu = W trunk(x, y) + b: a deterministic encoder.
+
+    With ``elbo`` the loss is -[log p(x | mu(x)) + log p(mu(x))], a regularised autoencoder; so with
+    ``meanfield``, through Pyro's closed form KL(Delta(v) || p) = -log p(v) (its entropy taken as 0,
+    the MAP convention). It has no density (``density`` False), so importance-weighted objectives
+    and bounds on log p(x) refuse it. Arguments as ``DiagGuide``, less ``scale``.
+    """
+
+    analytic_kl = True
+    density = False
+
+    def __init__(self, latent_dim: int = 20, **trunk: Any) -> None:
+        super().__init__(lambda h: DeltaHead(h, latent_dim), latent_dim, **trunk)
 
 
 class LowRankGuide(AmortisedGuide):

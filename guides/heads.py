@@ -4,6 +4,7 @@
 - ``LowRankHead``: N(mu, F F^T + diag(sigma^2)) with F ``(Z, rank)``.
 - ``FullHead``: N(mu, L L^T), L lower triangular: diagonal g(r) > 0, strictly lower part free.
 - ``IAFHead``: a diagonal Normal pushed through N IAF steps that read h (``guides.flows``).
+- ``DeltaHead``: a point mass at mu = W h + b (a deterministic encoder).
 
 g is softplus (default), exp, or exp(r / 2) (``"logvar"``: r is log sigma^2, sketch-rnn's
 parameterisation), plus a floor of ``pvae.nn.MIN_SCALE``. The Gaussian heads' distributions
@@ -59,6 +60,17 @@ class DiagonalHead(nn.Linear):
     def forward(self, context: torch.Tensor) -> dist.Distribution:
         loc, raw = F.linear(context, self.weight, self.bias).chunk(2, dim=-1)
         return dist.Normal(loc, positive(raw, self.scale)).to_event(1)
+
+
+class DeltaHead(nn.Linear):
+    """Delta(mu), mu = W h + b: every draw is mu, log q = 0 there (Pyro's ``Delta``)."""
+
+    def __init__(self, context_dim: int, latent_dim: int) -> None:
+        super().__init__(context_dim, latent_dim)
+        self.latent_dim = latent_dim
+
+    def forward(self, context: torch.Tensor) -> dist.Distribution:
+        return dist.Delta(F.linear(context, self.weight, self.bias), event_dim=1)
 
 
 class LowRankHead(nn.Linear):

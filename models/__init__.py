@@ -6,6 +6,7 @@ from models.cvae import CVAE
 from models.gaussian_vae import GaussianVAE
 from models.linear_vae import LinearVAE
 from models.sketch_vae import SketchVAE
+from models.strokes_raster import StrokesRaster
 
 MODELS = {
     "gaussian": GaussianVAE,
@@ -13,6 +14,7 @@ MODELS = {
     "sketch": SketchVAE,
     "cvae": CVAE,
     "completion": CompletionCVAE,
+    "strokes-raster": StrokesRaster,
 }
 
-__all__ = ["CVAE", "CompletionCVAE", "GaussianVAE", "LinearVAE", "MODELS", "SketchVAE"]
+__all__ = ["CVAE", "CompletionCVAE", "GaussianVAE", "LinearVAE", "MODELS", "SketchVAE", "StrokesRaster"]

@@ -30,6 +30,7 @@ from torch.distributions import kl_divergence
 from tqdm.auto import tqdm
 
 from pvae import render, runs
+from pvae.errors import UserError
 from pvae.nn import batched
 from pvae.objectives import IWAE
 
@@ -154,6 +155,11 @@ def bounds_for_run(
     where ``bounds.json`` and ``bounds.png`` are written (one folder per set of arguments)."""
     run = Path(run)
     config, model, guide = runs.load_run(run)
+    if guide is not None and not guide.density:
+        raise UserError(
+            f"{run}: its guide ({config['train']['guide']}) is a point estimate with no density, and the ELBO and "
+            "L_k need one (train with a stochastic guide, e.g. --guide diag)"
+        )
     data = runs.load_split(config, split).head(limit)
     images = data.tensor()
     y = model.condition(images, data.labels)

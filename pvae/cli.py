@@ -1,5 +1,5 @@
 """The ``pvae`` command: thin flag parsing over the library
-(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | style``)."""
+(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | vectorise | style``)."""
 
 from __future__ import annotations
 
@@ -207,10 +207,11 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
     result = inspect_run(args.run, args.split, args.limit, args.seed)
+    kl = result["kl_total"]
     print(
         f"{result['active_units']} of {result['latent_dim']} units active "
         f"(Cov_x(E_q[z_u]) > {result['active_threshold']}) on {result['n']} {result['split']} datapoints; "
-        f"KL(q || p) {result['kl_total']:.2f} nats per datapoint"
+        + ("no KL(q || p): the guide is a point estimate" if kl is None else f"KL(q || p) {kl:.2f} nats per datapoint")
     )
     print(f"written: {result['folder']}/inspect.json and its figures", file=sys.stderr)
     return 0
@@ -238,6 +239,15 @@ def _generation_parsers(sub) -> None:
     p.add_argument("--samples", type=int, default=4, help="continuations of each (default 4)")
     p.add_argument("--fraction", type=float, default=0.5, help="the part given (default 0.5)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
+    p = sub.add_parser(
+        "vectorise",
+        parents=[common],
+        help="images as SVG drawings (runs of --model strokes-raster)",
+        description="Encode test images, write each one's decoded strokes as an SVG (one <path> per stroke) and a "
+        "sheet of the images, the model's renders and the SVGs rendered back, into RUN/vectorise/ARGUMENTS/.",
+    )
+    p.add_argument("--data", metavar="SPEC", help="images to vectorise (default the run's own test split)")
+    p.add_argument("-n", type=int, help="images (default 16)")
     p = sub.add_parser(
         "style",
         parents=[common],

@@ -1,5 +1,6 @@
-"""Generation from image runs: class-conditional samples (``pvae sample --label``) and image
-completion (``pvae complete``), as PNG grids in ``RUN/samples/``.
+"""Generation from image runs: class-conditional samples (``pvae sample --label``), image
+completion (``pvae complete``), as PNG grids in ``RUN/samples/``, and vectorisation (``pvae
+vectorise``: images -> SVG drawings, for models that draw strokes).
 
 The sketch counterparts live in ``pvae.sketching``; each data kind (``pvae.data.kinds``) lists the
 commands that apply to its runs.
@@ -8,14 +9,16 @@ commands that apply to its runs.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pvae import render, runs
 from pvae.data.kinds import require_command
 from pvae.errors import UserError
-from pvae.inspect import class_samples, decode_mean, style_grid
+from pvae.inspect import class_samples, decode_mean, point_estimate, style_grid
 
 HIDDEN_GREY = 0.35  # how hidden pixels are drawn in the completion figure's inputs
 
@@ -54,9 +57,14 @@ def sample_run(run: str | os.PathLike, n: int = 100, label: str | int | None = N
         return [style_grid(model, shape, out / "style_content.png")]
     if label is None:
         path = out / "prior.png"
-        images = decode_mean(model, model.prior(n).sample())
+        z = model.prior(n).sample()
+        images = decode_mean(model, z)
         render.image_grid(images.reshape(-1, *shape), path, title="decoded samples of p(z) (pixel means)")
-        return [path]
+        if not model.supports_vectorise:
+            return [path]
+        folder = out / "prior_svg"
+        folder.mkdir(exist_ok=True)
+        return [path, *write_svgs(model, z, folder)]
     y = parse_label(label, model.num_classes, run)
     path = out / f"label_{y}.png"
     images = class_samples(model, torch.full((n,), y, dtype=torch.long))
@@ -89,3 +97,64 @@ def complete_run(run: str | os.PathLike, n: int = 8, samples: int = 5, seed: int
         title=f"{model.visible_quadrants} visible quadrant(s): input, baseline, {samples} CVAE samples, truth",
     )
     return [path]
+
+
+@torch.no_grad()
+def write_svgs(model, z: torch.Tensor, folder: Path, first: int = 0) -> list[Path]:
+    """One SVG per code in ``z`` ``(B, Z)``: the model's drawing of it, ``folder/000.svg``, ...
+    (numbered from ``first``)."""
+    strokes = model.strokes(z)
+    paths = [folder / f"{first + i:03d}.svg" for i in range(len(z))]
+    for i, path in enumerate(paths):
+        render.strokes_svg(strokes[i], model.size, path)
+    return paths
+
+
+def svg_images(paths: list[Path], size: int) -> torch.Tensor:
+    """SVG files rendered back to pixels (``pvae.raster.hard_render`` of their ``<path>`` elements), ``(N, S^2)``."""
+    from pvae.raster import hard_render
+
+    return torch.tensor(np.stack([hard_render(render.read_strokes_svg(p), size) for p in paths]), dtype=torch.float32)
+
+
+@torch.no_grad()
+def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16, seed: int = 0) -> list[Path]:
+    """Encode ``n`` test images (of the run's data, or of ``spec``) with the guide's point estimate
+    of z, write each one's drawing as an SVG, and a sheet: the images, the model's renders of the
+    drawings, and the SVG files rendered back to pixels."""
+    from pvae.data.kinds import kind_of, kind_of_spec
+
+    config, model, guide = _load_images(run, "vectorise")
+    if not model.supports_vectorise:
+        raise UserError(f"{run}: its model does not draw strokes; vectorise runs of --model strokes-raster")
+    shape = tuple(config["data"]["shape"])
+    kind = kind_of(config) if spec is None else kind_of_spec(spec)
+    if kind.name != "image":
+        raise UserError(f"--data {spec}: not image data")
+    loaded = runs.load_data(config, ("test",)) if spec is None else kind.load(spec, splits=("test",))
+    shown, data = loaded.split("test"), kind.evaluation_split(loaded, "test", config)
+    if shown.images.shape[1] != shape[0] * shape[1]:
+        raise UserError(f"--data {spec}: its images are not {shape[0]}x{shape[1]} like the run's")
+    index = torch.linspace(0, len(data) - 1, min(n, len(data))).long()
+    torch.manual_seed(seed)
+    x = data.tensor()[index]
+    y = model.condition(x, None)
+    z = point_estimate(guide.posterior(x, y))
+    folder = runs.output_dir(run, "vectorise", data=_safe(spec or "test"), n=n, seed=seed)
+    paths = write_svgs(model, z, folder)
+    drawn = model.render(model.strokes(z))
+    back = svg_images(paths, model.size)
+    sheet = folder / "sheet.png"
+    rows = torch.cat([shown.tensor()[index].reshape(len(index), -1), drawn, back])
+    render.image_grid(
+        rows.reshape(-1, *shape),
+        sheet,
+        ncol=len(index),
+        title="rows: images; the model's renders of their drawings; the SVG files rendered back",
+    )
+    return [sheet, *paths]
+
+
+def _safe(text: str) -> str:
+    """``text`` as part of a folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60]

@@ -217,11 +217,11 @@ def inspect_run(
         y = model.condition(inputs, data.labels)
         means = posterior_means(guide, inputs, y)
         variances = means.var(0, unbiased=False).numpy()  # Cov_x(E_q[z_u]), Burda et al.
-        kl, kl_exact = kl_per_dimension(model, guide, inputs, y)
+        kl, kl_exact = kl_per_dimension(model, guide, inputs, y) if guide.density else (None, False)
         active = int((variances > ACTIVE_THRESHOLD).sum())
         render.unit_bars(
             variances,
-            kl.numpy(),
+            None if kl is None else kl.numpy(),
             ACTIVE_THRESHOLD,
             folder / "active_units.png",
             title=f"{active} of {len(variances)} units active on {len(data)} {split} datapoints",
@@ -237,9 +237,13 @@ def inspect_run(
         "active_threshold": ACTIVE_THRESHOLD,
         "active_units": active,
         "posterior_mean_variance": [float(v) for v in variances],
-        "kl_per_dim": [float(v) for v in kl],
-        "kl_total": float(kl.sum()),
-        "kl_method": "closed form" if kl_exact else "moment-matched Gaussian marginals",
+        "kl_per_dim": None if kl is None else [float(v) for v in kl],
+        "kl_total": None if kl is None else float(kl.sum()),
+        "kl_method": "none: a point-estimate guide"
+        if kl is None
+        else "closed form"
+        if kl_exact
+        else "moment-matched Gaussian marginals",
     }
     (folder / "inspect.json").write_text(json.dumps(result, indent=2))
     return {**result, "folder": str(folder)}

@@ -77,17 +77,21 @@ class Model(nn.Module):
       No default: every model states it.
     - ``binary``: p(x | z) needs pixels in {0, 1} (grey images are binarised for it).
     - ``supports_completion``: the model has ``complete(y, num_samples)`` (image completion).
+    - ``supports_vectorise``: the model draws its images as strokes: ``strokes(z)`` gives them
+      (``pvae.raster.Strokes``) and ``render(strokes)`` their ink (``pvae vectorise``).
     - ``train_defaults``: training-config values that suit the model (over the trainer's defaults,
       under the user's flags).
     - ``num_classes``: C > 0 conditions p(x, z | y) on class labels y in 0..C-1.
 
-    Hooks the trainer calls before the first epoch, no-ops here: ``init_output_bias(data_mean)``
-    (image data) and ``pretrain(batches, log)``.
+    Hooks the trainer calls, no-ops here: before the first epoch ``init_output_bias(data_mean)``
+    (image data) and ``pretrain(batches, log)``; before every step ``set_progress(step, steps)``
+    (a schedule of the model's own over the run's planned steps).
     """
 
     data_kind: ClassVar[str]
     binary: bool = False
     supports_completion: ClassVar[bool] = False
+    supports_vectorise: ClassVar[bool] = False
     train_defaults: ClassVar[dict[str, Any]] = {}
     num_classes: int = 0
     latent_dim: int
@@ -135,6 +139,9 @@ class Model(nn.Module):
         """Train parts of the model before SVI starts; ``batches()`` is one pass over the training
         split as ``(x, labels)`` batches, ``log`` writes a line; here nothing."""
 
+    def set_progress(self, step: int, steps: int) -> None:
+        """Called before optimiser step ``step`` (from 0) of a run planned for ``steps``; here nothing."""
+
 
 class Guide(nn.Module):
     """Base of the Guide contract: subclasses give ``posterior``; this class gives the Pyro guide.
@@ -146,10 +153,13 @@ class Guide(nn.Module):
       Normal prior, N(0, I) or any other (needed by ``--objective meanfield``).
     - ``factorised``: q is a product over the latent dimensions, ``Independent`` over a
       per-dimension distribution (needed by free bits, ``--kl-floor-mode per-dim``).
+    - ``density``: q(z | x) is a density (not a point estimate): importance weights, bounds on
+      log p(x) and KL(q || p) exist.
     - ``data_kinds``: the data kinds it reads (``Model.data_kind``). No default: every guide states it.
     """
 
     analytic_kl: bool = False
+    density: bool = True
     factorised: bool = False
     data_kinds: ClassVar[tuple[str, ...]]
     latent_dim: int

@@ -21,7 +21,9 @@ guide site must be reparameterised):
   model gradients as IWAE's, guide gradients through z only, weighted by w~_k^2. Unbiased.
 
 Each class declares what it needs before it is built (``Objective``): ``requires_analytic_kl``
-(True for ``meanfield`` alone), read by the trainer to refuse a guide in one line.
+(True for ``meanfield`` alone) and ``requires_density`` (the importance-weighted and
+path-derivative ones), read by the trainer to refuse a guide in one line: with a point-estimate
+guide (``delta``) ``elbo`` and ``meanfield`` train the regularised autoencoder log p(x | z) + log p(z).
 
 How log q is evaluated with detached parameters: ``detach_parameters`` rebuilds Normal,
 MultivariateNormal and LowRankMultivariateNormal (and ``Independent``/expanded wrappers) from
@@ -62,10 +64,13 @@ class Objective:
     :cvar name: its key in ``OBJECTIVES``.
     :cvar requires_analytic_kl: it needs KL(q || p) in closed form at every latent site (the
         guide's ``analytic_kl``); it refuses a guide without one.
+    :cvar requires_density: it needs q to be a density (the guide's ``density``): importance
+        weights p / q and the gradients of log q mean nothing for a point estimate.
     """
 
     name: ClassVar[str]
     requires_analytic_kl: bool = False
+    requires_density: bool = False
 
 
 def _is_latent(site) -> bool:
@@ -262,6 +267,7 @@ class IWAE(_LossFromDifferentiable):
     """
 
     name = "iwae"
+    requires_density = True
     path_derivative = False  # True: guide terms log q with detached parameters (STL)
 
     def __init__(self, num_particles: int = 5, max_plate_nesting: int = 1) -> None:
@@ -544,6 +550,7 @@ class KLControlled(_LossFromDifferentiable):
         super().__init__(num_particles=base.num_particles, max_plate_nesting=base.max_plate_nesting)
         self.base, self.control = base, control
         self.requires_analytic_kl = isinstance(base, Objective) and base.requires_analytic_kl  # the base's
+        self.requires_density = isinstance(base, Objective) and base.requires_density
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         scale = _ScaleLatents(self.control)

@@ -28,7 +28,7 @@ from typing import Any
 
 from pvae.errors import UserError
 
-GROUPS = ("run", "networks", "conditioning", "data", "optimiser", "KL controls")
+GROUPS = ("run", "networks", "drawing", "conditioning", "data", "optimiser", "KL controls")
 # Who reads an option: the trainer itself ("run"), the model's or the guide's constructor
 # ("model", "guide", "networks": either), the data kind ("data"), or the KL controls of a model
 # with a latent code ("latent").
@@ -208,6 +208,18 @@ OPTIONS: dict[str, Option] = {
         Option("unconditional", False, "decoder-only sketch model (no z, no guide)", "networks", bool,
                scope="model"),
         Option("mask_pen", False, "pen loss only up to each sketch's end", "networks", bool, scope="model"),
+        # drawing (--model strokes-raster)
+        Option("segments", 8, "strokes per image, N", "drawing", int, low=1, scope="model", metavar="N"),
+        Option("primitive", "line", "stroke shape: a line or a quadratic Bezier", "drawing",
+               choices=("line", "bezier"), scope="model"),
+        Option("renderer", "soft", "soft (analytic, differentiable) or neural (imitates a hard rasteriser)",
+               "drawing", choices=("soft", "neural"), scope="model"),
+        Option("sigma", 2.0, "soft renderer: ink falloff width in pixels at the start", "drawing", scope="model",
+               needs=(lambda c: c.renderer == "soft", "--renderer soft"), **_positive),
+        Option("sigma_final", 0.5, "soft renderer: the width annealed to (at most --sigma)", "drawing",
+               scope="model", needs=(lambda c: c.renderer == "soft", "--renderer soft"), **_positive),
+        Option("renderer_steps", 2000, "neural renderer: its training steps before SVI", "drawing", int, low=1,
+               scope="model", needs=(lambda c: c.renderer == "neural", "--renderer neural")),
         # conditioning
         Option("conditional", False, "class labels as the condition y of model and guide", "conditioning", bool,
                scope="model", arg="num_classes"),
@@ -304,6 +316,8 @@ class TrainConfig:
             option.check(getattr(self, option.name))
         if self.epochs is None and self.steps is None:
             raise UserError("give --epochs or --steps: a run needs a limit")
+        if self.sigma_final > self.sigma:
+            raise UserError(f"--sigma-final {self.sigma_final}: must be at most --sigma {self.sigma}")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TrainConfig) and self.asdict() == other.asdict()

@@ -102,10 +102,11 @@ def bounds_plot(
 
 
 def unit_bars(
-    variances: np.ndarray, kl: np.ndarray, threshold: float, path: str | os.PathLike, title: str = ""
+    variances: np.ndarray, kl: np.ndarray | None, threshold: float, path: str | os.PathLike, title: str = ""
 ) -> None:
     """Save per-latent-dimension bars: variance of the posterior means (log scale, with the
-    active-unit threshold) and KL(q || p), dimensions sorted by variance."""
+    active-unit threshold) and KL(q || p) (``None``: a point-estimate guide has none), dimensions
+    sorted by variance."""
     order = np.argsort(variances)[::-1]
     fig = Figure(figsize=(max(5.0, 0.18 * len(order)), 4.6))
     top, bottom = fig.subplots(2, 1, sharex=True)
@@ -115,7 +116,10 @@ def unit_bars(
     top.set_yscale("log")
     top.set_ylabel("Cov_x(E_q[z_u])")
     top.legend(fontsize=7)
-    bottom.bar(positions, kl[order], color="C1")
+    if kl is None:
+        bottom.text(0.5, 0.5, "no KL(q || p): the guide is a point estimate", ha="center", transform=bottom.transAxes)
+    else:
+        bottom.bar(positions, kl[order], color="C1")
     bottom.set_ylabel("KL(q || p) (nats)")
     bottom.set_xlabel("latent dimension u")
     bottom.set_xticks(positions, [str(u) for u in order], fontsize=6, rotation=90)
@@ -206,3 +210,52 @@ def sketches_png(drawings: Sequence[Drawing], path: str | os.PathLike, ncol: int
     if title:
         fig.suptitle(title, fontsize=9)
     _save(fig, path)
+
+
+# --- drawings of strokes (pvae.raster.Strokes) as SVG ---------------------------------------------
+# One SVG per drawing, in the renderers' pixel coordinates (viewBox 0 0 S S): each stroke is one
+# <path> (M ... L ... for a line, M ... Q ... for a quadratic Bézier), black, round-capped, with
+# the stroke's width and its ink as the opacity, so a viewer composites overlapping strokes as the
+# renderers' soft OR does.
+
+SVG_SCALE = 10  # the SVG's displayed size is this many times the canvas
+
+
+def strokes_svg(strokes, size: int, path: str | os.PathLike) -> None:
+    """Save one drawing (``Strokes`` with points ``(N, K, 2)``) as an SVG with N ``<path>`` elements."""
+    import svgwrite
+
+    s = strokes.numpy()
+    shown = f"{size * SVG_SCALE}px"
+    svg = svgwrite.Drawing(str(path), size=(shown, shown), viewBox=f"0 0 {size} {size}")
+    svg.add(svg.rect(insert=(0, 0), size=(size, size), fill="white"))
+    for points, width, ink in zip(s.points, s.width, s.ink):
+        xy = [f"{x:.3f} {y:.3f}" for x, y in points]
+        d = f"M {xy[0]} L {xy[1]}" if len(xy) == 2 else f"M {xy[0]} Q {xy[1]} {xy[2]}"
+        svg.add(
+            svg.path(
+                d=d,
+                fill="none",
+                stroke="black",
+                stroke_width=round(float(width), 3),
+                stroke_opacity=round(float(ink), 4),
+                stroke_linecap="round",
+            )
+        )
+    svg.save()
+
+
+def read_strokes_svg(path: str | os.PathLike):
+    """The drawing in an SVG written by ``strokes_svg`` (``Strokes`` of numpy arrays), read from the
+    file's ``<path>`` elements alone: what a viewer of the file would draw."""
+    import xml.etree.ElementTree as ET
+
+    from pvae.raster import Strokes
+
+    points, widths, inks = [], [], []
+    for element in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}path"):
+        numbers = [float(v) for v in element.get("d").replace("M", " ").replace("L", " ").replace("Q", " ").split()]
+        points.append(np.reshape(numbers, (-1, 2)))
+        widths.append(float(element.get("stroke-width")))
+        inks.append(float(element.get("stroke-opacity")))
+    return Strokes(np.array(points), np.array(widths), np.array(inks))

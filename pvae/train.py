@@ -264,6 +264,12 @@ class Trainer:
                     f"{self.kind.name} data (guides for it: {', '.join(readable)})"
                 )
             objective_cls = OBJECTIVES[cfg.objective]
+            if objective_cls.requires_density and not guide_cls.density:
+                others = [name for name, o in OBJECTIVES.items() if not o.requires_density]
+                raise UserError(
+                    f"--objective {cfg.objective} needs a guide with a density, and --guide {cfg.guide} is a point "
+                    f"estimate; choose --objective {' or '.join(others)}"
+                )
             if objective_cls.requires_analytic_kl and not guide_cls.analytic_kl:
                 others = [name for name, o in OBJECTIVES.items() if not o.requires_analytic_kl]
                 raise UserError(
@@ -359,6 +365,7 @@ class Trainer:
                 group["lr"] = schedule(cfg, at.epoch, at.step)
             if self.kl is not None:
                 self.kl.weight = self._kl_weight(at.step)
+            self.model.set_progress(at.step, self.planned_steps())
             x = x.to(self.device)
             y = self.model.condition(x, None if labels is None else labels.to(self.device))
             total = min(cfg.batch_size, len(self.train_split) - at.batch * cfg.batch_size)  # over all ranks
@@ -386,6 +393,13 @@ class Trainer:
                 bar.set_postfix_str(f"loss {at.loss_sum / at.count:.2f}", refresh=False)
             if due:
                 self._checkpoint(at, epoch_state)
+
+    def planned_steps(self) -> int:
+        """The steps this run is planned for: ``--steps``, or ``--epochs`` of batches, whichever is fewer."""
+        cfg = self.config
+        per_epoch = math.ceil(len(self.train_split) / cfg.batch_size)
+        limits = [n for n in (cfg.steps, None if cfg.epochs is None else cfg.epochs * per_epoch) if n is not None]
+        return min(limits)
 
     def _agree_to_stop(self, requests: float, stop: _StopRequests) -> None:
         """Stop after this step when any rank had a stop request (``requests`` > 0, summed over
@@ -532,10 +546,13 @@ class Trainer:
                 at = Position(epoch=at.epoch + 1, step=at.step, skipped=at.skipped)
                 self._checkpoint(at, self.data_generator.get_state())
             extra = "".join(f"  {k} {test[k]:.3f}" for k in test if k not in ("elbo", "recon", "kl"))
+            if self.guide is None or self.guide.density:
+                summary = f"test ELBO {test['elbo']:.2f} nats (KL {test['kl']:.2f})"
+            else:  # a point estimate: log p(x, z) at z = mu(x), and -log p(z) in the KL's place
+                summary = f"test log p(x, mu(x)) {test['elbo']:.2f} nats (-log p(mu(x)) {test['kl']:.2f})"
             self.log(
                 f"epoch {row['epoch']}{'' if cfg.epochs is None else f'/{cfg.epochs}'}  step {at.step}  "
-                f"train loss {row['train_loss']}  test ELBO {test['elbo']:.2f} nats (KL {test['kl']:.2f}){extra}  "
-                f"({seconds:.1f} s)"
+                f"train loss {row['train_loss']}  {summary}{extra}  ({seconds:.1f} s)"
             )
             if self._stopping is not None:
                 raise Interrupted(

@@ -61,6 +61,7 @@ def _model(name: str, **kw) -> Model:
         "sketch": dict(max_len=T, latent_dim=Z, dec_hidden=8, mixtures=2),
         "cvae": dict(data_dim=D, num_classes=C, latent_dim=Z, hidden=[5]),
         "completion": dict(data_dim=D, latent_dim=Z, hidden=[5], baseline_epochs=1),
+        "strokes-raster": dict(data_dim=D, latent_dim=Z, hidden=[5], segments=2),
     }[name]
     return MODELS[name](**{**sizes, **kw})
 
@@ -91,7 +92,17 @@ GUIDE_CASES = [
     for kind in cls.data_kinds
     for kw in ([{"covariance": "diag"}, {"covariance": "full"}] if name == "linear" else [{}])
 ]
-MODEL_CASES = ["gaussian", "linear", "sketch", "cvae", "completion", "cvae-learned-prior", "gaussian-conditional"]
+MODEL_CASES = [
+    "gaussian",
+    "linear",
+    "sketch",
+    "cvae",
+    "completion",
+    "strokes-raster",
+    "cvae-learned-prior",
+    "gaussian-conditional",
+    "strokes-raster-neural-bezier",
+]
 
 
 def _model_case(case: str) -> Model:
@@ -99,6 +110,8 @@ def _model_case(case: str) -> Model:
         return _model("cvae", learned_prior=True)
     if case == "gaussian-conditional":
         return _model("gaussian", num_classes=C)
+    if case == "strokes-raster-neural-bezier":
+        return _model("strokes-raster", renderer="neural", primitive="bezier", renderer_steps=5)
     return _model(case)
 
 
@@ -106,8 +119,8 @@ def _model_case(case: str) -> Model:
 
 
 def test_registries_hold_the_names():
-    assert set(MODELS) == {"gaussian", "linear", "sketch", "cvae", "completion"}
-    assert set(GUIDES) == {"mlp", "linear", "rnn", "diag", "lowrank", "full", "iaf"}
+    assert set(MODELS) == {"gaussian", "linear", "sketch", "cvae", "completion", "strokes-raster"}
+    assert set(GUIDES) == {"mlp", "linear", "rnn", "diag", "lowrank", "full", "iaf", "delta"}
     assert all(issubclass(cls, Model) for cls in MODELS.values())
     assert all(issubclass(cls, Guide) for cls in GUIDES.values())
 
@@ -122,12 +135,14 @@ def test_every_model_declares_its_capabilities(name):
     assert isinstance(cls.binary, bool) and isinstance(cls.supports_completion, bool)
     assert isinstance(cls.train_defaults, dict) and isinstance(cls.num_classes, int)
     assert cls.supports_completion == callable(getattr(cls, "complete", None))
-    assert callable(cls.pretrain) and callable(cls.init_output_bias)
+    assert cls.supports_vectorise == all(callable(getattr(cls, name, None)) for name in ("strokes", "render"))
+    assert callable(cls.pretrain) and callable(cls.init_output_bias) and callable(cls.set_progress)
 
 
 def test_the_base_classes_declare_safe_defaults_and_no_data_kind():
     assert (Model.binary, Model.supports_completion, Model.train_defaults, Model.num_classes) == (False, False, {}, 0)
-    assert (Guide.analytic_kl, Guide.factorised) == (False, False)
+    assert Model.supports_vectorise is False
+    assert (Guide.analytic_kl, Guide.factorised, Guide.density) == (False, False, True)
     assert not hasattr(Model, "data_kind") and not hasattr(Guide, "data_kinds")
     assert MODELS["cvae"].train_defaults == {"conditional": True} and MODELS["gaussian"].train_defaults == {}
     assert MODELS["sketch"].train_defaults["guide"] == "rnn"
@@ -137,7 +152,8 @@ def test_the_base_classes_declare_safe_defaults_and_no_data_kind():
 def test_every_guide_declares_its_capabilities(name):
     cls = GUIDES[name]
     assert cls.data_kinds and set(cls.data_kinds) <= set(KINDS)
-    assert isinstance(cls.analytic_kl, bool) and isinstance(cls.factorised, bool)
+    assert isinstance(cls.analytic_kl, bool) and isinstance(cls.factorised, bool) and isinstance(cls.density, bool)
+    assert cls.density or not cls.factorised  # a point estimate has no factors
     expected = {
         "mlp": ("image",),
         "rnn": ("strokes",),
@@ -169,13 +185,14 @@ def test_model_capabilities_are_true(case):
         with pytest.raises(ValueError, match="give the labels y"):
             model.likelihood(z).log_prob(x)
     # The hooks: init_output_bias starts the decoder at the data mean (image models that have a
-    # decoder bias), pretrain trains only the completion model's baseline; both exist everywhere.
+    # decoder bias), pretrain trains only the completion model's baseline and a neural renderer.
     before = {k: v.clone() for k, v in model.state_dict().items()}
     lines = []
     model.pretrain(lambda: [(x, None)], lines.append)
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed == ({k for k in before if k.startswith("baseline.")} if model.supports_completion else set())
-    assert bool(lines) == model.supports_completion
+    pretrained = "baseline." if model.supports_completion else "renderer." if case.endswith("neural-bezier") else None
+    assert changed == {k for k in before if pretrained and k.startswith(pretrained)}
+    assert bool(lines) == (pretrained is not None)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     mean = torch.linspace(0.2, 0.8, D)
     model.init_output_bias(mean if model.data_kind == "image" else torch.zeros(T, 5))

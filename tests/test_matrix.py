@@ -36,7 +36,13 @@ TINY = dict(
     particles=2,
     batch_size=4,
     steps=2,
+    segments=2,
 )
+
+# Options that change what a model is made of, each value tried in every combination of that model.
+VARIANTS = {
+    "strokes-raster": [dict(renderer=r, primitive=p) for r in ("soft", "neural") for p in ("line", "bezier")],
+}
 
 
 def _tiny_strokes(folder) -> str:
@@ -65,11 +71,11 @@ def specs(tmp_path_factory, one_thread):
         kind.load = originals[name]
 
 
-def _attempt(model: str, guide: str, objective: str, data: str, out) -> str:
+def _attempt(model: str, guide: str, objective: str, data: str, out, variant: dict) -> str:
     """ "trained" after two finite steps, or the refusal's message."""
     tiny = dict(TINY)
     while True:
-        config = TrainConfig.for_model(model=model, guide=guide, objective=objective, data=data, **tiny)
+        config = TrainConfig.for_model(model=model, guide=guide, objective=objective, data=data, **tiny, **variant)
         try:
             trainer = Trainer(config, out, progress=False)
             x, labels = next(trainer.train_split.batches(config.batch_size, trainer.data_generator))
@@ -89,16 +95,20 @@ def _attempt(model: str, guide: str, objective: str, data: str, out) -> str:
 def test_every_combination_trains_or_refuses_in_one_line(specs, tmp_path):
     outcomes = {}
     for model, guide, objective, kind in itertools.product(MODELS, GUIDES, OBJECTIVES, DATA_KINDS):
-        torch.manual_seed(0)
-        outcome = _attempt(model, guide, objective, specs[kind], tmp_path / "unused")
-        assert outcome == "trained" or (outcome and "\n" not in outcome), (model, guide, objective, kind, outcome)
-        outcomes[model, guide, objective, kind] = outcome
+        for variant in VARIANTS.get(model, [{}]):
+            torch.manual_seed(0)
+            outcome = _attempt(model, guide, objective, specs[kind], tmp_path / "unused", variant)
+            key = (model, guide, objective, kind, tuple(variant.values()))
+            assert outcome == "trained" or (outcome and "\n" not in outcome), (*key, outcome)
+            outcomes[key] = outcome
     trained = [c for c, o in outcomes.items() if o == "trained"]
     # every model, guide and objective trains in some combination, on each kind a model reads
     assert {c[0] for c in trained} == set(MODELS)
     assert {c[1] for c in trained} == set(GUIDES)
     assert {c[2] for c in trained} == set(OBJECTIVES)
     assert {c[3] for c in trained} == set(DATA_KINDS)
+    for model, variants in VARIANTS.items():  # and each variant of a model
+        assert {c[4] for c in trained if c[0] == model} == {tuple(v.values()) for v in variants}
     # refusals name the flag at fault
     assert all(o.startswith("--") for o in outcomes.values() if o != "trained")
     print(f"{len(trained)} of {len(outcomes)} combinations train; the others are refused in one line")
