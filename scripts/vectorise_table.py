@@ -1,0 +1,195 @@
+"""Image vectorisation at one equal budget: strokes, primitive, renderer and guide against the
+accuracy of a classifier on the vectorised images (Mihai & Hare 2021's measure) and, where the guide
+has a density, the test NLL.
+
+For each dataset and each N in --segments, primitive, renderer and guide, trains
+``pvae train --model strokes-raster`` for --steps steps of --batch-size images (its own run folder
+under --out; a finished run is reused), then on the test split:
+
+- ``log p(x, z)`` (delta guide: the joint at the point estimate, what it trains on) or the ELBO
+  (diag), nats per image, on the evaluation images;
+- NLL = -L_k (k = --k, 5000 by default) on the first --nll-images test images, diag guide only (a
+  point estimate has no density);
+- accuracy: a small classifier (784-256-10 MLP, trained here on labelled original images) on the
+  SVG files of the vectorised images rendered back to pixels (``pvae.imaging.svg_images``), beside
+  its accuracy on the original images.
+
+Datasets: ``digits`` (built-in; the classifier trains on its train split) and, given
+``--binarized-mnist FILE`` (train/valid/test with test labels), MNIST: the VAE trains on its
+train split; the classifier on 8000 test images drawn at random (the split is sorted by class),
+and both are evaluated on the other 2000.
+
+    python scripts/vectorise_table.py [--binarized-mnist binarized_mnist.npz] [--steps 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pvae import imaging, runs
+from pvae.bounds import elbo_sums, estimate_bounds
+from pvae.data.images import binarize
+from pvae.data.kinds import DATA_KINDS
+from pvae.inspect import point_estimate
+from pvae.memory import keep_freed_memory
+from pvae.nn import batched
+from pvae.raster import BEZIER_PIECES
+from pvae.train import TrainConfig, Trainer
+
+MNIST_CLASSIFIER_TRAIN = 8000  # binarized MNIST: test images the classifier trains on; the rest evaluate
+
+
+def classifier(x: torch.Tensor, labels: torch.Tensor, seed: int, epochs: int = 8) -> nn.Module:
+    """A 784-256-10 MLP trained on images ``x`` ``(N, 784)`` in [0, 1] and their labels."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(x.shape[1], 256), nn.ReLU(), nn.Linear(256, 10))
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        for index in torch.randperm(len(x)).split(128):
+            loss = nn.functional.cross_entropy(net(x[index]), labels[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((net(x).argmax(-1) == labels).float().mean())
+
+
+def datasets(args: argparse.Namespace) -> dict[str, dict]:
+    """Per dataset: its --data spec, the classifier, and the evaluation images (as the run sees them
+    and as originals) with labels."""
+    out = {}
+    digits = DATA_KINDS["image"].load("digits")
+    train, test = digits.split("train"), digits.split("test")
+    out["digits"] = dict(
+        spec="digits",
+        net=classifier(train.images, train.labels, args.seed),
+        originals=test.images[: args.eval_images],
+        labels=test.labels[: args.eval_images],
+    )
+    if args.binarized_mnist is not None:
+        spec = f"binarized-mnist:{args.binarized_mnist.resolve()}"
+        test = DATA_KINDS["image"].load(spec).split("test")
+        order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))  # it is sorted by class
+        fit, rest = order[:MNIST_CLASSIFIER_TRAIN], order[MNIST_CLASSIFIER_TRAIN:]
+        out["binarized MNIST"] = dict(
+            spec=spec,
+            net=classifier(test.images[fit], test.labels[fit], args.seed),
+            originals=test.images[rest][: args.eval_images],
+            labels=test.labels[rest][: args.eval_images],
+        )
+    return out
+
+
+def train(args: argparse.Namespace, spec: str, segments: int, primitive: str, renderer: str, guide: str) -> Path:
+    out = args.out / f"{spec.split(':')[0]}-{segments}-{primitive}-{renderer}-{guide}"
+    config = TrainConfig.for_model(
+        model="strokes-raster",
+        guide=guide,
+        data=spec,
+        segments=segments,
+        primitive=primitive,
+        renderer=renderer,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    if not (out / runs.CHECKPOINT).is_file() or runs.load_checkpoint(out)["position"]["step"] < args.steps:
+        started = time.perf_counter()
+        Trainer(config, out, progress=False, log=lambda line: None).train(resume=(out / runs.CHECKPOINT).is_file())
+        (out / "train_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+    return out
+
+
+@torch.no_grad()
+def evaluate(run: Path, data: dict, args: argparse.Namespace) -> dict[str, float]:
+    config, model, guide = runs.load_run(run)
+    x = data["originals"]
+    if config["data"]["binarize"] == "dynamic":  # as the run's evaluations see grey images
+        x = binarize(x, seed=args.seed + 1)
+    torch.manual_seed(args.seed)
+    recon, kl, n = elbo_sums(model, guide, batched(x, None, 250), seed=args.seed)
+    result = {"joint_or_elbo": (recon - kl) / n, "train_s": float((run / "train_seconds.txt").read_text())}
+    if guide.density:  # a rendered point holds N x pieces x pixels numbers: about 1 GB of them at once
+        pieces = model.segments * (BEZIER_PIECES if model.primitive == "bezier" else 1)
+        bounds = estimate_bounds(
+            model, guide, x[: args.nll_images], [args.k], 10, points_per_chunk=50_000 // pieces, seed=args.seed
+        )
+        result["nll"] = bounds.nll
+    folder = runs.output_dir(run, "vectorise_table", n=len(x), seed=args.seed)
+    paths = []
+    for start, (xb, _) in zip(itertools.count(0, 250), batched(x, None, 250)):
+        z = point_estimate(guide.posterior(xb))
+        paths += imaging.write_svgs(model, z, folder, first=start)
+    vectorised = imaging.svg_images(paths, model.size)
+    result["accuracy"] = accuracy(data["net"], vectorised, data["labels"])
+    return result
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--binarized-mnist", type=Path, metavar="FILE", help="binarized MNIST .npz with test labels")
+    p.add_argument("--segments", type=int, nargs="+", default=[4, 8, 16])
+    p.add_argument("--primitives", nargs="+", default=["line", "bezier"])
+    p.add_argument("--renderers", nargs="+", default=["soft", "neural"])
+    p.add_argument("--guides", nargs="+", default=["delta", "diag"])
+    p.add_argument("--steps", type=int, default=400, help="training steps of every run (default 400)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    p.add_argument("--eval-images", type=int, default=1000, help="test images vectorised and classified")
+    p.add_argument("--nll-images", type=int, default=50, help="test images of the NLL estimate (default 50)")
+    p.add_argument("--k", type=int, default=5000, help="importance samples of the NLL estimate (default 5000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/vectorise_table"))
+    args = p.parse_args(argv)
+    keep_freed_memory()
+    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
+    print(f"command: {command}", flush=True)
+    started = time.perf_counter()
+    rows = []
+    for name, data in datasets(args).items():
+        originals = accuracy(data["net"], data["originals"], data["labels"])
+        print(f"{name}: classifier accuracy on {len(data['labels'])} original test images {originals:.3f}", flush=True)
+        grid = itertools.product(args.segments, args.primitives, args.renderers, args.guides)
+        for segments, primitive, renderer, guide in grid:
+            run = train(args, data["spec"], segments, primitive, renderer, guide)
+            result = evaluate(run, data, args)
+            row = dict(data=name, N=segments, primitive=primitive, renderer=renderer, guide=guide, **result)
+            row["original_accuracy"] = originals
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    minutes = (time.perf_counter() - started) / 60
+    lines = [
+        f"`{command}`: {args.steps} steps of {args.batch_size} images per run, seed {args.seed}; "
+        f"{minutes:.0f} min in all",
+        "",
+        f"| data | N | primitive | renderer | guide | log p(x, z) / ELBO | NLL (L_{args.k}, {args.nll_images} images) "
+        "| accuracy: vectorised | originals | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        nll = f"{r['nll']:.1f}" if "nll" in r else "no density"
+        lines.append(
+            f"| {r['data']} | {r['N']} | {r['primitive']} | {r['renderer']} | {r['guide']} | "
+            f"{r['joint_or_elbo']:.1f} | {nll} | {r['accuracy']:.3f} | {r['original_accuracy']:.3f} | "
+            f"{r['train_s']:.0f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(table + "\n")
+    (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
