@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pvae.distributions.priors import checked_prior
 from pvae.nn import Model, PixelDecoder, one_hot
 
 SOFTPLUS_INV_ONE = 0.5413248546129181  # softplus(0 + c) = 1: a learned prior starts as N(0, I)
@@ -40,6 +41,7 @@ class GaussianVAE(Model):
     :param num_classes: C > 0: p(x | z, y) for class labels y in 0..C-1 (the decoder reads
         [z, onehot(y)]); 0: unconditional.
     :param learned_prior: class-conditional only: p(z | y) with a mean and std per class instead of N(0, I).
+    :param prior: p(z) otherwise, a name of ``pvae.distributions.priors.PRIORS``.
     """
 
     data_kind = "image"
@@ -54,8 +56,10 @@ class GaussianVAE(Model):
         obs_scale: float | None = None,
         num_classes: int = 0,
         learned_prior: bool = False,
+        prior: str = "normal",
     ) -> None:
         super().__init__()
+        self.prior_name = checked_prior(prior, latent_dim)
         if num_classes < 0:
             raise ValueError(f"num_classes must not be negative, not {num_classes}")
         if learned_prior and not num_classes:

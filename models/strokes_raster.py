@@ -36,6 +36,7 @@ import pyro.distributions as dist
 import torch
 
 from pvae.distributions import BernoulliImage
+from pvae.distributions.priors import checked_prior
 from pvae.nn import Model, mlp
 from pvae.raster import CONTROL_POINTS, WIDTH_RANGE, NeuralRenderer, Strokes, soft_render
 
@@ -63,6 +64,7 @@ class StrokesRaster(Model):
     :param sigma: soft renderer: the falloff width in pixels at the start of training.
     :param sigma_final: soft renderer: the width it is annealed to (at most ``sigma``).
     :param renderer_steps: neural renderer: its training steps in ``pretrain``.
+    :param prior: p(z), a name of ``pvae.distributions.priors.PRIORS``.
     """
 
     data_kind = "image"
@@ -81,8 +83,10 @@ class StrokesRaster(Model):
         sigma: float = 2.0,
         sigma_final: float = 0.5,
         renderer_steps: int = 2000,
+        prior: str = "normal",
     ) -> None:
         super().__init__()
+        self.prior_name = checked_prior(prior, latent_dim)
         size = math.isqrt(data_dim)
         if size * size != data_dim:
             raise ValueError(f"strokes-raster draws square images; {data_dim} pixels are not a square")

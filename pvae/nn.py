@@ -82,6 +82,8 @@ class Model(nn.Module):
     - ``train_defaults``: training-config values that suit the model (over the trainer's defaults,
       under the user's flags).
     - ``num_classes``: C > 0 conditions p(x, z | y) on class labels y in 0..C-1.
+    - ``prior_name``: the p(z) of ``prior`` (``pvae.distributions.priors.PRIORS``); models with a
+      ``prior`` constructor argument (the ``--prior`` option) set it.
 
     Hooks the trainer calls, no-ops here: before the first epoch ``init_output_bias(data_mean)``
     (image data) and ``pretrain(batches, log)``; before every step ``set_progress(step, steps)``
@@ -94,6 +96,7 @@ class Model(nn.Module):
     supports_vectorise: ClassVar[bool] = False
     train_defaults: ClassVar[dict[str, Any]] = {}
     num_classes: int = 0
+    prior_name: str = "normal"
     latent_dim: int
 
     def __init__(self) -> None:
@@ -113,8 +116,11 @@ class Model(nn.Module):
         return labels
 
     def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
-        """p(z | y), here N(0, I): batch ``(batch_size,)``, event ``(Z,)``."""
-        return standard_normal(batch_size, self.latent_dim, self._zero)
+        """p(z | y), here the prior called ``prior_name`` (N(0, I) by default): batch ``(batch_size,)``,
+        event ``(Z,)``."""
+        from pvae.distributions.priors import PRIORS
+
+        return PRIORS[self.prior_name](batch_size, self.latent_dim, self._zero)
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         raise NotImplementedError

@@ -38,7 +38,9 @@ of the data plate; the data plate is ``pyro.plate("data", B)`` at dim -1 (docs/a
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -53,7 +55,9 @@ from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from pyro.util import check_if_enumerated, get_rng_state, set_rng_state, warn_if_nan
+from torch import nn
 from torch.distributions import kl_divergence
+from torch.nn import functional as F
 
 from pvae.errors import UserError
 
@@ -66,11 +70,19 @@ class Objective:
         guide's ``analytic_kl``); it refuses a guide without one.
     :cvar requires_density: it needs q to be a density (the guide's ``density``): importance
         weights p / q and the gradients of log q mean nothing for a point estimate.
+    :cvar uses_kl: its loss holds the latent sites' log p(z) - log q(z | x), which the KL controls
+        (weight, annealing, floor) act on.
     """
 
     name: ClassVar[str]
     requires_analytic_kl: bool = False
     requires_density: bool = False
+    uses_kl: bool = True
+    lr_ratio: float = 1.0  # learning rate of ``networks()`` over the model's and guide's
+
+    def networks(self) -> list[nn.Module]:
+        """Modules the objective trains besides the model and the guide (a discriminator)."""
+        return []
 
 
 def _is_latent(site) -> bool:
@@ -205,9 +217,10 @@ class MeanFieldELBO(Objective, TraceMeanField_ELBO):
                 kl_divergence(q_site["fn"], p_site["fn"])
             except NotImplementedError:
                 others = ", ".join(n for n, cls in OBJECTIVES.items() if not cls.requires_analytic_kl)
+                pair = f"guide {_describe(q_site['fn'])}, prior {_describe(p_site['fn'])}"
                 raise UserError(
-                    f"{self.name}: no closed-form KL(q || p) at latent site {name!r} (guide {_describe(q_site['fn'])}, "
-                    f"prior {_describe(p_site['fn'])}); choose another objective ({others})"
+                    f"--objective {self.name}: no closed-form KL(q || p) at latent site {name!r} ({pair}); "
+                    f"choose another objective ({others})"
                 ) from None
         self.checked = True
 
@@ -551,6 +564,10 @@ class KLControlled(_LossFromDifferentiable):
         self.base, self.control = base, control
         self.requires_analytic_kl = isinstance(base, Objective) and base.requires_analytic_kl  # the base's
         self.requires_density = isinstance(base, Objective) and base.requires_density
+        self.lr_ratio = base.lr_ratio if isinstance(base, Objective) else 1.0
+
+    def networks(self) -> list[nn.Module]:
+        return self.base.networks() if isinstance(self.base, Objective) else []
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         scale = _ScaleLatents(self.control)
@@ -592,18 +609,113 @@ class KLControlled(_LossFromDifferentiable):
         return torch.relu(kl.shape[0] * dims * self.control.floor - kl.sum())
 
 
+class Discriminator(nn.Module):
+    """D(z): the logit that z was drawn from the prior rather than from the guide, an MLP with
+    leaky ReLUs (Makhzani et al. 2015 use two hidden layers of 1000 units)."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int] = (256, 256)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip((latent_dim, *hidden), hidden):
+            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else latent_dim, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits ``(...)`` of z ``(..., Z)``."""
+        return self.net(z).squeeze(-1)
+
+
+class AAE(_LossFromDifferentiable):
+    r"""The adversarial autoencoder (Makhzani et al. 2015): the reconstruction term of the ELBO,
+    with the KL to the prior replaced by a discriminator that tells prior samples from guide samples.
+    Any prior one can sample works, with or without a density, and any guide, a point estimate too.
+
+    One loss, so one ``loss_and_grads`` and one optimiser step train both players: for each
+    datapoint b (averaged over K particles), with z_b ~ q(z | x_b), z'_b ~ p(z) and w the
+    adversarial weight,
+
+        loss_b = -log p(x_b | z_b)
+                 + w softplus(-D_{\bar\psi}(z_b))                          (the guide: fool D)
+                 + w [softplus(-D_\psi(z'_b)) + softplus(D_\psi(\bar z_b))]    (D: prior 1, guide 0)
+
+    where a bar stops the gradient: the guide's term reads D with detached parameters, and D's term
+    reads z detached. So the guide descends the non-saturating generator loss -log D(z) (Goodfellow
+    et al. 2014: strong gradients while D wins, unlike the minimax log(1 - D(z)) that a gradient
+    reversal would give) and D descends its own cross-entropy, without either term's gradient
+    reaching the other player. Pyro's ``SVI`` finds D's parameters through ``pyro.module``; its
+    learning rate over the autoencoder's is ``lr_ratio`` in ``pvae train`` (with plain SVI, give
+    ``pyro.optim.Adam`` a per-parameter callable).
+
+    :param latent_dim: Z, the size of D's input.
+    :param adversarial_weight: w >= 0.
+    :param disc_hidden: D's hidden sizes.
+    :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
+    """
+
+    name = "aae"
+    uses_kl = False
+
+    def __init__(
+        self,
+        num_particles: int = 1,
+        max_plate_nesting: int = 1,
+        latent_dim: int = 2,
+        adversarial_weight: float = 1.0,
+        disc_hidden: Sequence[int] = (256, 256),
+        disc_lr_ratio: float = 1.0,
+    ) -> None:
+        if not adversarial_weight >= 0:
+            raise ValueError(f"adversarial_weight must not be negative, not {adversarial_weight}")
+        if not disc_lr_ratio > 0:
+            raise ValueError(f"disc_lr_ratio must be positive, not {disc_lr_ratio}")
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+        self.vectorize_particles = True
+        self.max_plate_nesting = max_plate_nesting + 1
+        self.discriminator = Discriminator(latent_dim, disc_hidden)
+        self.adversarial_weight, self.lr_ratio = adversarial_weight, disc_lr_ratio
+
+    def networks(self) -> list[nn.Module]:
+        return [self.discriminator]
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        d = pyro.module("aae_discriminator", self.discriminator)
+        particles = pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+        guide_trace = poutine.trace(particles(guide)).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(*args, **kwargs)
+        site = model_trace.nodes.get("z")
+        if site is None or site["type"] != "sample" or site["is_observed"] or "z" not in guide_trace.nodes:
+            raise UserError("--objective aae needs a model with a latent site 'z' whose prior it can sample")
+        recon = 0.0
+        for node in model_trace.nodes.values():
+            if node["type"] == "sample" and node["is_observed"]:
+                recon = recon + scale_and_mask(node["fn"].log_prob(node["value"]), node["scale"], node["mask"])
+        z = guide_trace.nodes["z"]["value"]  # (K, B, Z)
+        with torch.no_grad():
+            prior_z = site["fn"].sample()  # the prior at the site, expanded over the particles: (K, B, Z)
+        frozen = {name: p.detach() for name, p in d.named_parameters()}
+        fool = F.softplus(-torch.func.functional_call(d, frozen, (z,)))
+        judge = F.softplus(-d(prior_z)) + F.softplus(d(z.detach()))
+        return (-recon + self.adversarial_weight * (fool + judge)).mean(0).sum()
+
+
 OBJECTIVES: dict[str, type[ELBO]] = {
-    cls.name: cls for cls in (TraceELBO, MeanFieldELBO, IWAE, ELBOSTL, IWAESTL, IWAEDReG)
+    cls.name: cls for cls in (TraceELBO, MeanFieldELBO, IWAE, ELBOSTL, IWAESTL, IWAEDReG, AAE)
 }
 """Every objective by name; the classes declare their capabilities (``Objective``)."""
 
 
-def make_objective(name: str, num_particles: int = 1, max_plate_nesting: int = 1, kl: KLControl | None = None) -> ELBO:
+def make_objective(
+    name: str, num_particles: int = 1, max_plate_nesting: int = 1, kl: KLControl | None = None, **options
+) -> ELBO:
     """The objective called ``name`` (a key of ``OBJECTIVES``) with K = ``num_particles``, wrapped
-    in ``KLControlled`` when a ``KLControl`` is given."""
+    in ``KLControlled`` when a ``KLControl`` is given; ``options`` (e.g. ``latent_dim``,
+    ``adversarial_weight``) reach its constructor where it has a parameter of that name."""
     if not isinstance(num_particles, int) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive integer, not {num_particles!r}")
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
-    objective = OBJECTIVES[name](num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+    cls = OBJECTIVES[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    options = {k: v for k, v in options.items() if k in accepted}
+    objective = cls(num_particles=num_particles, max_plate_nesting=max_plate_nesting, **options)
     return objective if kl is None else KLControlled(objective, kl)

@@ -28,11 +28,11 @@ from typing import Any
 
 from pvae.errors import UserError
 
-GROUPS = ("run", "networks", "drawing", "conditioning", "data", "optimiser", "KL controls")
+GROUPS = ("run", "networks", "drawing", "conditioning", "data", "optimiser", "KL controls", "adversarial")
 # Who reads an option: the trainer itself ("run"), the model's or the guide's constructor
 # ("model", "guide", "networks": either), the data kind ("data"), or the KL controls of a model
-# with a latent code ("latent").
-SCOPES = ("run", "model", "guide", "networks", "data", "latent")
+# with a latent code ("latent"), or the objective's constructor ("objective").
+SCOPES = ("run", "model", "guide", "networks", "data", "latent", "objective")
 CONSTRUCTOR_SCOPES = ("model", "guide", "networks")  # options passed to model and guide constructors
 
 
@@ -133,6 +133,12 @@ def _models() -> tuple[str, ...]:
     return tuple(MODELS)
 
 
+def _priors() -> tuple[str, ...]:
+    from pvae.distributions.priors import PRIORS
+
+    return tuple(PRIORS)
+
+
 def _guides() -> tuple[str, ...]:
     from guides import GUIDES
 
@@ -187,6 +193,8 @@ OPTIONS: dict[str, Option] = {
         Option("latent_dim", 20, "latent dimensions", "networks", int, low=1, scope="networks", metavar="Z"),
         Option("hidden", [400], "MLP hidden sizes", "networks", int, low=1, nargs="+", scope="networks", metavar="H"),
         Option("activation", "relu", "MLP hidden activation", "networks", scope="networks", choices=_activations),
+        Option("prior", "normal", "p(z): standard normal, or the AAE paper's mixture of 10 Gaussians", "networks",
+               choices=_priors, scope="model"),
         Option("likelihood", "bernoulli", "pixel likelihood", "networks", choices=("bernoulli", "gaussian"),
                scope="model"),
         Option("obs_scale", None, "fixed pixel std of a gaussian likelihood", "networks", optional=True,
@@ -261,6 +269,13 @@ OPTIONS: dict[str, Option] = {
         Option("kl_floor_mode", "total", "floor the mean KL per dimension (sketch-rnn) or each dimension (free bits)",
                "KL controls", choices=("total", "per-dim"), scope="latent",
                needs=(lambda c: c.kl_floor > 0, "--kl-floor > 0")),
+        # adversarial
+        Option("adversarial_weight", 1.0, "aae: weight w of the adversarial terms", "adversarial", float, low=0.0,
+               scope="objective"),
+        Option("disc_hidden", [256, 256], "aae: discriminator hidden sizes", "adversarial", int, low=1, nargs="+",
+               scope="objective", metavar="H"),
+        Option("disc_lr_ratio", 1.0, "aae: discriminator learning rate over the autoencoder's", "adversarial",
+               scope="objective", **_positive),
     ]
 }  # fmt: skip
 

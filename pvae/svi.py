@@ -20,6 +20,7 @@ from torch import nn
 
 from pvae import distributed
 from pvae.distributed import Ranks
+from pvae.objectives import Objective
 
 
 class NonFinite(ArithmeticError):
@@ -34,8 +35,9 @@ FLAGS = 2  # numbers a step can share with the other ranks besides its loss (the
 
 
 class ObjectiveLoss(nn.Module):
-    """The objective's differentiable loss of a batch as a module, whose submodules are the model
-    and the guide: the one module ``DistributedDataParallel`` wraps (``pvae.distributed``).
+    """The objective's differentiable loss of a batch as a module, whose submodules are the model,
+    the guide and the objective's own networks (``Objective.networks``: a discriminator): the one
+    module ``DistributedDataParallel`` wraps (``pvae.distributed``).
 
     ``report`` is a side channel through the gradient all-reduce: a parameter that no optimiser
     updates, added to the loss as ``report . values``, so after backward its gradient holds the
@@ -46,6 +48,7 @@ class ObjectiveLoss(nn.Module):
     def __init__(self, model: nn.Module, guide: nn.Module | None, objective: ELBO, reports: int = 0) -> None:
         super().__init__()
         self.model, self.guide, self.objective = model, guide, objective
+        self.networks = nn.ModuleList(objective.networks() if isinstance(objective, Objective) else [])
         self.report = nn.Parameter(torch.zeros(reports))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -242,9 +242,16 @@ class Trainer:
             if not len(split):
                 raise UserError(f"--data {config.data}: the {name} split is empty")
         self.kl = self._kl_control()
-        objective = make_objective(config.objective, config.particles, kl=self.kl)
+        options = {o.argument: getattr(config, o.name) for o in OPTIONS.values() if o.scope == "objective"}
+        objective = make_objective(
+            config.objective, config.particles, kl=self.kl, latent_dim=self.model.latent_dim, **options
+        )
         params = list(self.model.parameters()) + ([] if self.guide is None else list(self.guide.parameters()))
-        optimizer = make_optimizer(params, config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
+        groups = [{"params": params, "lr_ratio": 1.0}]
+        extra = [p for network in objective.networks() for p in network.parameters()]
+        if extra:  # a discriminator, at its own learning rate
+            groups.append({"params": extra, "lr_ratio": objective.lr_ratio})
+        optimizer = make_optimizer(groups, config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
         self.svi = SVI(self.model, self.guide, objective, optimizer, clip_value=config.clip_value, ranks=ranks)
         self.data_generator = torch.Generator().manual_seed(config.seed)
 
@@ -254,6 +261,7 @@ class Trainer:
         cfg = self.config
         has_latent = self.model.latent_dim > 0
         guide_cls = runs.registry("guide").get(cfg.guide) if has_latent else None
+        objective_cls = OBJECTIVES[cfg.objective]
         if has_latent:
             if guide_cls is None:
                 raise UserError(f"--guide {cfg.guide}: unknown; choose one of {', '.join(runs.registry('guide'))}")
@@ -263,7 +271,6 @@ class Trainer:
                     f"--guide {cfg.guide} reads {' or '.join(guide_cls.data_kinds)} data; --data {cfg.data} is "
                     f"{self.kind.name} data (guides for it: {', '.join(readable)})"
                 )
-            objective_cls = OBJECTIVES[cfg.objective]
             if objective_cls.requires_density and not guide_cls.density:
                 others = [name for name, o in OBJECTIVES.items() if not o.requires_density]
                 raise UserError(
@@ -278,14 +285,17 @@ class Trainer:
                 )
         model_args = runs.accepted_arguments(model_cls)
         guide_args = runs.accepted_arguments(guide_cls) if guide_cls is not None else set()
+        objective_args = runs.accepted_arguments(objective_cls)
         pair = f"--model {cfg.model}" + (f" with --guide {cfg.guide}" if has_latent else "")
         no_latent = f"--model {cfg.model} (no latent code, so no guide)"
+        no_kl = no_latent if not has_latent else f"--objective {cfg.objective} (no KL term)"
         readers = {
             "model": (model_args.__contains__, f"--model {cfg.model}"),
             "guide": (guide_args.__contains__, f"--guide {cfg.guide}" if has_latent else no_latent),
             "networks": (lambda a: a in model_args or a in guide_args, pair),
             "data": (self.kind.options.__contains__, f"{self.kind.name} data (--data {cfg.data})"),
-            "latent": (lambda name: has_latent, no_latent),
+            "latent": (lambda name: has_latent and objective_cls.uses_kl, no_kl),
+            "objective": (objective_args.__contains__, f"--objective {cfg.objective}"),
         }
         unused = unused_options(cfg, readers)
         if unused:
@@ -343,6 +353,7 @@ class Trainer:
                 self.out,
                 {
                     "model": self.model.state_dict(),
+                    "objective": self.svi.module.networks.state_dict(),  # a discriminator, if any
                     "guide": None if self.guide is None else self.guide.state_dict(),
                     "optimizer": self.svi.optimizer.state_dict(),
                     "position": dataclasses.asdict(dataclasses.replace(at, rows=len(self._metrics))),
@@ -362,7 +373,7 @@ class Trainer:
             if (cfg.steps is not None and at.step >= cfg.steps) or self._stopping is not None:
                 return
             for group in self.svi.optimizer.param_groups:
-                group["lr"] = schedule(cfg, at.epoch, at.step)
+                group["lr"] = schedule(cfg, at.epoch, at.step) * group["lr_ratio"]
             if self.kl is not None:
                 self.kl.weight = self._kl_weight(at.step)
             self.model.set_progress(at.step, self.planned_steps())
@@ -482,6 +493,7 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             if self.guide is not None:
                 self.guide.load_state_dict(state["guide"])
+            self.svi.module.networks.load_state_dict(state.get("objective", {}))
             self.svi.optimizer.load_state_dict(state["optimizer"])
             self.data_generator.set_state(state["data_generator"])
             self._restore_rng(state["rng"], at.step)

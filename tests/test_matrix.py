@@ -41,6 +41,7 @@ TINY = dict(
 
 # Options that change what a model is made of, each value tried in every combination of that model.
 VARIANTS = {
+    "gaussian": [dict(prior="normal"), dict(prior="mog10")],
     "strokes-raster": [dict(renderer=r, primitive=p) for r in ("soft", "neural") for p in ("line", "bezier")],
 }
 

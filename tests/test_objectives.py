@@ -270,7 +270,8 @@ def test_meanfield_refuses_a_guide_without_a_closed_form_kl():
     model, guide = GaussianVAE(6, latent_dim=3), IAFGuide(latent_dim=3, data_dim=6)
     x = torch.bernoulli(torch.full((4, 6), 0.4))
     before = [p.detach().clone() for p in guide.parameters()]
-    message = r"meanfield: no closed-form KL\(q \|\| p\) at latent site 'z' \(guide FlowPosterior.*\(elbo, iwae,"
+    message = r"--objective meanfield: no closed-form KL\(q \|\| p\) at latent site 'z' \(guide FlowPosterior"
+    message += r".*\(elbo, iwae,"
     svi = pyro.infer.SVI(model.model, guide.guide, pyro.optim.Adam({"lr": 0.1}), loss=make_objective("meanfield", 2))
     with pytest.raises(UserError, match=message) as error:
         svi.step(x)
@@ -302,7 +303,7 @@ def test_meanfield_draws_what_pyro_draws(tiny):
 
 
 def test_one_registry_names_every_objective_and_its_capabilities():
-    assert list(OBJECTIVES) == ["elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg"]
+    assert list(OBJECTIVES) == ["elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg", "aae"]
     for name, cls in OBJECTIVES.items():
         assert cls.name == name and issubclass(cls, pyro.infer.ELBO)
         assert cls.requires_analytic_kl is (name == "meanfield")  # a class attribute, read before building
@@ -311,6 +312,10 @@ def test_one_registry_names_every_objective_and_its_capabilities():
         controlled = make_objective(name, 2, kl=KLControl(weight=0.5))
         assert type(controlled) is KLControlled and type(controlled.base) is cls
         assert controlled.requires_analytic_kl is cls.requires_analytic_kl
+        assert controlled.requires_density is cls.requires_density
+        assert controlled.networks() == objective.networks() == [] or name == "aae"
+        assert cls.requires_density is (name in ("iwae", "elbo-stl", "iwae-stl", "iwae-dreg"))
+        assert cls.uses_kl is (name != "aae")
 
 
 @pytest.mark.parametrize("name", ["elbo", "meanfield", "iwae"])

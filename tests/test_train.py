@@ -53,6 +53,7 @@ def test_train_writes_the_run_folder_and_improves(tmp_path):
             "obs_scale": None,
             "num_classes": 0,
             "learned_prior": False,
+            "prior": "normal",
         },
     }
     trainer = Trainer(TrainConfig(**config["train"]), tmp_path / "unused", progress=False)
