@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pvae.distributions.priors import checked_prior
+from pvae.distributions.priors import MOG_COMPONENTS, checked_prior, mixture_component
 from pvae.nn import Model, PixelDecoder, one_hot
 
 SOFTPLUS_INV_ONE = 0.5413248546129181  # softplus(0 + c) = 1: a learned prior starts as N(0, I)
@@ -42,6 +42,10 @@ class GaussianVAE(Model):
         [z, onehot(y)]); 0: unconditional.
     :param learned_prior: class-conditional only: p(z | y) with a mean and std per class instead of N(0, I).
     :param prior: p(z) otherwise, a name of ``pvae.distributions.priors.PRIORS``.
+    :param label_regularised: class labels pick the component of the mog10 prior, p(z | y) = its
+        y-th Gaussian, and reach neither decoder nor guide (``guide_reads_labels``): the
+        label-regularised adversarial autoencoder (Makhzani et al. 2015, figure 4); needs
+        ``prior="mog10"`` and at most 10 classes.
     """
 
     data_kind = "image"
@@ -57,9 +61,17 @@ class GaussianVAE(Model):
         num_classes: int = 0,
         learned_prior: bool = False,
         prior: str = "normal",
+        label_regularised: bool = False,
     ) -> None:
         super().__init__()
         self.prior_name = checked_prior(prior, latent_dim)
+        if label_regularised and (prior != "mog10" or not 0 < num_classes <= MOG_COMPONENTS):
+            raise ValueError(
+                f"label_regularised needs the mog10 prior and 1-{MOG_COMPONENTS} classes, not the {prior} prior "
+                f"with {num_classes}"
+            )
+        self.label_regularised = label_regularised
+        self.guide_reads_labels = not label_regularised
         if num_classes < 0:
             raise ValueError(f"num_classes must not be negative, not {num_classes}")
         if learned_prior and not num_classes:
@@ -67,7 +79,8 @@ class GaussianVAE(Model):
                 "learned_prior needs class labels (num_classes > 0): p(z | y) has one mean and std per class"
             )
         self.data_dim, self.latent_dim, self.num_classes = data_dim, latent_dim, num_classes
-        self.decoder = PixelDecoder(latent_dim + num_classes, data_dim, hidden, activation, likelihood, obs_scale)
+        code = latent_dim + (0 if label_regularised else num_classes)
+        self.decoder = PixelDecoder(code, data_dim, hidden, activation, likelihood, obs_scale)
         self.prior_net = nn.Embedding(num_classes, 2 * latent_dim) if learned_prior else None
         if self.prior_net is not None:
             nn.init.zeros_(self.prior_net.weight)  # starts as N(0, I)
@@ -75,6 +88,8 @@ class GaussianVAE(Model):
 
     def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
         """p(z) = N(0, I), or p(z | y) with ``learned_prior``: batch ``(batch_size,)``, event ``(Z,)``."""
+        if self.label_regularised:
+            return mixture_component(self._labels(y), self.latent_dim, self._zero)
         if self.prior_net is None:
             return super().prior(batch_size, y)
         loc, raw = self.prior_net(self._labels(y)).chunk(2, dim=-1)
@@ -82,7 +97,7 @@ class GaussianVAE(Model):
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         """p(x | z) or p(x | z, y): batch ``z.shape[:-1]``, event ``(D,)``."""
-        if not self.num_classes:
+        if not self.num_classes or self.label_regularised:
             return self.decoder(z)
         code = one_hot(self._labels(y), self.num_classes, z).expand(*z.shape[:-1], self.num_classes)
         return self.decoder(torch.cat([z, code], -1))

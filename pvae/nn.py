@@ -82,6 +82,8 @@ class Model(nn.Module):
     - ``train_defaults``: training-config values that suit the model (over the trainer's defaults,
       under the user's flags).
     - ``num_classes``: C > 0 conditions p(x, z | y) on class labels y in 0..C-1.
+    - ``guide_reads_labels``: a class-conditional model's labels reach the guide too (its
+      ``num_classes``); False where only the prior reads them (the label-regularised AAE).
     - ``prior_name``: the p(z) of ``prior`` (``pvae.distributions.priors.PRIORS``); models with a
       ``prior`` constructor argument (the ``--prior`` option) set it.
 
@@ -96,6 +98,7 @@ class Model(nn.Module):
     supports_vectorise: ClassVar[bool] = False
     train_defaults: ClassVar[dict[str, Any]] = {}
     num_classes: int = 0
+    guide_reads_labels: bool = True
     prior_name: str = "normal"
     latent_dim: int
 

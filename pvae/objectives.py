@@ -72,12 +72,14 @@ class Objective:
         weights p / q and the gradients of log q mean nothing for a point estimate.
     :cvar uses_kl: its loss holds the latent sites' log p(z) - log q(z | x), which the KL controls
         (weight, annealing, floor) act on.
+    :cvar data_kinds: the data kinds it reads (``None``: any; ``ali``'s discriminator reads images).
     """
 
     name: ClassVar[str]
     requires_analytic_kl: bool = False
     requires_density: bool = False
     uses_kl: bool = True
+    data_kinds: tuple[str, ...] | None = None  # the data kinds it reads; None: any
     lr_ratio: float = 1.0  # learning rate of ``networks()`` over the model's and guide's
 
     def networks(self) -> list[nn.Module]:
@@ -610,18 +612,28 @@ class KLControlled(_LossFromDifferentiable):
 
 
 class Discriminator(nn.Module):
-    """D(z): the logit that z was drawn from the prior rather than from the guide, an MLP with
-    leaky ReLUs (Makhzani et al. 2015 use two hidden layers of 1000 units)."""
+    """D(z) or D(z, onehot(y)): the logit that z was drawn from the prior rather than from the guide,
+    an MLP with leaky ReLUs (Makhzani et al. 2015 use two hidden layers of 1000 units).
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int] = (256, 256)) -> None:
+    :param num_classes: C > 0: D also reads the class label y (the label-regularised AAE).
+    """
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int] = (256, 256), num_classes: int = 0) -> None:
         super().__init__()
+        self.num_classes = num_classes
         layers: list[nn.Module] = []
-        for n_in, n_out in zip((latent_dim, *hidden), hidden):
+        inputs = latent_dim + num_classes
+        for n_in, n_out in zip((inputs, *hidden), hidden):
             layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
-        self.net = nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else latent_dim, 1))
+        self.net = nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else inputs, 1))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits ``(...)`` of z ``(..., Z)``."""
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(...)`` of z ``(..., Z)`` (with labels y ``(B,)`` broadcasting against its batch)."""
+        if self.num_classes:
+            if y is None:
+                raise UserError("the discriminator of a class-conditional model reads labels: give y")
+            code = F.one_hot(y.long(), self.num_classes).to(z)
+            z = torch.cat([z, code.expand(*z.shape[:-1], self.num_classes)], -1)
         return self.net(z).squeeze(-1)
 
 
@@ -646,7 +658,12 @@ class AAE(_LossFromDifferentiable):
     learning rate over the autoencoder's is ``lr_ratio`` in ``pvae train`` (with plain SVI, give
     ``pyro.optim.Adam`` a per-parameter callable).
 
+    With class labels (a class-conditional model, ``num_classes`` > 0) D also reads y, and the
+    prior samples z' come from the model's p(z | y): with ``label_regularised`` the y-th Gaussian of
+    the mog10 prior (the paper's figure 4), with the class-conditional decoder N(0, I) (figure 7).
+
     :param latent_dim: Z, the size of D's input.
+    :param num_classes: C: D reads onehot(y) too (given the labels as the loss's second argument).
     :param adversarial_weight: w >= 0.
     :param disc_hidden: D's hidden sizes.
     :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
@@ -660,7 +677,8 @@ class AAE(_LossFromDifferentiable):
         num_particles: int = 1,
         max_plate_nesting: int = 1,
         latent_dim: int = 2,
-        adversarial_weight: float = 1.0,
+        num_classes: int = 0,
+        adversarial_weight: float = 30.0,
         disc_hidden: Sequence[int] = (256, 256),
         disc_lr_ratio: float = 1.0,
     ) -> None:
@@ -671,7 +689,7 @@ class AAE(_LossFromDifferentiable):
         super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
         self.vectorize_particles = True
         self.max_plate_nesting = max_plate_nesting + 1
-        self.discriminator = Discriminator(latent_dim, disc_hidden)
+        self.discriminator = Discriminator(latent_dim, disc_hidden, num_classes)
         self.adversarial_weight, self.lr_ratio = adversarial_weight, disc_lr_ratio
 
     def networks(self) -> list[nn.Module]:
@@ -692,14 +710,86 @@ class AAE(_LossFromDifferentiable):
         z = guide_trace.nodes["z"]["value"]  # (K, B, Z)
         with torch.no_grad():
             prior_z = site["fn"].sample()  # the prior at the site, expanded over the particles: (K, B, Z)
+        y = args[1] if len(args) > 1 else kwargs.get("y")
         frozen = {name: p.detach() for name, p in d.named_parameters()}
-        fool = F.softplus(-torch.func.functional_call(d, frozen, (z,)))
-        judge = F.softplus(-d(prior_z)) + F.softplus(d(z.detach()))
+        fool = F.softplus(-torch.func.functional_call(d, frozen, (z, y)))
+        judge = F.softplus(-d(prior_z, y)) + F.softplus(d(z.detach(), y))
         return (-recon + self.adversarial_weight * (fool + judge)).mean(0).sum()
 
 
+class ALI(_LossFromDifferentiable):
+    r"""Likelihood-free inference by a discriminator over (x, z) pairs: ALI / BiGAN (Dumoulin et al.
+    2017, Donahue et al. 2017), the vectorisation talk's third approach. D(x, z) is the logit that a
+    pair came from the generative model p(z) p(x | z) rather than from the inference model
+    p_data(x) q(z | x); the model and the guide are trained to make the two joints agree,
+
+        min_{theta, phi} max_psi  E_p[log D(x, z)] + E_q[log(1 - D(x, z))],
+
+    without evaluating log p(x | z) or log q(z | x) anywhere. As in ``AAE``, one loss trains all
+    three, each term reading the other player's side detached; per datapoint b, with
+    z_b ~ q(z | x_b), z'_b ~ p(z), x'_b the decoder's draw from p(x | z'_b),
+
+        loss_b = softplus(-D_{\bar\psi}(x_b, z_b)) + softplus(D_{\bar\psi}(x'_b, z'_b))     (model and guide)
+                 + softplus(-D_\psi(\bar x'_b, \bar z'_b)) + softplus(D_\psi(x_b, \bar z_b))   (D)
+
+    (the non-saturating losses). x'_b carries the decoder's gradient through ``rsample`` where its
+    distribution has one (Gaussian pixels) and through its mean otherwise (Bernoulli pixels: the
+    pixel probabilities, as ALI's continuous outputs). D reads flattened images.
+
+    :param data_dim: D, pixels per image.
+    :param latent_dim: Z.
+    :param num_classes: C: D reads onehot(y) too.
+    :param disc_hidden: D's hidden sizes.
+    :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
+    """
+
+    name = "ali"
+    uses_kl = False
+    data_kinds = ("image",)
+
+    def __init__(
+        self,
+        num_particles: int = 1,
+        max_plate_nesting: int = 1,
+        data_dim: int = 784,
+        latent_dim: int = 2,
+        num_classes: int = 0,
+        disc_hidden: Sequence[int] = (256, 256),
+        disc_lr_ratio: float = 1.0,
+    ) -> None:
+        if not disc_lr_ratio > 0:
+            raise ValueError(f"disc_lr_ratio must be positive, not {disc_lr_ratio}")
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+        self.vectorize_particles = True
+        self.max_plate_nesting = max_plate_nesting + 1
+        self.discriminator = Discriminator(data_dim + latent_dim, disc_hidden, num_classes)
+        self.lr_ratio = disc_lr_ratio
+
+    def networks(self) -> list[nn.Module]:
+        return [self.discriminator]
+
+    def differentiable_loss(self, model, guide, x, y=None, **kwargs) -> torch.Tensor:
+        d = pyro.module("ali_discriminator", self.discriminator)
+        particles = pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+        guide_trace = poutine.trace(particles(guide)).get_trace(x, y, **kwargs)
+        generated = poutine.trace(particles(model)).get_trace(None, y, batch_size=x.shape[0])
+        if "z" not in guide_trace.nodes or "z" not in generated.nodes or "x" not in generated.nodes:
+            raise UserError("--objective ali needs a model with a latent site 'z' and an observation site 'x'")
+        z = guide_trace.nodes["z"]["value"]  # (K, B, Z)
+        prior_z = generated.nodes["z"]["value"]
+        fn = generated.nodes["x"]["fn"]
+        fake_x = fn.rsample() if fn.has_rsample else fn.mean  # (K, B, D): the decoder's gradient flows
+        real = torch.cat([x.reshape(x.shape[0], -1).expand(*z.shape[:-1], -1), z], -1)
+        fake = torch.cat([fake_x.reshape(*prior_z.shape[:-1], -1), prior_z], -1)
+        frozen = {name: p.detach() for name, p in d.named_parameters()}
+        fool = F.softplus(-torch.func.functional_call(d, frozen, (real, y)))
+        fool = fool + F.softplus(torch.func.functional_call(d, frozen, (fake, y)))
+        judge = F.softplus(-d(fake.detach(), y)) + F.softplus(d(real.detach(), y))
+        return (fool + judge).mean(0).sum()
+
+
 OBJECTIVES: dict[str, type[ELBO]] = {
-    cls.name: cls for cls in (TraceELBO, MeanFieldELBO, IWAE, ELBOSTL, IWAESTL, IWAEDReG, AAE)
+    cls.name: cls for cls in (TraceELBO, MeanFieldELBO, IWAE, ELBOSTL, IWAESTL, IWAEDReG, AAE, ALI)
 }
 """Every objective by name; the classes declare their capabilities (``Objective``)."""
 

@@ -232,6 +232,8 @@ OPTIONS: dict[str, Option] = {
         Option("conditional", False, "class labels as the condition y of model and guide", "conditioning", bool,
                scope="model", arg="num_classes"),
         Option("learned_prior", False, "p(z | y) learned per class", "conditioning", bool, scope="model"),
+        Option("label_regularised", False, "labels pick a mog10 component of p(z | y) and reach no network "
+               "(label-regularised AAE)", "conditioning", bool, scope="model"),
         Option("visible_quadrants", 1, "completion: quadrants given", "conditioning", int, choices=(1, 2, 3),
                scope="model", metavar="Q"),
         Option("baseline_epochs", 10, "completion: baseline network epochs first", "conditioning", int, low=0,
@@ -270,11 +272,11 @@ OPTIONS: dict[str, Option] = {
                "KL controls", choices=("total", "per-dim"), scope="latent",
                needs=(lambda c: c.kl_floor > 0, "--kl-floor > 0")),
         # adversarial
-        Option("adversarial_weight", 1.0, "aae: weight w of the adversarial terms", "adversarial", float, low=0.0,
-               scope="objective"),
-        Option("disc_hidden", [256, 256], "aae: discriminator hidden sizes", "adversarial", int, low=1, nargs="+",
+        Option("adversarial_weight", 30.0, "aae: weight w of the adversarial terms (the reconstruction is in nats "
+               "over all pixels)", "adversarial", float, low=0.0, scope="objective"),
+        Option("disc_hidden", [256, 256], "aae, ali: discriminator hidden sizes", "adversarial", int, low=1, nargs="+",
                scope="objective", metavar="H"),
-        Option("disc_lr_ratio", 1.0, "aae: discriminator learning rate over the autoencoder's", "adversarial",
+        Option("disc_lr_ratio", 1.0, "aae, ali: discriminator learning rate over the model's", "adversarial",
                scope="objective", **_positive),
     ]
 }  # fmt: skip

@@ -223,6 +223,8 @@ class Trainer:
         self.guide_spec, self.guide = None, None
         self._check_combination(model_cls)
         if self.model.latent_dim > 0:
+            if not self.model.guide_reads_labels:
+                arguments["num_classes"] = 0
             self.guide_spec = runs.make_spec("guide", config.guide, arguments)
             self.guide = runs.build("guide", **self.guide_spec).to(self.device)
             if self.guide.latent_dim != self.model.latent_dim:
@@ -244,7 +246,13 @@ class Trainer:
         self.kl = self._kl_control()
         options = {o.argument: getattr(config, o.name) for o in OPTIONS.values() if o.scope == "objective"}
         objective = make_objective(
-            config.objective, config.particles, kl=self.kl, latent_dim=self.model.latent_dim, **options
+            config.objective,
+            config.particles,
+            kl=self.kl,
+            latent_dim=self.model.latent_dim,
+            num_classes=self.model.num_classes,
+            **self.kind.model_kwargs(self.data),  # data_dim for a discriminator of images
+            **options,
         )
         params = list(self.model.parameters()) + ([] if self.guide is None else list(self.guide.parameters()))
         groups = [{"params": params, "lr_ratio": 1.0}]
@@ -262,6 +270,11 @@ class Trainer:
         has_latent = self.model.latent_dim > 0
         guide_cls = runs.registry("guide").get(cfg.guide) if has_latent else None
         objective_cls = OBJECTIVES[cfg.objective]
+        if objective_cls.data_kinds is not None and self.kind.name not in objective_cls.data_kinds:
+            raise UserError(
+                f"--objective {cfg.objective} reads {' or '.join(objective_cls.data_kinds)} data; --data {cfg.data} is "
+                f"{self.kind.name} data"
+            )
         if has_latent:
             if guide_cls is None:
                 raise UserError(f"--guide {cfg.guide}: unknown; choose one of {', '.join(runs.registry('guide'))}")

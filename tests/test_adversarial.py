@@ -3,6 +3,7 @@ discriminator, what training does to the aggregate posterior, plain Pyro SVI, ba
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from models import GaussianVAE
 from pvae.cli import main
 from pvae.distributions.priors import MOG_COMPONENTS, MOG_RADIUS, MOG_SCALE, mixture_of_gaussians
 from pvae.errors import UserError
-from pvae.objectives import AAE, Discriminator
+from pvae.objectives import AAE, ALI, Discriminator
 
 
 def _mog_log_prob_numpy(z: np.ndarray) -> np.ndarray:
@@ -81,7 +82,7 @@ def test_aae_brings_the_aggregate_posterior_to_the_prior(one_thread):
     x = (torch.rand(256, 64) < torch.linspace(0.05, 0.6, 64)).float()  # 64-pixel toy images
     model, guide = GaussianVAE(64, latent_dim=2, hidden=(32,)), DeltaGuide(latent_dim=2, data_dim=64, hidden=[32])
     guide.head.weight.data.mul_(0.05)  # start with every code near 0, far from N(0, I) in aggregate
-    objective = AAE(latent_dim=2, disc_hidden=(32, 32))
+    objective = AAE(latent_dim=2, disc_hidden=(32, 32), adversarial_weight=1.0)  # about 1 per 64 pixels
     params = [*model.parameters(), *guide.parameters(), *objective.discriminator.parameters()]
     optimiser = torch.optim.Adam(params, lr=3e-3)
 
@@ -149,3 +150,85 @@ def test_aae_run_resumes_with_its_discriminator(tmp_path, one_thread):
     assert any(k.endswith("net.0.weight") for k in state["objective"])
     assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-3, 0.5e-3]
     assert main(["train", "--resume", "--out", run, "--steps", "8", "--no-progress"]) == 0
+
+
+def test_label_regularised_prior_is_the_labels_component():
+    torch.manual_seed(0)
+    model = GaussianVAE(16, latent_dim=3, hidden=(8,), num_classes=10, prior="mog10", label_regularised=True)
+    y = torch.tensor([0, 3, 7])
+    z = torch.randn(3, 3, dtype=torch.float32)
+    # component k alone: N(z_12; r (cos, sin)(2 pi k / 10), s^2 I) N(z_3; 0, 1)
+    angle = 2 * math.pi * y.double() / 10
+    centre = MOG_RADIUS * torch.stack([angle.cos(), angle.sin()], -1)
+    expected = (
+        -((z[:, :2].double() - centre) ** 2).sum(1) / (2 * MOG_SCALE**2)
+        - 2 * math.log(MOG_SCALE * math.sqrt(2 * math.pi))
+        - z[:, 2].double() ** 2 / 2
+        - math.log(math.sqrt(2 * math.pi))
+    )
+    np.testing.assert_allclose(model.prior(3, y).log_prob(z).double().numpy(), expected.numpy(), rtol=1e-5)
+    x = (torch.rand(3, 16) < 0.3).float()
+    assert torch.equal(model.likelihood(z, y).log_prob(x), model.likelihood(z, (y + 1) % 10).log_prob(x))
+    assert not model.guide_reads_labels
+    with pytest.raises(ValueError, match="label_regularised needs the mog10 prior"):
+        GaussianVAE(16, latent_dim=3, num_classes=10, label_regularised=True)
+
+
+def test_label_regularised_aae_trains_with_a_label_free_guide_and_a_labelled_discriminator(tmp_path, one_thread):
+    run = tmp_path / "r"
+    args = ["train", "--objective", "aae", "--prior", "mog10", "--latent-dim", "2", "--guide", "delta"]
+    args += ["--conditional", "--label-regularised", "--data", "digits:64", "--steps", "3", "--hidden", "16"]
+    assert main([*args, "--batch-size", "16", "--out", str(run), "--no-progress"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["guide"]["kwargs"]["num_classes"] == 0 and config["model"]["kwargs"]["num_classes"] == 10
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["objective"]["0.net.0.weight"].shape[1] == 2 + 10  # D reads [z, onehot(y)]
+
+
+def test_each_player_gets_only_its_own_gradient():
+    """AAE: the guide descends -log p(x | z) + w softplus(-D(z)) with D fixed; D descends
+    w [softplus(-D(z')) + softplus(D(z))] with z fixed; written out by hand from the same draws."""
+    torch.manual_seed(0)
+    model, guide = GaussianVAE(16, latent_dim=2, hidden=(8,)), DiagGuide(2, data_dim=16, hidden=[8])
+    aae = AAE(latent_dim=2, disc_hidden=(8,), adversarial_weight=3.0)
+    d = aae.discriminator
+    x = (torch.rand(5, 16) < 0.4).float()
+    players = {"guide": list(guide.parameters()), "model": list(model.parameters()), "d": list(d.parameters())}
+    torch.manual_seed(1)
+    loss = aae.differentiable_loss(model.model, guide.guide, x)
+    ours = {k: torch.autograd.grad(loss, v, retain_graph=True) for k, v in players.items()}
+    torch.manual_seed(1)  # the same draws: z ~ q(z | x) first, then z' ~ p(z), each with a particle dim
+    z = guide.posterior(x).rsample((1,))
+    prior_z = model.prior(5).sample((1,))
+    autoencoder = (-model.likelihood(z).log_prob(x) + 3.0 * torch.nn.functional.softplus(-d(z))).sum()
+    judge = 3.0 * (torch.nn.functional.softplus(-d(prior_z)) + torch.nn.functional.softplus(d(z.detach()))).sum()
+    expected = {
+        "guide": torch.autograd.grad(autoencoder, players["guide"], retain_graph=True),
+        "model": torch.autograd.grad(autoencoder, players["model"], retain_graph=True),
+        "d": torch.autograd.grad(judge, players["d"]),
+    }
+    for player in players:
+        for a, b in zip(ours[player], expected[player]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ali_trains_model_guide_and_discriminator_in_plain_svi():
+    torch.manual_seed(0)
+    pyro.clear_param_store()
+    model, guide = GaussianVAE(16, latent_dim=2, hidden=(8,)), DiagGuide(2, data_dim=16, hidden=[8])
+    svi = pyro.infer.SVI(model.model, guide.guide, pyro.optim.Adam({"lr": 1e-2}), loss=ALI(data_dim=16, latent_dim=2))
+    x = (torch.rand(32, 16) < 0.3).float()
+    losses = [svi.step(x)]  # registers the parameters
+    before = {k: v.detach().clone() for k, v in pyro.get_param_store().items()}
+    losses += [svi.step(x) for _ in range(2)]
+    assert all(math.isfinite(v) for v in losses)
+    store = pyro.get_param_store()
+    for prefix in ("model$$$decoder", "guide$$$trunk", "ali_discriminator$$$"):
+        names = [k for k in store.keys() if k.startswith(prefix)]
+        assert names and all(not torch.equal(store[k], before[k]) for k in names), prefix
+
+
+def test_ali_reads_images_only(tmp_path, capsys):
+    args = ["train", "--objective", "ali", "--model", "sketch", "--guide", "rnn", "--data", "glyphs", "--steps", "1"]
+    assert main([*args, "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "--objective ali reads image data" in capsys.readouterr().err

@@ -303,7 +303,7 @@ def test_meanfield_draws_what_pyro_draws(tiny):
 
 
 def test_one_registry_names_every_objective_and_its_capabilities():
-    assert list(OBJECTIVES) == ["elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg", "aae"]
+    assert list(OBJECTIVES) == ["elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg", "aae", "ali"]
     for name, cls in OBJECTIVES.items():
         assert cls.name == name and issubclass(cls, pyro.infer.ELBO)
         assert cls.requires_analytic_kl is (name == "meanfield")  # a class attribute, read before building
@@ -313,9 +313,9 @@ def test_one_registry_names_every_objective_and_its_capabilities():
         assert type(controlled) is KLControlled and type(controlled.base) is cls
         assert controlled.requires_analytic_kl is cls.requires_analytic_kl
         assert controlled.requires_density is cls.requires_density
-        assert controlled.networks() == objective.networks() == [] or name == "aae"
+        assert controlled.networks() == objective.networks() == [] or name in ("aae", "ali")
         assert cls.requires_density is (name in ("iwae", "elbo-stl", "iwae-stl", "iwae-dreg"))
-        assert cls.uses_kl is (name != "aae")
+        assert cls.uses_kl is (name not in ("aae", "ali"))
 
 
 @pytest.mark.parametrize("name", ["elbo", "meanfield", "iwae"])

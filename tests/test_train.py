@@ -54,6 +54,7 @@ def test_train_writes_the_run_folder_and_improves(tmp_path):
             "num_classes": 0,
             "learned_prior": False,
             "prior": "normal",
+            "label_regularised": False,
         },
     }
     trainer = Trainer(TrainConfig(**config["train"]), tmp_path / "unused", progress=False)

@@ -25,8 +25,8 @@ from pvae.nn import standard_normal
 MOG_COMPONENTS, MOG_RADIUS, MOG_SCALE = 10, 4.0, 0.5
 
 
-def mixture_of_gaussians(batch_size: int, latent_dim: int, like: torch.Tensor) -> dist.Distribution:
-    """The ``mog10`` prior: batch ``(batch_size,)``, event ``(latent_dim,)``; needs latent_dim >= 2."""
+def _components(latent_dim: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means and standard deviations of the mog10 components, each ``(10, latent_dim)``."""
     if latent_dim < 2:
         raise ValueError(f"the mog10 prior needs at least 2 latent dimensions, not {latent_dim}")
     angle = 2 * math.pi * torch.arange(MOG_COMPONENTS, dtype=like.dtype, device=like.device) / MOG_COMPONENTS
@@ -34,9 +34,21 @@ def mixture_of_gaussians(batch_size: int, latent_dim: int, like: torch.Tensor) -
     loc[:, 0], loc[:, 1] = MOG_RADIUS * angle.cos(), MOG_RADIUS * angle.sin()
     scale = like.new_ones(MOG_COMPONENTS, latent_dim)
     scale[:, :2] = MOG_SCALE
+    return loc, scale
+
+
+def mixture_of_gaussians(batch_size: int, latent_dim: int, like: torch.Tensor) -> dist.Distribution:
+    """The ``mog10`` prior: batch ``(batch_size,)``, event ``(latent_dim,)``; needs latent_dim >= 2."""
+    loc, scale = _components(latent_dim, like)
     mixture = dist.Categorical(logits=like.new_zeros(MOG_COMPONENTS))
-    components = dist.Normal(loc, scale).to_event(1)
-    return dist.MixtureSameFamily(mixture, components).expand((batch_size,))
+    return dist.MixtureSameFamily(mixture, dist.Normal(loc, scale).to_event(1)).expand((batch_size,))
+
+
+def mixture_component(labels: torch.Tensor, latent_dim: int, like: torch.Tensor) -> dist.Distribution:
+    """Component ``labels[b]`` of the mog10 prior for each datapoint b: batch ``(B,)``, event
+    ``(latent_dim,)`` (the label-regularised prior of Makhzani et al. 2015, figure 4)."""
+    loc, scale = _components(latent_dim, like)
+    return dist.Normal(loc[labels], scale[labels]).to_event(1)
 
 
 def checked_prior(name: str, latent_dim: int) -> str:

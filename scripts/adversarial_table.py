@@ -1,0 +1,151 @@
+"""VAE, adversarial autoencoders and ALI at one equal budget on binarized MNIST: test NLL, the
+Parzen-window log-likelihood of the AAE paper, active units, and the latent codes of test digits.
+
+Trains four runs of the Gaussian VAE (784-400-Z decoder, diagonal Gaussian guide, the same
+optimiser, steps and seed), differing in the objective and prior only: ``elbo`` (the VAE), ``aae``
+with the normal prior, ``aae`` with the mog10 prior, and ``ali``. Then, on the test split:
+
+- NLL = -L_k (``--k`` 5000) on the first ``--nll-images``: the same importance-weighted evaluator
+  for every run, with each run's own guide q(z | x) as the proposal. L_k is a lower bound on
+  log p(x) for any proposal with a density, so it is valid for the adversarial runs too, but
+  their guides were never trained to cover the posterior (the AAE's q only has to reconstruct and
+  fool D; ALI's only to fool D), so their bound is looser for the same model;
+- Parzen: log (1/S) sum_s N(x; x_s, sigma^2 I) for S = ``--parzen-samples`` decoder means of
+  prior draws, sigma chosen on the validation split from a grid, averaged over ``--parzen-images``
+  test images (the AAE paper's metric; its MNIST figure is 340 +- 2 with an 8-D prior);
+- active units: dimensions u with Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015);
+- a figure: the posterior means of test digits coloured by label, one panel per run (the first two
+  principal components when Z > 2).
+
+    python scripts/adversarial_table.py --data binarized-mnist:binarized_mnist.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from pvae import render, runs
+from pvae.bounds import estimate_bounds
+from pvae.inspect import ACTIVE_THRESHOLD, decode_mean, posterior_means
+from pvae.memory import keep_freed_memory
+from pvae.train import TrainConfig, Trainer
+
+RUNS = {  # name -> the options that differ
+    "VAE (elbo)": dict(objective="elbo"),
+    "AAE, normal prior": dict(objective="aae"),
+    "AAE, mog10 prior": dict(objective="aae", prior="mog10"),
+    "ALI": dict(objective="ali"),
+}
+PAPER_PARZEN = "340 +- 2"  # Makhzani et al. 2015, MNIST, 8-D Gaussian prior
+SIGMAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+
+
+@torch.no_grad()
+def parzen(samples: torch.Tensor, x: torch.Tensor, sigma: float, chunk: int = 100) -> torch.Tensor:
+    """log (1/S) sum_s N(x; x_s, sigma^2 I) for each row of ``x`` ``(N, D)``, samples ``(S, D)``."""
+    d = x.shape[1]
+    out = []
+    for xb in x.split(chunk):
+        sq = torch.cdist(xb.double(), samples.double()) ** 2  # (n, S)
+        log_k = -sq / (2 * sigma**2) - d * math.log(sigma * math.sqrt(2 * math.pi))
+        out.append(torch.logsumexp(log_k, 1) - math.log(len(samples)))
+    return torch.cat(out)
+
+
+def evaluate(run: Path, args: argparse.Namespace) -> dict:
+    config, model, guide = runs.load_run(run)
+    test = runs.load_split(config, "test")
+    valid = runs.load_split(config, "valid")
+    torch.manual_seed(args.seed)
+    x = test.tensor()
+    means = posterior_means(guide, x)
+    active = int((means.var(0, unbiased=False) > ACTIVE_THRESHOLD).sum())
+    bounds = estimate_bounds(model, guide, x[: args.nll_images], [args.k], batch_size=20, seed=args.seed)
+    samples = decode_mean(model, model.prior(args.parzen_samples).sample())
+    chosen = max(SIGMAS, key=lambda s: float(parzen(samples, valid.tensor()[: args.parzen_images], s).mean()))
+    scores = parzen(samples, x[: args.parzen_images], chosen)
+    return {
+        "nll": bounds.nll,
+        "parzen": float(scores.mean()),
+        "parzen_se": float(scores.std() / math.sqrt(len(scores))),
+        "sigma": chosen,
+        "active": active,
+        "means": means[:2000].numpy(),
+        "labels": test.labels[:2000].numpy(),
+    }
+
+
+def scatter(results: dict[str, dict], path: Path) -> None:
+    fig = Figure(figsize=(4 * len(results), 4))
+    for ax, (name, r) in zip(fig.subplots(1, len(results)), results.items()):
+        points = render.principal_components(r["means"])
+        for label in range(10):
+            chosen = r["labels"] == label
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=2, label=str(label))
+        ax.set_title(name, fontsize=9)
+    fig.axes[0].legend(markerscale=4, fontsize=6, ncol=2)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="binarized-mnist:FILE (train, valid and test with test labels)")
+    p.add_argument("--latent-dim", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--k", type=int, default=5000)
+    p.add_argument("--nll-images", type=int, default=200)
+    p.add_argument("--parzen-samples", type=int, default=10000)
+    p.add_argument("--parzen-images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/adversarial_table"))
+    p.add_argument("--figure", type=Path, help="also save the latent scatter here")
+    args = p.parse_args(argv)
+    keep_freed_memory()
+    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
+    print(f"command: {command}", flush=True)
+    started = time.perf_counter()
+    results = {}
+    for name, options in RUNS.items():
+        out = args.out / (name.replace(",", "").replace(" ", "-").replace("(", "").replace(")", "").lower())
+        config = TrainConfig.for_model(
+            data=args.data, guide="diag", latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, **options
+        )
+        done = (out / runs.CHECKPOINT).is_file() and runs.load_checkpoint(out)["position"]["epoch"] >= args.epochs
+        if not done:
+            Trainer(config, out, progress=False, log=lambda line: None).train(resume=(out / runs.CHECKPOINT).is_file())
+        results[name] = evaluate(out, args)
+        shown = {k: v for k, v in results[name].items() if k not in ("means", "labels")}
+        print(f"{name}: {json.dumps(shown)}", flush=True)
+    figure = args.out / "latent_scatter.png"
+    scatter(results, figure)
+    if args.figure is not None:
+        scatter(results, args.figure)
+    minutes = (time.perf_counter() - started) / 60
+    lines = [
+        f"`{command}`: Z = {args.latent_dim}, {args.epochs} epochs, seed {args.seed}; {minutes:.0f} min in all",
+        "",
+        f"| run | NLL (-L_{args.k}, {args.nll_images} images) | Parzen log-likelihood ({args.parzen_samples} samples, "
+        f"{args.parzen_images} images) | sigma | active units |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['nll']:.1f} | {r['parzen']:.0f} +- {r['parzen_se']:.0f} | {r['sigma']} | "
+            f"{r['active']} of {args.latent_dim} |"
+        )
+    lines.append(f"| AAE paper (Makhzani et al. 2015) | | {PAPER_PARZEN} | | |")
+    table = "\n".join(lines)
+    print(table)
+    (args.out / "table.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
