@@ -5,7 +5,9 @@ Trains four runs of the Gaussian VAE (784-400-Z decoder, diagonal Gaussian guide
 optimiser, steps and seed), differing in the objective and prior only: ``elbo`` (the VAE), ``aae``
 with the normal prior, ``aae`` with the mog10 prior, and ``ali``. Then, on the test split:
 
-- NLL = -L_k (``--k`` 5000) on the first ``--nll-images``: the same importance-weighted evaluator
+Test images are taken in a seeded random order (the split is sorted by class).
+
+- NLL = -L_k (``--k`` 5000) on ``--nll-images`` of them: the same importance-weighted evaluator
   for every run, with each run's own guide q(z | x) as the proposal. L_k is a lower bound on
   log p(x) for any proposal with a density, so it is valid for the adversarial runs too, but
   their guides were never trained to cover the posterior (the AAE's q only has to reconstruct and
@@ -65,7 +67,8 @@ def evaluate(run: Path, args: argparse.Namespace) -> dict:
     test = runs.load_split(config, "test")
     valid = runs.load_split(config, "valid")
     torch.manual_seed(args.seed)
-    x = test.tensor()
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))  # sorted by class
+    x, labels = test.tensor()[order], test.labels[order]
     means = posterior_means(guide, x)
     active = int((means.var(0, unbiased=False) > ACTIVE_THRESHOLD).sum())
     bounds = estimate_bounds(model, guide, x[: args.nll_images], [args.k], batch_size=20, seed=args.seed)
@@ -79,7 +82,7 @@ def evaluate(run: Path, args: argparse.Namespace) -> dict:
         "sigma": chosen,
         "active": active,
         "means": means[:2000].numpy(),
-        "labels": test.labels[:2000].numpy(),
+        "labels": labels[:2000].numpy(),
     }
 
 
