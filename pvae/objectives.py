@@ -637,7 +637,30 @@ class Discriminator(nn.Module):
         return self.net(z).squeeze(-1)
 
 
-class AAE(_LossFromDifferentiable):
+class _Adversarial(_LossFromDifferentiable):
+    """What the adversarial objectives share: a discriminator (``networks``) at its own learning
+    rate, K particles vectorised in a plate left of the data plate, and no KL term."""
+
+    uses_kl = False
+
+    def __init__(
+        self, num_particles: int, max_plate_nesting: int, discriminator: nn.Module, disc_lr_ratio: float
+    ) -> None:
+        if not disc_lr_ratio > 0:
+            raise ValueError(f"disc_lr_ratio must be positive, not {disc_lr_ratio}")
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+        self.vectorize_particles = True
+        self.max_plate_nesting = max_plate_nesting + 1
+        self.discriminator, self.lr_ratio = discriminator, disc_lr_ratio
+
+    def networks(self) -> list[nn.Module]:
+        return [self.discriminator]
+
+    def _particles(self) -> pyro.plate:
+        return pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+
+
+class AAE(_Adversarial):
     r"""The adversarial autoencoder (Makhzani et al. 2015): the reconstruction term of the ELBO,
     with the KL to the prior replaced by a discriminator that tells prior samples from guide samples.
     Any prior one can sample works, with or without a density, and any guide, a point estimate too.
@@ -670,7 +693,6 @@ class AAE(_LossFromDifferentiable):
     """
 
     name = "aae"
-    uses_kl = False
 
     def __init__(
         self,
@@ -684,20 +706,13 @@ class AAE(_LossFromDifferentiable):
     ) -> None:
         if not adversarial_weight >= 0:
             raise ValueError(f"adversarial_weight must not be negative, not {adversarial_weight}")
-        if not disc_lr_ratio > 0:
-            raise ValueError(f"disc_lr_ratio must be positive, not {disc_lr_ratio}")
-        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
-        self.vectorize_particles = True
-        self.max_plate_nesting = max_plate_nesting + 1
-        self.discriminator = Discriminator(latent_dim, disc_hidden, num_classes)
-        self.adversarial_weight, self.lr_ratio = adversarial_weight, disc_lr_ratio
-
-    def networks(self) -> list[nn.Module]:
-        return [self.discriminator]
+        discriminator = Discriminator(latent_dim, disc_hidden, num_classes)
+        super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
+        self.adversarial_weight = adversarial_weight
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         d = pyro.module("aae_discriminator", self.discriminator)
-        particles = pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+        particles = self._particles()
         guide_trace = poutine.trace(particles(guide)).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(*args, **kwargs)
         site = model_trace.nodes.get("z")
@@ -717,7 +732,7 @@ class AAE(_LossFromDifferentiable):
         return (-recon + self.adversarial_weight * (fool + judge)).mean(0).sum()
 
 
-class ALI(_LossFromDifferentiable):
+class ALI(_Adversarial):
     r"""Likelihood-free inference by a discriminator over (x, z) pairs: ALI / BiGAN (Dumoulin et al.
     2017, Donahue et al. 2017), the vectorisation talk's third approach. D(x, z) is the logit that a
     pair came from the generative model p(z) p(x | z) rather than from the inference model
@@ -744,7 +759,6 @@ class ALI(_LossFromDifferentiable):
     """
 
     name = "ali"
-    uses_kl = False
     data_kinds = ("image",)
 
     def __init__(
@@ -757,20 +771,12 @@ class ALI(_LossFromDifferentiable):
         disc_hidden: Sequence[int] = (256, 256),
         disc_lr_ratio: float = 1.0,
     ) -> None:
-        if not disc_lr_ratio > 0:
-            raise ValueError(f"disc_lr_ratio must be positive, not {disc_lr_ratio}")
-        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
-        self.vectorize_particles = True
-        self.max_plate_nesting = max_plate_nesting + 1
-        self.discriminator = Discriminator(data_dim + latent_dim, disc_hidden, num_classes)
-        self.lr_ratio = disc_lr_ratio
-
-    def networks(self) -> list[nn.Module]:
-        return [self.discriminator]
+        discriminator = Discriminator(data_dim + latent_dim, disc_hidden, num_classes)
+        super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
 
     def differentiable_loss(self, model, guide, x, y=None, **kwargs) -> torch.Tensor:
         d = pyro.module("ali_discriminator", self.discriminator)
-        particles = pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+        particles = self._particles()
         guide_trace = poutine.trace(particles(guide)).get_trace(x, y, **kwargs)
         generated = poutine.trace(particles(model)).get_trace(None, y, batch_size=x.shape[0])
         if "z" not in guide_trace.nodes or "z" not in generated.nodes or "x" not in generated.nodes:
