@@ -71,7 +71,8 @@ class GaussianVAE(Model):
                 f"with {num_classes}"
             )
         self.label_regularised = label_regularised
-        self.guide_reads_labels = not label_regularised
+        self.guide_reads_labels = self.labels_reach_decoder = not label_regularised
+        self.prior_has_parameters = learned_prior
         if num_classes < 0:
             raise ValueError(f"num_classes must not be negative, not {num_classes}")
         if learned_prior and not num_classes:

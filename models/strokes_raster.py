@@ -16,7 +16,8 @@ Renderers (``--renderer``):
 
 - ``soft``: differentiable; its sigma (pixels) is annealed geometrically from ``sigma`` to
   ``sigma_final`` over the first ``SIGMA_ANNEAL`` of the run's planned steps (``set_progress``),
-  then kept; the current sigma is a buffer of the model, so a saved run evaluates as it ended.
+  then kept; the current sigma and the planned steps are buffers of the model, so a saved run
+  evaluates as it ended and a resumed one keeps its schedule.
 - ``neural``: a network imitating the non-differentiable ``hard_render`` of one stroke, trained
   in ``pretrain`` before SVI (``renderer_steps`` steps on random strokes) and frozen.
 
@@ -107,6 +108,7 @@ class StrokesRaster(Model):
             self.decoder[-1].bias.view(segments, -1)[:, : 2 * self.controls].normal_(0, 1.5)
         self.renderer = NeuralRenderer(primitive, size).requires_grad_(False) if renderer == "neural" else None
         self.register_buffer("sigma", torch.tensor(float(sigma)))
+        self.register_buffer("planned_steps", torch.tensor(0))  # the run's length when it started: 0 until then
 
     def strokes(self, z: torch.Tensor) -> Strokes:
         """The drawing of each code: points ``(..., N, K, 2)`` in pixels, width and ink ``(..., N)``."""
@@ -128,8 +130,12 @@ class StrokesRaster(Model):
         return BernoulliImage(torch.log(p) - torch.log1p(-p))
 
     def set_progress(self, step: int, steps: int) -> None:
-        """sigma = sigma_start (sigma_final / sigma_start)^min(1, step / (SIGMA_ANNEAL steps))."""
-        done = min(1.0, step / max(SIGMA_ANNEAL * steps, 1))
+        """sigma = sigma_start (sigma_final / sigma_start)^min(1, step / (SIGMA_ANNEAL steps)), with
+        ``steps`` the run's planned length when it started (kept in the checkpoint, so a run resumed
+        with a larger limit keeps its schedule)."""
+        if not self.planned_steps:
+            self.planned_steps.fill_(steps)
+        done = min(1.0, step / max(SIGMA_ANNEAL * int(self.planned_steps), 1))
         self.sigma.fill_(self.sigma_start * (self.sigma_final / self.sigma_start) ** done)
 
     def pretrain(self, batches: Callable[[], object], log: Callable[[str], None]) -> None:

@@ -118,10 +118,11 @@ def svg_images(paths: list[Path], size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16, seed: int = 0) -> list[Path]:
+def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16) -> list[Path]:
     """Encode ``n`` test images (of the run's data, or of ``spec``) with the guide's point estimate
     of z, write each one's drawing as an SVG, and a sheet: the images, the model's renders of the
-    drawings, and the SVG files rendered back to pixels."""
+    drawings, and the SVG files rendered back to pixels (deterministic: the guide's mean and the
+    renderers draw nothing at random)."""
     from pvae.data.kinds import kind_of, kind_of_spec
 
     config, model, guide = _load_images(run, "vectorise")
@@ -136,11 +137,10 @@ def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16, 
     if shown.images.shape[1] != shape[0] * shape[1]:
         raise UserError(f"--data {spec}: its images are not {shape[0]}x{shape[1]} like the run's")
     index = torch.linspace(0, len(data) - 1, min(n, len(data))).long()
-    torch.manual_seed(seed)
     x = data.tensor()[index]
     y = model.condition(x, None)
     z = point_estimate(guide.posterior(x, y))
-    folder = runs.output_dir(run, "vectorise", data=_safe(spec or "test"), n=n, seed=seed)
+    folder = runs.output_dir(run, "vectorise", data=_safe(spec or "test"), n=n)
     paths = write_svgs(model, z, folder)
     drawn = model.render(model.strokes(z))
     back = svg_images(paths, model.size)

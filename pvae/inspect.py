@@ -181,12 +181,18 @@ def class_samples(model: nn.Module, labels: torch.Tensor, z: torch.Tensor | None
 
 
 def style_grid(model: nn.Module, shape: tuple[int, int], path: Path, rows: int = 8) -> Path:
-    """Style vs content: one z per row (drawn from the prior of class 0), one class per column."""
+    """Style vs content: one z per row (drawn from the prior of class 0), one class per column; for
+    a model whose labels reach only its prior, one draw of p(z | y) per cell instead."""
     classes = model.num_classes
-    z = model.prior(rows, torch.zeros(rows, dtype=torch.long, device=_device(model))).sample()
     labels = torch.arange(classes).repeat(rows)
-    images = class_samples(model, labels, z.repeat_interleave(classes, 0))
-    render.image_grid(images.reshape(-1, *shape), path, ncol=classes, title="one z per row, one class label per column")
+    if not model.labels_reach_decoder:
+        images = class_samples(model, labels)
+        title = "one draw of z ~ p(z | y) per image, one class label y per column"
+    else:
+        z = model.prior(rows, torch.zeros(rows, dtype=torch.long, device=_device(model))).sample()
+        images = class_samples(model, labels, z.repeat_interleave(classes, 0))
+        title = "one z per row, one class label per column"
+    render.image_grid(images.reshape(-1, *shape), path, ncol=classes, title=title)
     return path
 
 

@@ -82,8 +82,10 @@ class Model(nn.Module):
     - ``train_defaults``: training-config values that suit the model (over the trainer's defaults,
       under the user's flags).
     - ``num_classes``: C > 0 conditions p(x, z | y) on class labels y in 0..C-1.
-    - ``guide_reads_labels``: a class-conditional model's labels reach the guide too (its
-      ``num_classes``); False where only the prior reads them (the label-regularised AAE).
+    - ``guide_reads_labels``, ``labels_reach_decoder``: a class-conditional model's labels reach
+      the guide too (its ``num_classes``) and the decoder; both False where only the prior reads
+      them (the label-regularised AAE).
+    - ``prior_has_parameters``: p(z | y) is learned (objectives that only sample the prior refuse it).
     - ``prior_name``: the p(z) of ``prior`` (``pvae.distributions.priors.PRIORS``); models with a
       ``prior`` constructor argument (the ``--prior`` option) set it.
 
@@ -99,6 +101,8 @@ class Model(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     num_classes: int = 0
     guide_reads_labels: bool = True
+    labels_reach_decoder: bool = True
+    prior_has_parameters: bool = False
     prior_name: str = "normal"
     latent_dim: int
 

@@ -73,12 +73,15 @@ class Objective:
     :cvar uses_kl: its loss holds the latent sites' log p(z) - log q(z | x), which the KL controls
         (weight, annealing, floor) act on.
     :cvar data_kinds: the data kinds it reads (``None``: any; ``ali``'s discriminator reads images).
+    :cvar trains_prior: its loss differentiates log p(z); the adversarial ones only sample the prior,
+        so they refuse a model whose prior has parameters (``Model.prior_has_parameters``).
     """
 
     name: ClassVar[str]
     requires_analytic_kl: bool = False
     requires_density: bool = False
     uses_kl: bool = True
+    trains_prior: bool = True
     data_kinds: tuple[str, ...] | None = None  # the data kinds it reads; None: any
     lr_ratio: float = 1.0  # learning rate of ``networks()`` over the model's and guide's
 
@@ -642,6 +645,7 @@ class _Adversarial(_LossFromDifferentiable):
     rate, K particles vectorised in a plate left of the data plate, and no KL term."""
 
     uses_kl = False
+    trains_prior = False
 
     def __init__(
         self, num_particles: int, max_plate_nesting: int, discriminator: nn.Module, disc_lr_ratio: float

@@ -222,6 +222,11 @@ class Trainer:
         self.model = runs.build("model", **self.model_spec).to(self.device)
         self.guide_spec, self.guide = None, None
         self._check_combination(model_cls)
+        if not OBJECTIVES[config.objective].trains_prior and self.model.prior_has_parameters:
+            raise UserError(
+                f"--objective {config.objective} samples p(z) without training it, and --model {config.model} "
+                "learns its prior; choose another --objective or a fixed prior"
+            )
         if self.model.latent_dim > 0:
             if not self.model.guide_reads_labels:
                 arguments["num_classes"] = 0
@@ -334,7 +339,11 @@ class Trainer:
     def _kl_control(self) -> KLControl | None:
         cfg = self.config
         plain = cfg.kl_weight == 1.0 and cfg.kl_floor == 0 and cfg.kl_anneal_rate is None
-        if self.model.latent_dim == 0 or (plain and cfg.kl_weight_units == "nats"):
+        if (
+            self.model.latent_dim == 0
+            or (plain and cfg.kl_weight_units == "nats")
+            or not OBJECTIVES[cfg.objective].uses_kl
+        ):
             return None
         return KLControl(weight=self._kl_weight(0), floor=cfg.kl_floor, per_dim=cfg.kl_floor_mode == "per-dim")
 
@@ -507,7 +516,10 @@ class Trainer:
             if self.guide is not None:
                 self.guide.load_state_dict(state["guide"])
             self.svi.module.networks.load_state_dict(state.get("objective", {}))
-            self.svi.optimizer.load_state_dict(state["optimizer"])
+            ratios = [group["lr_ratio"] for group in self.svi.optimizer.param_groups]
+            self.svi.optimizer.load_state_dict(state["optimizer"])  # takes the saved groups' keys
+            for group, ratio in zip(self.svi.optimizer.param_groups, ratios):
+                group["lr_ratio"] = ratio
             self.data_generator.set_state(state["data_generator"])
             self._restore_rng(state["rng"], at.step)
             self.svi.validated = True
@@ -515,6 +527,8 @@ class Trainer:
             self.kind.prepare_model(self.model, self.train_split)
             generator = torch.Generator().manual_seed(cfg.seed + 2)
             self.model.pretrain(lambda: self.train_split.batches(cfg.batch_size, generator), self.log)
+            if self.ranks.parallel:  # every rank starts from rank 0's pretrained parts (a frozen renderer)
+                self.model.load_state_dict(self.ranks.broadcast(self.model.state_dict()))
             if self.ranks.rank:  # Monte Carlo draws of their own; rank 0 draws as one process does
                 torch.manual_seed(cfg.seed + self.ranks.rank)
         if self.ranks.main:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pyro
@@ -17,6 +18,7 @@ from pvae.cli import main
 from pvae.distributions.priors import MOG_COMPONENTS, MOG_RADIUS, MOG_SCALE, mixture_of_gaussians
 from pvae.errors import UserError
 from pvae.objectives import AAE, ALI, Discriminator
+from pvae.train import TrainConfig, Trainer
 
 
 def _mog_log_prob_numpy(z: np.ndarray) -> np.ndarray:
@@ -149,7 +151,28 @@ def test_aae_run_resumes_with_its_discriminator(tmp_path, one_thread):
     state = torch.load(f"{run}/checkpoint.pt", weights_only=True)
     assert any(k.endswith("net.0.weight") for k in state["objective"])
     assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-3, 0.5e-3]
-    assert main(["train", "--resume", "--out", run, "--steps", "8", "--no-progress"]) == 0
+    for group in state["optimizer"]["param_groups"]:  # a checkpoint of an earlier version has no ratios
+        del group["lr_ratio"]
+    torch.save(state, f"{run}/checkpoint.pt")
+    config = TrainConfig(**{**json.loads(Path(run, "config.json").read_text())["train"], "steps": 5})
+    trainer = Trainer(config, run, progress=False)
+    seen = []
+    step = trainer.svi.step
+    trainer.svi.step = lambda *a, **k: (
+        seen.append({k: v.clone() for k, v in trainer.svi.module.networks.state_dict().items()}) or step(*a, **k)
+    )
+    trainer.train(resume=True)
+    for name, value in state["objective"].items():  # the resumed run starts from the saved discriminator
+        torch.testing.assert_close(seen[0][name], value)
+    assert [g["lr"] for g in trainer.svi.optimizer.param_groups] == [1e-3, 0.5e-3]
+
+
+@pytest.mark.parametrize("model, flags", [("completion", []), ("cvae", ["--learned-prior"])])
+def test_adversarial_objectives_refuse_a_learned_prior(model, flags, tmp_path, capsys):
+    args = ["train", "--objective", "aae", "--model", model, *flags, "--data", "digits:32", "--steps", "1"]
+    assert main([*args, "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "samples p(z) without training it" in err and err.count("\n") == 1
 
 
 def test_label_regularised_prior_is_the_labels_component():
@@ -183,6 +206,7 @@ def test_label_regularised_aae_trains_with_a_label_free_guide_and_a_labelled_dis
     assert config["guide"]["kwargs"]["num_classes"] == 0 and config["model"]["kwargs"]["num_classes"] == 10
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["objective"]["0.net.0.weight"].shape[1] == 2 + 10  # D reads [z, onehot(y)]
+    assert main(["sample", str(run)]) == 0  # one draw of p(z | y) per cell: the decoder reads no label
 
 
 def test_each_player_gets_only_its_own_gradient():

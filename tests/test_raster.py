@@ -129,7 +129,6 @@ def test_neural_renderer_imitates_the_hard_one(primitive, one_thread):
     renderer = NeuralRenderer(primitive, SIZE, hidden=(128, 256))  # smaller and shorter than the model's
     bce = renderer.fit(steps=600, examples=4096, heldout=512, seed=1)
     assert bce < {"line": 0.08, "bezier": 0.13}[primitive]  # nats per pixel on held-out strokes
-    assert bce >= float(renderer.heldout_entropy) - 1e-6  # the floor: a perfect imitation
     s = random_strokes(512, primitive, SIZE, np.random.default_rng(1))  # other strokes than the held-out ones
     ink = hard_render(s, SIZE).mean()
     constant = -(ink * math.log(ink) + (1 - ink) * math.log(1 - ink))  # BCE of guessing the mean ink everywhere

@@ -40,6 +40,8 @@ def test_sigma_is_annealed_geometrically_then_kept():
     for step, expected in [(0, 4.0), (SIGMA_ANNEAL * steps / 2, 1.0), (SIGMA_ANNEAL * steps, 0.25), (steps, 0.25)]:
         model.set_progress(round(step), steps)
         assert float(model.sigma) == pytest.approx(expected, rel=1e-6)
+    model.set_progress(round(SIGMA_ANNEAL * steps / 2), 2 * steps)  # resumed with a larger limit: the same schedule
+    assert float(model.sigma) == pytest.approx(1.0, rel=1e-6)
 
 
 @pytest.mark.parametrize(

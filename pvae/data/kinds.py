@@ -154,7 +154,7 @@ class ImageKind(DataKind):
         return {
             "sample": lambda a: imaging.sample_run(a.run, a.n or 100, a.label, a.seed),
             "complete": lambda a: imaging.complete_run(a.run, a.n or 8, a.samples, a.seed),
-            "vectorise": lambda a: imaging.vectorise_run(a.run, a.data, a.n or 16, a.seed),
+            "vectorise": lambda a: imaging.vectorise_run(a.run, a.data, a.n or 16),
         }
 
 
