@@ -19,7 +19,7 @@ Datasets: ``digits`` (built-in; the classifier trains on its train split) and, g
 train split; the classifier on 8000 test images drawn at random (the split is sorted by class),
 and both are evaluated on the other 2000.
 
-    python scripts/vectorise_table.py [--binarized-mnist binarized_mnist.npz] [--steps 400]
+    python scripts/vectorise_table.py [--binarized-mnist binarized_mnist.npz] [--no-digits] [--steps 600]
 """
 
 from __future__ import annotations
@@ -67,21 +67,21 @@ def accuracy(net: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def datasets(args: argparse.Namespace) -> dict[str, dict]:
-    """Per dataset: its --data spec, the classifier, and the evaluation images (as the run sees them
-    and as originals) with labels."""
+    """Per dataset: its --data spec, the classifier, and the evaluation images (originals) with labels."""
     out = {}
-    digits = DATA_KINDS["image"].load("digits")
-    train, test = digits.split("train"), digits.split("test")
-    out["digits"] = dict(
-        spec="digits",
-        net=classifier(train.images, train.labels, args.seed),
-        originals=test.images[: args.eval_images],
-        labels=test.labels[: args.eval_images],
-    )
+    if not args.no_digits:
+        digits = DATA_KINDS["image"].load("digits")
+        train, test = digits.split("train"), digits.split("test")
+        out["digits"] = dict(
+            spec="digits",
+            net=classifier(train.images, train.labels, args.seed),
+            originals=test.images[: args.eval_images],
+            labels=test.labels[: args.eval_images],
+        )
     if args.binarized_mnist is not None:
         spec = f"binarized-mnist:{args.binarized_mnist.resolve()}"
         test = DATA_KINDS["image"].load(spec).split("test")
-        order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))  # it is sorted by class
+        order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))  # sorted by class
         fit, rest = order[:MNIST_CLASSIFIER_TRAIN], order[MNIST_CLASSIFIER_TRAIN:]
         out["binarized MNIST"] = dict(
             spec=spec,
@@ -140,14 +140,15 @@ def evaluate(run: Path, data: dict, args: argparse.Namespace) -> dict[str, float
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--binarized-mnist", type=Path, metavar="FILE", help="binarized MNIST .npz with test labels")
+    p.add_argument("--no-digits", action="store_true", help="leave out the built-in digits")
     p.add_argument("--segments", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--primitives", nargs="+", default=["line", "bezier"])
     p.add_argument("--renderers", nargs="+", default=["soft", "neural"])
     p.add_argument("--guides", nargs="+", default=["delta", "diag"])
-    p.add_argument("--steps", type=int, default=400, help="training steps of every run (default 400)")
+    p.add_argument("--steps", type=int, default=600, help="training steps of every run (default 600)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
-    p.add_argument("--eval-images", type=int, default=1000, help="test images vectorised and classified")
-    p.add_argument("--nll-images", type=int, default=50, help="test images of the NLL estimate (default 50)")
+    p.add_argument("--eval-images", type=int, default=500, help="test images vectorised and classified (500)")
+    p.add_argument("--nll-images", type=int, default=20, help="test images of the NLL estimate (default 20)")
     p.add_argument("--k", type=int, default=5000, help="importance samples of the NLL estimate (default 5000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/vectorise_table"))
