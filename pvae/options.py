@@ -133,6 +133,18 @@ def _models() -> tuple[str, ...]:
     return tuple(MODELS)
 
 
+def _primitives() -> tuple[str, ...]:
+    from pvae.raster import CONTROL_POINTS
+
+    return tuple(CONTROL_POINTS)
+
+
+def _renderers() -> tuple[str, ...]:
+    from models.strokes_raster import RENDERERS
+
+    return RENDERERS
+
+
 def _priors() -> tuple[str, ...]:
     from pvae.distributions.priors import PRIORS
 
@@ -219,9 +231,9 @@ OPTIONS: dict[str, Option] = {
         # drawing (--model strokes-raster)
         Option("segments", 8, "strokes per image, N", "drawing", int, low=1, scope="model", metavar="N"),
         Option("primitive", "line", "stroke shape: a line or a quadratic Bezier", "drawing",
-               choices=("line", "bezier"), scope="model"),
+               choices=_primitives, scope="model"),
         Option("renderer", "soft", "soft (analytic, differentiable) or neural (imitates a hard rasteriser)",
-               "drawing", choices=("soft", "neural"), scope="model"),
+               "drawing", choices=_renderers, scope="model"),
         Option("sigma", 2.0, "soft renderer: ink falloff width in pixels at the start", "drawing", scope="model",
                needs=(lambda c: c.renderer == "soft", "--renderer soft"), **_positive),
         Option("sigma_final", 0.5, "soft renderer: the width annealed to (at most --sigma)", "drawing",
