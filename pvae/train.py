@@ -398,7 +398,7 @@ class Trainer:
                 group["lr"] = schedule(cfg, at.epoch, at.step) * group["lr_ratio"]
             if self.kl is not None:
                 self.kl.weight = self._kl_weight(at.step)
-            self.model.set_progress(at.step, self.planned_steps())
+            self.model.set_progress(at.step, self._planned)
             x = x.to(self.device)
             y = self.model.condition(x, None if labels is None else labels.to(self.device))
             total = min(cfg.batch_size, len(self.train_split) - at.batch * cfg.batch_size)  # over all ranks
@@ -540,6 +540,7 @@ class Trainer:
         self._saved, self._saved_at = at.step, time.monotonic()
 
         n_batches = math.ceil(len(self.train_split) / cfg.batch_size)
+        self._planned = self.planned_steps()
         while (limit := self._limit_reached(at)) is None:
             epoch_state = self.data_generator.get_state()
             started = time.perf_counter()
