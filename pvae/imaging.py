@@ -9,7 +9,6 @@ commands that apply to its runs.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +139,7 @@ def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16) 
     x = data.tensor()[index]
     y = model.condition(x, None)
     z = point_estimate(guide.posterior(x, y))
-    folder = runs.output_dir(run, "vectorise", data=_safe(spec or "test"), n=n)
+    folder = runs.output_dir(run, "vectorise", data=spec or "test", n=n)
     paths = write_svgs(model, z, folder)
     drawn = model.render(model.strokes(z))
     back = svg_images(paths, model.size)
@@ -153,8 +152,3 @@ def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16) 
         title="rows: images; the model's renders of their drawings; the SVG files rendered back",
     )
     return [sheet, *paths]
-
-
-def _safe(text: str) -> str:
-    """``text`` as part of a folder name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60]

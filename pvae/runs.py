@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -96,11 +97,14 @@ def load_split(config: dict[str, Any], split: str, data=None):
 
 def output_dir(run: str | os.PathLike, command: str, **arguments: Any) -> Path:
     """``RUN/COMMAND/NAME=VALUE,...``: where an evaluation command writes, one folder per set of
-    arguments, so neither training's outputs nor another evaluation's are overwritten."""
-    shown = ",".join(
-        f"{k}={'all' if v is None else '-'.join(map(str, v)) if isinstance(v, list | tuple) else v}"
-        for k, v in arguments.items()
-    )
+    arguments, so neither training's outputs nor another evaluation's are overwritten. A value
+    with characters a folder name should not hold (a data spec's path) has them replaced by ``_``."""
+
+    def shown_value(v: Any) -> str:
+        text = "all" if v is None else "-".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60]
+
+    shown = ",".join(f"{k}={shown_value(v)}" for k, v in arguments.items())
     folder = Path(run) / command / shown
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -222,11 +222,6 @@ class Trainer:
         self.model = runs.build("model", **self.model_spec).to(self.device)
         self.guide_spec, self.guide = None, None
         self._check_combination(model_cls)
-        if not OBJECTIVES[config.objective].trains_prior and self.model.prior_has_parameters:
-            raise UserError(
-                f"--objective {config.objective} samples p(z) without training it, and --model {config.model} "
-                "learns its prior; choose another --objective or a fixed prior"
-            )
         if self.model.latent_dim > 0:
             if not self.model.guide_reads_labels:
                 arguments["num_classes"] = 0
@@ -275,6 +270,11 @@ class Trainer:
         has_latent = self.model.latent_dim > 0
         guide_cls = runs.registry("guide").get(cfg.guide) if has_latent else None
         objective_cls = OBJECTIVES[cfg.objective]
+        if not objective_cls.trains_prior and self.model.prior_has_parameters:
+            raise UserError(
+                f"--objective {cfg.objective} samples p(z) without training it, and --model {cfg.model} "
+                "learns its prior; choose another --objective or a fixed prior"
+            )
         if objective_cls.data_kinds is not None and self.kind.name not in objective_cls.data_kinds:
             raise UserError(
                 f"--objective {cfg.objective} reads {' or '.join(objective_cls.data_kinds)} data; --data {cfg.data} is "
@@ -427,7 +427,7 @@ class Trainer:
             if due:
                 self._checkpoint(at, epoch_state)
 
-    def planned_steps(self) -> int:
+    def _planned_steps(self) -> int:
         """The steps this run is planned for: ``--steps``, or ``--epochs`` of batches, whichever is fewer."""
         cfg = self.config
         per_epoch = math.ceil(len(self.train_split) / cfg.batch_size)
@@ -540,7 +540,7 @@ class Trainer:
         self._saved, self._saved_at = at.step, time.monotonic()
 
         n_batches = math.ceil(len(self.train_split) / cfg.batch_size)
-        self._planned = self.planned_steps()
+        self._planned = self._planned_steps()
         while (limit := self._limit_reached(at)) is None:
             epoch_state = self.data_generator.get_state()
             started = time.perf_counter()
