@@ -202,6 +202,9 @@ class Trainer:
         self.config, self.out, self.ranks = config, Path(out), ranks
         self.progress = progress and ranks.main
         self.device = _device(device)
+        # Gradients that fade back through a long LSTM turn denormal, and CPUs handle those about 5x
+        # slower (a melody step took 0.85 s instead of 0.17 s): numbers under 1.2e-38 become zero instead.
+        torch.set_flush_denormal(True)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if ranks.main else _silent
         self.kind = kind_of_spec(config.data)
         model_cls = runs.registry("model")[config.model]
