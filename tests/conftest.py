@@ -12,6 +12,28 @@ import torch
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+ABC_NOTES = "CDEFGABc"
+
+
+def write_abc_tunes(path, count: int = 8, bars: int = 4, seed: int = 0):
+    """``count`` 4/4 tunes of ``bars`` bars of eighth and quarter notes and rests, in one ABC file."""
+    rng = np.random.default_rng(seed)
+    tunes = []
+    for i in range(count):
+        bar_texts = []
+        for _ in range(bars):
+            units, text = 0, ""
+            while units < 8:  # eighths per bar
+                length = int(rng.choice([1, 2])) if units < 7 else 1
+                symbol = "z" if rng.random() < 0.1 else ABC_NOTES[rng.integers(len(ABC_NOTES))]
+                text += symbol + ("2" if length == 2 else "")
+                units += length
+            bar_texts.append(text)
+        tunes.append(f"X:{i + 1}\nT:tune {i}\nM:4/4\nL:1/8\nK:C\n" + "|".join(bar_texts) + "|]\n")
+    path.write_text("\n".join(tunes))
+    return path
+
+
 @pytest.fixture
 def shared_file():
     """``shared_file(*parts)``: a path under ../shared/data, or a skip when the checkout has none."""
@@ -23,6 +45,14 @@ def shared_file():
         return path
 
     return find
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Parsed melody corpora are cached in a folder of the test session, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PVAE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(autouse=True)

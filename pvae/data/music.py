@@ -1,0 +1,640 @@
+"""Melodies for MusicVAE-style models (Roberts et al. 2018): monophonic tunes read from ABC
+(music21, including the folk corpora inside music21's package) or MIDI (mido), as MusicVAE's
+melody events at 16 steps a bar, cut into windows of ``bars`` bars and split by tune.
+
+A melody is an int array ``(T,)`` of events, one per sixteenth step: a value ``p >= 0`` is the
+note-on of MIDI pitch ``p`` (ending any sounding note), ``NOTE_OFF`` ends the sounding note and
+``NO_EVENT`` changes nothing (a held note or a continuing rest); a note that ends where the next
+begins needs no ``NOTE_OFF``. Models see tokens (``encode``): 0 for ``NO_EVENT``, 1 for
+``NOTE_OFF`` and ``2 + p - low`` for the note-on of ``p`` in the pitch range ``low..high``.
+
+Only meters of 16 sixteenths a bar (4/4, 2/2) or 8 (2/4: two real bars make one 16-step bar)
+are read; step 0 is the first full bar line (a pickup is dropped), so windows start on bar lines.
+Parsing the Essen collection takes minutes, so ``read_tunes`` keeps what it read in a
+pickle-free ``.npz`` in ``cache_dir()``, keyed by the files' paths, sizes and times.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import importlib
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pvae.data.npz import CORRUPT, one_line
+from pvae.data.strokes import SPLITS, split_seeded
+from pvae.errors import DataError, UserError
+
+STEPS_PER_QUARTER = 4
+STEPS_PER_BAR = 16
+NOTE_OFF = -1  # Magenta's MELODY_NOTE_OFF
+NO_EVENT = -2  # Magenta's MELODY_NO_EVENT
+ENCODING_VERSION = 2  # part of the cache key: bump when reading or encoding changes
+FOLK = {"essen": "essenFolksong", "oneills": "oneills1850"}  # corpora inside music21's package
+MIDI_SUFFIXES = (".mid", ".midi")
+SCHEMES = "folk:essen, folk:oneills, abc:PATH or midi:PATH"
+
+
+# --- events and tokens ----------------------------------------------------------------------------
+
+
+def encode(events: np.ndarray, low: int) -> np.ndarray:
+    """Events (any shape) -> int64 tokens of the same shape: ``NO_EVENT`` 0, ``NOTE_OFF`` 1, pitch
+    ``p`` ``2 + p - low``."""
+    events = np.asarray(events, dtype=np.int64)
+    if np.any((events >= 0) & (events < low)):
+        raise ValueError(f"a pitch below the range's low end {low}")
+    return np.where(events >= 0, events + 2 - low, events + 2)
+
+
+def decode(tokens: np.ndarray | torch.Tensor, low: int) -> np.ndarray:
+    """Tokens (any shape) -> int64 events, the inverse of ``encode``."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    return np.where(tokens >= 2, tokens - 2 + low, tokens - 2)
+
+
+def vocab_size(low: int, high: int) -> int:
+    """The number of tokens of the pitch range ``low..high``: no-event, note-off and one note-on each."""
+    return 3 + high - low
+
+
+def _notes(events: np.ndarray) -> list[tuple[int, int, int]]:
+    """The ``(onset, end, pitch)`` of each note of a melody, in steps; the last note sounds to the
+    end of the melody unless a ``NOTE_OFF`` ends it."""
+    notes, onset, pitch = [], 0, None
+    for step, event in enumerate(np.asarray(events).tolist()):
+        if event != NO_EVENT and pitch is not None:
+            notes.append((onset, step, pitch))
+            pitch = None
+        if event >= 0:
+            onset, pitch = step, event
+    if pitch is not None:
+        notes.append((onset, len(events), pitch))
+    return notes
+
+
+def _events(onsets: np.ndarray, ends: np.ndarray, pitches: np.ndarray) -> np.ndarray:
+    """Non-overlapping notes (steps) -> events ``(max end + 1,)``, ending with the last note's NOTE_OFF."""
+    events = np.full(int(ends.max()) + 1, NO_EVENT, dtype=np.int64)
+    events[ends] = NOTE_OFF
+    events[onsets] = pitches  # after the NOTE_OFFs: a note that begins where one ends replaces its NOTE_OFF
+    return events
+
+
+# --- music21 --------------------------------------------------------------------------------------
+
+
+def _require(module: str, what: str):
+    """The optional ``module`` (music21 or mido), or a ``DataError`` saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DataError(f"{what} needs {module}: pip install 'pvae[music]'") from None
+
+
+def _on_grid(quarters: Fraction) -> bool:
+    return quarters * STEPS_PER_QUARTER % 1 == 0
+
+
+def _meter_changes(measures: list, bar: Fraction) -> bool:
+    """Whether the measures' lengths show a meter other than one of ``bar`` quarters: a measure
+    longer than a bar, or incomplete measures in a row longer than a bar together. (An incomplete
+    measure alone or with its complement, such as a section's last bar and the next one's pickup, is
+    no change; music21 reads an inline ``[M:3/4]`` as no time signature, only bars of that length.)"""
+    run = Fraction(0)
+    for measure in measures:
+        length = Fraction(measure.duration.quarterLength)
+        run = run + length if length < bar else Fraction(0)
+        if length > bar or run > bar:
+            return True
+    return False
+
+
+def _bar_lines(measures: list, bar: Fraction) -> tuple[list[Fraction], list[Fraction]]:
+    """The offsets of the measures from the first full one on, and what to add to a time in each to
+    align it: step 0 is that measure's bar line (a pickup before it is dropped), and every measure
+    at least a bar long starts on a bar line, a rest filling the gap after incomplete measures that
+    do not add up to whole bars."""
+    first = next((i for i, m in enumerate(measures) if m.duration.quarterLength >= bar), None)
+    if first is None:  # no bar lines to align to (music21 makes no measures of a tune of one or two bars)
+        return [Fraction(0)], [Fraction(0)]
+    offsets, shifts, at = [], [], Fraction(0)
+    for measure in measures[first:]:
+        length, offset = Fraction(measure.duration.quarterLength), Fraction(measure.offset)
+        if length >= bar and at % bar:
+            at += bar - at % bar
+        offsets.append(offset)
+        shifts.append(at - offset)
+        at += length
+    return offsets, shifts
+
+
+def _carry_accidentals(measures: list) -> None:
+    """Apply each written accidental to the later notes of the same letter and octave in its bar,
+    as ABC (2.1, section 4.2) and staff notation read it; music21's ABC reader applies it to its
+    own note only, so ``^F2F2`` in C major would be F# then F. In place; music21 marks written
+    accidentals ``displayStatus`` True and those of the key signature False."""
+    from music21 import pitch as pitches
+
+    for measure in measures:
+        written: dict[tuple[str, int], float] = {}
+        for n in measure.recurse().notes:
+            for p in n.pitches:
+                key = (p.step, p.octave)
+                if p.accidental is not None and p.accidental.displayStatus:
+                    written[key] = p.accidental.alter
+                elif key in written:
+                    p.accidental = pitches.Accidental(written[key])
+
+
+def melody_from_stream(stream) -> tuple[np.ndarray | None, str | None]:
+    """A music21 Score/Part/Stream of one tune -> ``(events, None)``, or ``(None, reason)`` when it
+    cannot be used: "no time signature", "meter" (a bar other than 16 or 8 sixteenths), "meter
+    change", "off grid" (an onset or end off the sixteenth grid), "chord" (polyphony), "empty".
+
+    Written accidentals hold to the end of their bar (``_carry_accidentals``), ties are merged
+    and grace notes dropped; step 0 is the first full bar line (a pickup before
+    it is dropped), full bars start on bar lines (``_bar_lines``), and the melody ends with the
+    NOTE_OFF of its last note."""
+    from music21 import chord, harmony, meter
+    from music21 import stream as streams
+
+    parts = stream.getElementsByClass(streams.Part)
+    if len(parts) > 1:
+        return None, "chord"
+    part = parts[0] if len(parts) else stream
+    signatures = part.recurse().getElementsByClass(meter.TimeSignature)
+    if not signatures:
+        return None, "no time signature"
+    bar = Fraction(signatures[0].barDuration.quarterLength)
+    if bar * STEPS_PER_QUARTER not in (STEPS_PER_BAR, STEPS_PER_BAR // 2):
+        return None, "meter"
+    measures = list(part.getElementsByClass(streams.Measure))
+    if _meter_changes(measures, bar):
+        return None, "meter change"
+    offsets, shifts = _bar_lines(measures, bar)
+    _carry_accidentals(measures)
+    flat = part.stripTies(inPlace=False).flatten()
+    notes = [n for n in flat.notes if n.quarterLength > 0 and not isinstance(n, harmony.Harmony)]
+    notes = [n for n in notes if n.offset >= offsets[0]]
+    if not notes:
+        return None, "empty"
+    if any(isinstance(n, chord.Chord) and len(n.pitches) > 1 for n in notes):
+        return None, "chord"
+    onsets, ends = [], []
+    for n in notes:
+        onset = Fraction(n.offset)
+        end = onset + Fraction(n.quarterLength)
+        onsets.append(onset + shifts[bisect.bisect_right(offsets, onset) - 1])
+        ends.append(end + shifts[bisect.bisect_left(offsets, end) - 1])  # an end on a bar line is the bar's before
+    if not all(_on_grid(t) for t in onsets + ends):
+        return None, "off grid"
+    onsets, ends = (np.array([int(t * STEPS_PER_QUARTER) for t in times]) for times in (onsets, ends))
+    order = np.argsort(onsets, kind="stable")
+    onsets, ends = onsets[order], ends[order]
+    if np.any(onsets[1:] < ends[:-1]):
+        return None, "chord"
+    pitches = np.array([n.pitches[0].midi for n in notes])[order]
+    return _events(onsets, ends, pitches), None
+
+
+def stream_from_melody(events: np.ndarray, title: str | None = None):
+    """Events -> a music21 Score of one 4/4 part on the sixteenth grid (rests filling the gaps,
+    notes across bar lines tied), for writing ABC, MusicXML or MIDI; ``melody_from_stream`` reads
+    the events back."""
+    _require("music21", "writing a melody as music")
+    from music21 import metadata, meter, note
+    from music21 import stream as streams
+
+    part = streams.Part()
+    part.insert(0, meter.TimeSignature("4/4"))
+    at = 0
+    for onset, end, pitch in _notes(events):
+        if onset > at:
+            part.insert(at / STEPS_PER_QUARTER, note.Rest(quarterLength=(onset - at) / STEPS_PER_QUARTER))
+        part.insert(onset / STEPS_PER_QUARTER, note.Note(pitch, quarterLength=(end - onset) / STEPS_PER_QUARTER))
+        at = end
+    part.makeNotation(inPlace=True)
+    score = streams.Score([part])
+    if title is not None:
+        score.insert(0, metadata.Metadata(title=title))
+    return score
+
+
+def read_abc(path: str | os.PathLike) -> tuple[list[tuple[str, np.ndarray]], Counter]:
+    """The ``(title, events)`` of each usable tune of an ABC file (which may hold many), and the
+    number of tunes skipped for each of ``melody_from_stream``'s reasons."""
+    path = Path(path)
+    music21 = _require("music21", f"{path}: reading ABC")
+    try:
+        text = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    if not re.search(rb"^\s*X:", text, re.MULTILINE):
+        raise DataError(f"{path}: no tune (no X: header)")
+    try:  # forceSource: music21 would otherwise keep (and later load) a pickle of the file in its temp folder
+        parsed = music21.converter.parse(path, format="abc", forceSource=True)
+    except Exception as e:  # music21's ABC parser raises many kinds of errors on bad input
+        raise DataError(f"{path}: no tune music21 can read ({one_line(e)})") from None
+    scores = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
+    if not scores:
+        raise DataError(f"{path}: no tune music21 can read")
+    tunes, skipped = [], Counter()
+    for score in scores:
+        events, reason = melody_from_stream(score)
+        if reason is not None:
+            skipped[reason] += 1
+            continue
+        info = score.metadata
+        tunes.append((info.title if info and info.title else f"X:{info.number if info else '?'}", events))
+    return tunes, skipped
+
+
+# --- MIDI -----------------------------------------------------------------------------------------
+
+
+class _Unusable(DataError):
+    """A MIDI file read fine but holding no usable melody: a folder skips it, counted by ``reason``."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def read_midi(path: str | os.PathLike) -> np.ndarray:
+    """The events of a monophonic MIDI file, note times rounded to the nearest sixteenth (a
+    quarter is ``ticks_per_beat`` ticks); step 0 is tick 0. Notes that overlap after rounding are
+    an error (notes shorter than half a step vanish)."""
+    path = Path(path)
+    mido = _require("mido", f"{path}: reading MIDI")
+    try:
+        midi = mido.MidiFile(path)
+    except (*CORRUPT, KeyError, IndexError) as e:
+        raise DataError(f"{path}: not a MIDI file mido can read ({one_line(e)})") from None
+    if midi.ticks_per_beat <= 0:
+        raise DataError(f"{path}: ticks_per_beat is {midi.ticks_per_beat}")
+    notes, sounding, tick = [], {}, 0
+    for message in mido.merge_tracks(midi.tracks):
+        tick += message.time
+        if message.type not in ("note_on", "note_off"):
+            continue
+        key = (message.channel, message.note)
+        if key in sounding:  # a note-off, or a repeated note-on that ends the note first
+            notes.append((sounding.pop(key), tick, message.note))
+        if message.type == "note_on" and message.velocity > 0:
+            sounding[key] = tick
+    notes += [(onset, tick, pitch) for (_, pitch), onset in sounding.items()]
+    if not notes:
+        raise _Unusable(f"{path}: no notes", "empty")
+    ticks = np.array(sorted(notes), dtype=np.int64).reshape(-1, 3)
+    steps = (2 * STEPS_PER_QUARTER * ticks[:, :2] + midi.ticks_per_beat) // (2 * midi.ticks_per_beat)  # nearest
+    kept = steps[:, 1] > steps[:, 0]
+    ticks, steps = ticks[kept], steps[kept]
+    if not len(steps):
+        raise _Unusable(f"{path}: no note longer than half a sixteenth", "empty")
+    overlap = np.flatnonzero(steps[1:, 0] < steps[:-1, 1])
+    if len(overlap):
+        i = overlap[0] + 1
+        raise _Unusable(f"{path}: polyphonic: notes overlap at tick {ticks[i, 0]} (step {steps[i, 0]})", "chord")
+    return _events(steps[:, 0], steps[:, 1], ticks[:, 2])
+
+
+# --- specs, reading and the cache -----------------------------------------------------------------
+
+
+def corpus_files(name: str) -> list[Path]:
+    """The ABC files of the folk corpus ``name`` (a key of ``FOLK``) inside music21's package."""
+    if name not in FOLK:
+        raise DataError(f"folk:{name}: unknown corpus; known: {', '.join(f'folk:{k}' for k in FOLK)}")
+    music21 = _require("music21", f"folk:{name}")
+    return sorted((Path(music21.__file__).parent / "corpus" / FOLK[name]).glob("*.abc"))
+
+
+def _spec_files(spec: str) -> tuple[str, Path, list[Path]]:
+    """A spec's scheme ("abc" or "midi": how its files are read), the file or folder it names,
+    and its files (sorted)."""
+    scheme, _, rest = spec.partition(":")
+    if scheme == "folk":
+        files = corpus_files(rest)
+        if not files:
+            raise DataError(f"{spec}: no .abc files in music21's corpus (a music21 without its corpus?)")
+        return "abc", files[0].parent, files
+    if scheme not in ("abc", "midi"):
+        raise DataError(f"{spec}: unknown melody data; use {SCHEMES}")
+    if not rest:
+        raise DataError(f"--data {spec} names no file or folder, e.g. {scheme}:PATH")
+    root = Path(rest).expanduser().resolve()
+    suffixes = (".abc",) if scheme == "abc" else MIDI_SUFFIXES
+    if root.is_file():
+        return scheme, root, [root]
+    if not root.is_dir():
+        raise DataError(f"{spec}: no such file or folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    if not files:
+        raise DataError(f"{spec}: no {' or '.join(suffixes)} files in this folder")
+    return scheme, root, files
+
+
+def cache_dir() -> Path:
+    """Where parsed melodies are kept: ``$PVAE_CACHE``, else ``~/.cache/pvae``."""
+    return Path(os.environ.get("PVAE_CACHE") or Path.home() / ".cache" / "pvae").expanduser()
+
+
+def _cache_path(scheme: str, root: Path, files: list[Path]) -> Path:
+    stamps = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = json.dumps([ENCODING_VERSION, scheme, str(root), stamps])
+    return cache_dir() / f"music-{hashlib.sha1(key.encode()).hexdigest()}.npz"
+
+
+@dataclass
+class Tunes:
+    """The usable tunes of a spec: their ``names`` and absolute events, and the number of tunes
+    ``skipped`` for each reason."""
+
+    names: list[str]
+    melodies: list[np.ndarray]
+    skipped: dict[str, int]
+
+
+def _save_tunes(path: Path, tunes: Tunes) -> None:
+    """Write ``tunes`` to ``path`` atomically, without pickles: events concatenated (int16)."""
+    lengths = [len(m) for m in tunes.melodies]
+    arrays = {
+        "events": np.concatenate(tunes.melodies or [np.zeros(0)]).astype(np.int16),
+        "offsets": np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64),
+        "names": np.array(tunes.names, dtype=str),
+        "reasons": np.array(list(tunes.skipped), dtype=str),
+        "counts": np.array(list(tunes.skipped.values()), dtype=np.int64),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)  # ranks may write it at once
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _load_tunes(path: Path) -> Tunes | None:
+    """The tunes of a cache file, or None when it is missing or damaged (it is then rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            events, offsets, names, reasons, counts = (
+                archive[k] for k in ("events", "offsets", "names", "reasons", "counts")
+            )
+    except (*CORRUPT, KeyError):
+        return None
+    if (
+        events.ndim != 1
+        or events.dtype.kind != "i"
+        or np.any((events < NO_EVENT) | (events > 127))  # MIDI pitches are 0..127
+        or offsets.ndim != 1
+        or offsets.dtype.kind != "i"
+        or len(offsets) != len(names) + 1
+        or offsets[0] != 0
+        or offsets[-1] != len(events)
+        or np.any(np.diff(offsets) < 1)
+        or names.dtype.kind != "U"
+        or reasons.dtype.kind != "U"
+        or counts.dtype.kind != "i"
+        or len(reasons) != len(counts)
+    ):
+        return None
+    melodies = [events[a:b].astype(np.int64) for a, b in zip(offsets[:-1], offsets[1:])]
+    return Tunes(names.tolist(), melodies, dict(zip(reasons.tolist(), counts.tolist())))
+
+
+def _parse(spec: str, scheme: str, root: Path, files: list[Path]) -> Tunes:
+    """Read every file of a spec (with a progress bar): ABC files' tunes, MIDI files' melodies
+    (a folder skips the unusable ones; a single file must be usable)."""
+    from tqdm import tqdm
+
+    names, melodies, skipped = [], [], Counter()
+    bar = tqdm(files, desc=f"reading {spec}", unit="file", disable=None, leave=False)
+    for path in bar:
+        where = path.relative_to(root).as_posix() if root.is_dir() else path.name
+        if scheme == "abc":
+            tunes, reasons = read_abc(path)
+            skipped.update(reasons)
+            names += [f"{where}: {title}" for title, _ in tunes]
+            melodies += [events for _, events in tunes]
+        else:
+            try:
+                melodies.append(read_midi(path))
+                names.append(where)
+            except _Unusable as e:
+                if not root.is_dir():
+                    raise
+                skipped[e.reason] += 1
+        bar.set_postfix(tunes=len(melodies))
+    return Tunes(names, melodies, dict(skipped.most_common()))
+
+
+def read_tunes(spec: str) -> Tunes:
+    """The tunes of a spec (``folk:essen``, ``folk:oneills``, ``abc:PATH``, ``midi:PATH``), from
+    the cache when its files have not changed; one warning counts the tunes skipped by reason."""
+    scheme, root, files = _spec_files(spec)
+    cache = _cache_path(scheme, root, files)
+    tunes = _load_tunes(cache) if cache.is_file() else None
+    if tunes is None:
+        tunes = _parse(spec, scheme, root, files)
+        try:
+            _save_tunes(cache, tunes)
+        except OSError as e:
+            warnings.warn(f"{cache}: cannot write the melody cache ({e.strerror})", stacklevel=2)
+    if tunes.skipped:
+        counts = ", ".join(f"{reason} {n}" for reason, n in tunes.skipped.items())
+        total = sum(tunes.skipped.values())
+        read = total + len(tunes.names)
+        warnings.warn(f"{spec}: skipped {total} of {read} tunes ({counts})", stacklevel=2)
+    return tunes
+
+
+# --- windows and splits ---------------------------------------------------------------------------
+
+
+def _windows(events: np.ndarray, steps: int, hop: int) -> np.ndarray:
+    """Windows ``(n, steps)`` of a melody starting on every ``hop``-th bar line, those with a
+    note-on only. The melody is first padded with rest to its last bar (the final NOTE_OFF on a
+    bar line belongs to the bar before)."""
+    length = -(-(len(events) - 1) // STEPS_PER_BAR) * STEPS_PER_BAR
+    if length < steps:
+        return np.zeros((0, steps), dtype=np.int64)
+    padded = np.full(length, NO_EVENT, dtype=np.int64)
+    padded[: min(len(events), length)] = events[:length]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, steps)[:: hop * STEPS_PER_BAR]
+    return windows[(windows >= 0).any(1)]
+
+
+def _pitch_bounds(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window ``(N, T)`` events, the lowest and highest note-on pitch ``(N,)`` each."""
+    notes = windows >= 0
+    return np.where(notes, windows, 1 << 30).min(1), np.where(notes, windows, -1).max(1)
+
+
+def _fit_range(windows: np.ndarray, low: int, high: int) -> tuple[np.ndarray, int]:
+    """Windows ``(N, T)`` moved by the fewest whole octaves that bring their pitches into
+    ``low..high``, those that cannot fit dropped; and how many were dropped."""
+    lowest, highest = _pitch_bounds(windows)
+    fewest = -((lowest - low) // 12)  # the fewest octaves up that bring the lowest pitch to low or above
+    most = (high - highest) // 12  # the most octaves up that keep the highest pitch at high or below
+    fits = fewest <= most
+    octaves = np.where(fewest > 0, fewest, np.minimum(most, 0))  # the one nearest 0: 0 when already in range
+    moved = np.where(windows >= 0, windows + 12 * octaves[:, None], windows)
+    return moved[fits], int((~fits).sum())
+
+
+@dataclass
+class MelodySplit:
+    """One split of melody windows as tokens ``(N, T)`` int64 of the range ``low..high``;
+    ``transpose`` K > 0 shifts each training window by a random whole number of semitones in
+    [-K, K] each epoch, clipped to keep its pitches in range."""
+
+    tokens: torch.Tensor
+    low: int
+    high: int
+    labels: torch.Tensor | None = None
+    transpose: int = 0
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def head(self, n: int | None) -> MelodySplit:
+        return self if n is None else replace(self, tokens=self.tokens[:n])
+
+    def with_transposition(self, k: int) -> MelodySplit:
+        return replace(self, transpose=k)
+
+    def tensor(self) -> torch.Tensor:
+        """All windows' tokens ``(N, T)`` int64, untransposed."""
+        return self.tokens
+
+    def chunks(self, size: int, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, None]]:
+        """The split in order, in chunks ``(size, T)`` of tokens, untransposed; with ``part`` (r, N),
+        only the r-th of N contiguous parts (a rank's share of an evaluation)."""
+        index = torch.tensor_split(torch.arange(len(self)), part[1])[part[0]]
+        for chunk in index.split(size):
+            yield self.tokens[chunk], None
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator, skip: int = 0, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[torch.Tensor, None]]:
+        """One shuffled pass of token batches ``(B, T)``; the order and every window's shift are
+        drawn from ``generator`` at the start, so its saved state replays the epoch; ``skip`` leaves
+        out the first batches (resuming an interrupted epoch). With ``part`` (r, N), each batch is
+        only the r-th of its N contiguous slices."""
+        order = torch.randperm(len(self), generator=generator)
+        shifts = torch.randint(-self.transpose, self.transpose + 1, (len(self),), generator=generator)
+        if self.transpose > 0:  # clipped so that each window's notes stay within low..high
+            notes = self.tokens >= 2
+            top = 2 + self.high - self.low  # the token of the highest pitch
+            lowest = torch.where(notes, self.tokens, top).amin(1)
+            highest = torch.where(notes, self.tokens, 2).amax(1)
+            shifts = torch.minimum(torch.maximum(shifts, 2 - lowest), top - highest)
+        for start in range(skip * batch_size, len(self), batch_size):
+            picked = torch.tensor_split(order[start : start + batch_size], part[1])[part[0]]
+            x = self.tokens[picked]
+            if self.transpose > 0:
+                x = torch.where(x >= 2, x + shifts[picked, None], x)
+            yield x, None
+
+
+@dataclass
+class MelodyData:
+    """A melody dataset: ``splits`` of windows of ``bars`` bars, tokens of the pitch range ``low..high``."""
+
+    name: str
+    splits: dict[str, MelodySplit]
+    low: int
+    high: int
+    bars: int
+    kind: str = "events"
+    binary: bool = False
+
+    def split(self, name: str) -> MelodySplit:
+        if name not in self.splits:
+            raise UserError(f"dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}")
+        return self.splits[name]
+
+    @property
+    def steps(self) -> int:
+        """T, the steps of a window."""
+        return self.bars * STEPS_PER_BAR
+
+    @property
+    def vocab(self) -> int:
+        return vocab_size(self.low, self.high)
+
+
+def prepare(
+    tunes: Tunes,
+    name: str,
+    bars: int,
+    low: int | None = None,
+    high: int | None = None,
+    seed: int = 0,
+    splits: tuple[str, ...] | None = None,
+) -> MelodyData:
+    """Split ``tunes`` by tune (``split_seeded``), then cut windows of ``bars`` bars at every bar
+    line in train and without overlap in valid and test, keeping those with a note. The pitch
+    range is the train windows' unless ``low`` and ``high`` are given (a run's own); windows
+    outside it move by whole octaves when they fit and are dropped (one warning) when not.
+    ``splits`` keeps only these (train is read for the range when none is given)."""
+    if bars < 1:
+        raise DataError(f"{name}: bars must be at least 1, not {bars}")
+    steps, wanted = bars * STEPS_PER_BAR, splits or SPLITS
+    windows = {}
+    for split, index in split_seeded(tunes.melodies, seed).items():
+        if split not in wanted and not (split == "train" and low is None):
+            continue
+        hop = 1 if split == "train" else bars
+        cut = [_windows(tunes.melodies[i], steps, hop) for i in index]
+        windows[split] = np.concatenate(cut) if cut else np.zeros((0, steps), dtype=np.int64)
+    if "train" in windows and not len(windows["train"]):
+        raise DataError(f"{name}: no tune has {bars} bars of usable melody")
+    if low is None or high is None:
+        lowest, highest = _pitch_bounds(windows["train"])
+        low, high = int(lowest.min()), int(highest.max())
+    dropped, out = {}, {}
+    for split, cut in windows.items():
+        if split not in wanted:
+            continue
+        kept, dropped[split] = _fit_range(cut, low, high)
+        if split == "train" and not len(kept):
+            raise DataError(f"{name}: no train window fits the pitch range {low}..{high}")
+        if len(kept):
+            out[split] = MelodySplit(torch.from_numpy(encode(kept, low)), low, high)
+    if sum(dropped.values()):
+        counts = ", ".join(f"{split} {n}" for split, n in dropped.items() if n)
+        total = sum(len(windows[s]) for s in dropped)
+        warnings.warn(
+            f"{name}: dropped {sum(dropped.values())} of {total} windows with pitches that no octave shift "
+            f"brings into {low}..{high} ({counts})",
+            stacklevel=2,
+        )
+    if not out:
+        raise DataError(f"{name}: no window of {bars} bars in the splits {', '.join(wanted)}")
+    return MelodyData(name=name, splits=out, low=low, high=high, bars=bars)
+
+
+def load_melodies(spec: str, bars: int, saved: dict | None = None, splits: tuple[str, ...] | None = None) -> MelodyData:
+    """The melody dataset of a spec: its tunes (``read_tunes``, cached) in windows of ``bars``
+    bars (``prepare``). ``saved`` (a run's data description) gives the run's pitch range and bars;
+    ``splits`` the splits to keep."""
+    saved = saved or {}
+    bars = saved.get("bars", bars)
+    return prepare(read_tunes(spec), spec, bars, saved.get("low"), saved.get("high"), splits=splits)
