@@ -3,7 +3,7 @@
 ``data_kinds``).
 
 ``diag``, ``lowrank``, ``full`` and ``iaf`` share one encoder trunk, chosen by the data (MLP for
-images, BiLSTM for strokes), and differ in the head: diagonal, low-rank plus diagonal or
+images, BiLSTM for strokes and events), and differ in the head: diagonal, low-rank plus diagonal or
 full-covariance Gaussian, or an inverse autoregressive flow. ``mlp`` and ``rnn`` are ``diag`` with
 the trunk fixed (``rnn`` with sketch-rnn's sigma = exp(r / 2)), kept with their original
 constructor arguments and parameter names; ``linear`` is the linear-Gaussian guide of pPCA;

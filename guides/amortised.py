@@ -1,11 +1,12 @@
 """Amortised guides as a trunk and a head: the same encoder with any of four posteriors.
 
-    h = trunk(x, y)    (``guides.trunks``: an MLP for images, sketch-rnn's BiLSTM for strokes)
+    h = trunk(x, y)    (``guides.trunks``: an MLP for images, a BiLSTM for strokes and for events)
     q(z | x) = head(h)  (``guides.heads``: diagonal, low-rank or full Gaussian, or an IAF)
 
-The trunk follows the data: give ``data_dim`` for images (the trainer passes it for image data)
-or ``max_len`` for stroke sketches (passed for stroke data; the LSTM does not need it otherwise),
-or name it with ``trunk``. Arguments the chosen trunk does not use are ignored (``hidden`` and
+The trunk follows the data: give ``data_dim`` for images (the trainer passes it for image data),
+``max_len`` for stroke sketches (passed for stroke data; the LSTM does not need it otherwise) or
+``vocab`` for event tokens (passed for events data: an LSTM over onehot tokens), or name it with
+``trunk``. Arguments the chosen trunk does not use are ignored (``hidden`` and
 ``activation`` are the MLP's, ``enc_hidden`` the LSTM's), so one set of flags serves both. A
 condition y is read only as class labels (``num_classes`` > 0); otherwise (an unconditional guide,
 or the completion model's visible image) it is ignored.
@@ -14,7 +15,7 @@ or the completion model's visible image) it is ignored.
 fixed (and, for ``RNNGuide``, sketch-rnn's sigma = exp(r / 2)), kept under their names and
 constructor arguments so run folders that name them still load.
 
-The capabilities of ``pvae.nn.Guide`` are declared per class: every head reads both data kinds;
+The capabilities of ``pvae.nn.Guide`` are declared per class: every head reads all three data kinds;
 the Gaussian heads have ``analytic_kl`` (KL(q || p) in closed form against a diagonal Normal prior:
 needed by ``--objective meanfield``), the diagonal one is also ``factorised`` (needed by free
 bits, ``--kl-floor-mode per-dim``); the flow has neither; the point estimate ``DeltaGuide`` has no
@@ -42,7 +43,7 @@ class AmortisedGuide(Guide):
 
     analytic_kl = True
     factorised = False
-    data_kinds = ("image", "strokes")
+    data_kinds = ("image", "strokes", "events")
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class AmortisedGuide(Guide):
         latent_dim: int,
         data_dim: int | None = None,
         max_len: int | None = None,
+        vocab: int | None = None,
         trunk: str | None = None,
         hidden: Sequence[int] = (400,),
         activation: str = "relu",
@@ -58,8 +60,10 @@ class AmortisedGuide(Guide):
     ) -> None:
         super().__init__()
         if trunk is None:
-            if (data_dim is None) == (max_len is None):
-                raise ValueError("give data_dim (images: an MLP trunk) or max_len (strokes: an LSTM trunk), not both")
+            if (data_dim, max_len, vocab).count(None) != 2:
+                raise ValueError(
+                    "give one of data_dim (images: an MLP trunk), max_len (strokes) or vocab (events: LSTM trunks)"
+                )
             trunk = "mlp" if data_dim is not None else "rnn"
         if trunk not in TRUNKS:
             raise ValueError(f"trunk must be 'mlp' or 'rnn', not {trunk!r}")
@@ -69,7 +73,7 @@ class AmortisedGuide(Guide):
         if trunk == "mlp":
             self.trunk: nn.Module = MLPTrunk(data_dim, list(hidden), activation, num_classes)
         else:
-            self.trunk = RNNTrunk(enc_hidden, num_classes)
+            self.trunk = RNNTrunk(enc_hidden, num_classes, vocab)
         self.head = make_head(self.trunk.out_dim)
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
@@ -83,6 +87,7 @@ class DiagGuide(AmortisedGuide):
     :param latent_dim: Z.
     :param data_dim: D of flattened images (chooses the MLP trunk).
     :param max_len: rows of padded stroke sketches (chooses the LSTM trunk).
+    :param vocab: V of event tokens (chooses the LSTM trunk over onehot tokens).
     :param trunk: ``"mlp"`` or ``"rnn"``, to choose explicitly.
     :param hidden: MLP hidden sizes, from x inwards.
     :param activation: MLP hidden activation (``pvae.nn.ACTIVATIONS``).

@@ -4,8 +4,10 @@ A guide is a trunk followed by a head (``guides.heads``) that turns h into q(z |
 
 - ``MLPTrunk`` (images): an MLP over the flattened datapoint, with onehot(y) appended to the input
   for class labels y (``num_classes`` > 0).
-- ``RNNTrunk`` (strokes): sketch-rnn's bidirectional LSTM, h = [h_forward(last point);
-  h_backward(first point)] (packed, so padding rows are never read), with onehot(y) appended.
+- ``RNNTrunk`` (sequences): a bidirectional LSTM, h = [h_forward(last step); h_backward(first
+  step)], with onehot(y) appended. Over stroke-5 sketches it is sketch-rnn's encoder (packed, so
+  padding rows are never read); over event tokens ``(B, T)`` (``vocab`` given) MusicVAE's, reading
+  onehot(x_t).
 """
 
 from __future__ import annotations
@@ -57,18 +59,23 @@ def stroke_features(rnn: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
 
 
 class RNNTrunk(nn.Module):
-    """h = [BiLSTM(x), onehot(y)] ``(B, 2 enc_hidden + num_classes)`` for stroke-5 sketches."""
+    """h = [BiLSTM(x), onehot(y)] ``(B, 2 enc_hidden + num_classes)`` for stroke-5 sketches
+    ``(B, T, 5)``, or, with ``vocab`` V, for event tokens ``(B, T)`` in 0..V-1."""
 
-    def __init__(self, enc_hidden: int = 256, num_classes: int = 0) -> None:
+    def __init__(self, enc_hidden: int = 256, num_classes: int = 0, vocab: int | None = None) -> None:
         super().__init__()
         if num_classes < 0:
             raise ValueError(f"num_classes must not be negative, not {num_classes}")
-        self.num_classes = num_classes
-        self.rnn = nn.LSTM(5, enc_hidden, batch_first=True, bidirectional=True)
+        self.num_classes, self.vocab = num_classes, vocab
+        self.rnn = nn.LSTM(vocab or 5, enc_hidden, batch_first=True, bidirectional=True)
         self.out_dim = 2 * enc_hidden + num_classes
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        features = stroke_features(self.rnn, x)
+        if self.vocab is None:
+            features = stroke_features(self.rnn, x)
+        else:
+            _, (h, _) = self.rnn(nn.functional.one_hot(x.long(), self.vocab).to(self.rnn.weight_ih_l0))
+            features = torch.cat([h[0], h[1]], -1)
         if self.num_classes:
             if y is None:
                 raise ValueError("this guide is class-conditional: give the labels y")

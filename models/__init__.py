@@ -5,6 +5,7 @@ from models.completion_cvae import CompletionCVAE
 from models.cvae import CVAE
 from models.gaussian_vae import GaussianVAE
 from models.linear_vae import LinearVAE
+from models.melody_vae import MelodyVAE
 from models.sketch_vae import SketchVAE
 from models.strokes_raster import StrokesRaster
 
@@ -15,6 +16,7 @@ MODELS = {
     "cvae": CVAE,
     "completion": CompletionCVAE,
     "strokes-raster": StrokesRaster,
+    "melody": MelodyVAE,
 }
 
-__all__ = ["CVAE", "CompletionCVAE", "GaussianVAE", "LinearVAE", "MODELS", "SketchVAE", "StrokesRaster"]
+__all__ = ["CVAE", "CompletionCVAE", "GaussianVAE", "LinearVAE", "MODELS", "MelodyVAE", "SketchVAE", "StrokesRaster"]

@@ -221,16 +221,28 @@ def _generation_parsers(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("run", type=Path, help="run folder")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p = sub.add_parser("sample", parents=[common], help="draw sketches (SVG and PNG) or images into RUN/samples/")
-    p.add_argument("-n", type=int, help="how many (default 20 sketches, 100 images)")
+    p = sub.add_parser(
+        "sample", parents=[common], help="draw sketches (SVG and PNG), images, or melodies (MIDI and a piano roll)"
+    )
+    p.add_argument("-n", type=int, help="how many (default 20 sketches, 100 images, 8 melodies)")
     p.add_argument("--label", help="class-conditional runs: the class to draw (a number, or a glyph character)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature tau (default 0.5)")
     p.add_argument("--prior", action="store_true", help="from the prior, not from the codes of test sketches")
-    p = sub.add_parser("reconstruct", parents=[common], help="reconstructions of test sketches at temperatures 0.1-1")
-    p.add_argument("-n", type=int, default=8, help="test sketches (default 8)")
-    p = sub.add_parser("interpolate", parents=[common], help="linear and spherical interpolation between two sketches")
-    p.add_argument("--pair", type=int, nargs=2, default=[0, 1], metavar="I", help="test sketch indices (default 0 1)")
-    p.add_argument("--steps", type=int, default=10, help="sketches in each strip (default 10)")
+    p = sub.add_parser(
+        "reconstruct",
+        parents=[common],
+        help="reconstructions of test sketches at temperatures 0.1-1, or of test melodies (MIDI and a piano roll)",
+    )
+    p.add_argument("-n", type=int, default=8, help="test sketches or melodies (default 8)")
+    p = sub.add_parser(
+        "interpolate",
+        parents=[common],
+        help="interpolation between two test sketches, or melodies (one MIDI file of the path)",
+    )
+    p.add_argument(
+        "--pair", type=int, nargs=2, default=[0, 1], metavar="I", help="test sketch or melody indices (default 0 1)"
+    )
+    p.add_argument("--steps", type=int, default=10, help="points on the path (default 10)")
     p.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
     p = sub.add_parser(
         "complete", parents=[common], help="continue the first part of test sketches (red), or complete images"

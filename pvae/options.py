@@ -28,7 +28,7 @@ from typing import Any
 
 from pvae.errors import UserError
 
-GROUPS = ("run", "networks", "drawing", "conditioning", "data", "optimiser", "KL controls", "adversarial")
+GROUPS = ("run", "networks", "drawing", "melody", "conditioning", "data", "optimiser", "KL controls", "adversarial")
 # Who reads an option: the trainer itself ("run"), the model's or the guide's constructor
 # ("model", "guide", "networks": either), the data kind ("data"), or the KL controls of a model
 # with a latent code ("latent"), or the objective's constructor ("objective").
@@ -145,6 +145,12 @@ def _renderers() -> tuple[str, ...]:
     return RENDERERS
 
 
+def _decoders() -> tuple[str, ...]:
+    from models.melody_vae import DECODERS
+
+    return DECODERS
+
+
 def _priors() -> tuple[str, ...]:
     from pvae.distributions.priors import PRIORS
 
@@ -219,8 +225,9 @@ OPTIONS: dict[str, Option] = {
         Option("flows", 2, "iaf guide: IAF steps", "networks", int, low=1, scope="guide"),
         Option("flow_hidden", None, "iaf guide: MADE hidden units", "networks", int, low=1, optional=True,
                scope="guide", metavar="H", default_text="2 Z, at least 16"),
-        Option("enc_hidden", 256, "encoder LSTM size (stroke guides)", "networks", int, low=1, scope="guide"),
-        Option("dec_hidden", 512, "sketch decoder LSTM size", "networks", int, low=1, scope="model"),
+        Option("enc_hidden", 256, "encoder LSTM size (stroke and melody guides)", "networks", int, low=1,
+               scope="guide"),
+        Option("dec_hidden", 512, "decoder LSTM size (sketch, melody)", "networks", int, low=1, scope="model"),
         Option("mixtures", 20, "sketch mixture components", "networks", int, low=1, scope="model", metavar="M"),
         Option("layer_norm", False, "layer-normalised decoder LSTM (slower)", "networks", bool, scope="model"),
         Option("recurrent_dropout", 0.0, "decoder recurrent dropout probability (slower)", "networks",
@@ -240,6 +247,17 @@ OPTIONS: dict[str, Option] = {
                scope="model", needs=(lambda c: c.renderer == "soft", "--renderer soft"), **_positive),
         Option("renderer_steps", 2000, "neural renderer: its training steps before SVI", "drawing", int, low=1,
                scope="model", needs=(lambda c: c.renderer == "neural", "--renderer neural")),
+        # melody (--model melody)
+        Option("decoder", "hierarchical", "a flat LSTM over all steps, or MusicVAE's conductor over segments and "
+               "a bottom LSTM per segment", "melody", choices=_decoders, scope="model"),
+        Option("dec_layers", 2, "layers of the melody decoder LSTMs", "melody", int, low=1, scope="model"),
+        Option("conductor_hidden", 128, "conductor LSTM size", "melody", int, low=1, scope="model",
+               needs=(lambda c: c.decoder == "hierarchical", "--decoder hierarchical")),
+        Option("segment_bars", 1, "bars per conductor step (dividing --bars)", "melody", int, low=1, scope="model",
+               needs=(lambda c: c.decoder == "hierarchical", "--decoder hierarchical")),
+        Option("bars", 16, "bars per melody window (16 steps each)", "melody", int, low=1, scope="data"),
+        Option("transpose", 0, "random transposition of training melodies by up to this many semitones, "
+               "kept within the training pitch range", "melody", int, low=0, scope="data"),
         # conditioning
         Option("conditional", False, "class labels as the condition y of model and guide", "conditioning", bool,
                scope="model", arg="num_classes"),

@@ -86,7 +86,7 @@ def load_data(config: dict[str, Any], splits: tuple[str, ...] | None = None):
     """The run's dataset (the ``splits`` asked for, default all), prepared as for training (stroke
     offsets divided by the run's scale and padded to its rows)."""
     data = config["data"]
-    return load_dataset(data["spec"], config["train"].get("max_seq_len", 250), saved=data, splits=splits)
+    return load_dataset(data["spec"], config["train"], saved=data, splits=splits)
 
 
 def load_split(config: dict[str, Any], split: str, data=None):

@@ -213,7 +213,7 @@ class Trainer:
                 f"--model {config.model} reads {model_cls.data_kind} data ({_specs(model_cls.data_kind)}); "
                 f"--data {config.data} is {self.kind.name} data"
             )
-        self.data = self.kind.load(config.data, max_seq_len=config.max_seq_len, saved=self._saved_data())
+        self.data = self.kind.load(config.data, config.asdict(), saved=self._saved_data())
         pyro.set_rng_seed(config.seed)
         pyro.clear_param_store()
         arguments = {

@@ -5,13 +5,14 @@ a new data kind needs a tiny dataset in ``TINY_DATA``."""
 
 from __future__ import annotations
 
-import functools
 import itertools
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_abc_tunes
 
 from guides import GUIDES
 from models import MODELS
@@ -37,12 +38,14 @@ TINY = dict(
     batch_size=4,
     steps=2,
     segments=2,
+    bars=2,
 )
 
 # Options that change what a model is made of, each value tried in every combination of that model.
 VARIANTS = {
     "gaussian": [dict(prior="normal"), dict(prior="mog10")],
     "strokes-raster": [dict(renderer=r, primitive=p) for r in ("soft", "neural") for p in ("line", "bezier")],
+    "melody": [dict(decoder="flat"), dict(decoder="hierarchical")],
 }
 
 
@@ -56,7 +59,24 @@ def _tiny_strokes(folder) -> str:
     return f"sketch:{path}"
 
 
-TINY_DATA = {"image": lambda folder: "digits:16", "strokes": _tiny_strokes}
+def _tiny_melodies(folder) -> str:
+    return f"abc:{write_abc_tunes(folder / 'tiny_tunes.abc')}"
+
+
+TINY_DATA = {"image": lambda folder: "digits:16", "strokes": _tiny_strokes, "events": _tiny_melodies}
+
+
+def _memoised(load):
+    """``load`` remembering what it read, by its arguments (the options dict by value)."""
+    memo = {}
+
+    def wrapper(spec, options=None, saved=None, splits=None):
+        key = json.dumps([spec, options, saved, splits], sort_keys=True, default=str)
+        if key not in memo:
+            memo[key] = load(spec, options, saved, splits)
+        return memo[key]
+
+    return wrapper
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +86,7 @@ def specs(tmp_path_factory, one_thread):
     assert not missing, f"give the data kinds {missing} a tiny dataset in TINY_DATA"
     originals = {name: kind.load for name, kind in DATA_KINDS.items()}
     for kind in DATA_KINDS.values():  # each tiny dataset is read once for the whole matrix
-        kind.load = functools.cache(kind.load)
+        kind.load = _memoised(kind.load)
     yield {name: make(folder) for name, make in TINY_DATA.items()}
     for name, kind in DATA_KINDS.items():
         kind.load = originals[name]

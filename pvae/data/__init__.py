@@ -16,6 +16,12 @@ Stroke data (sketch models):
   rebuilds numeric arrays only: ``pvae.data.npz``) or our pickle-free cache of it
   (``pvae.data.strokes.save_stroke_cache``).
 - ``quickdraw:FILE``: a QuickDraw ``.ndjson`` file, simplified or raw layout.
+
+Melodies (``pvae.data.music``; needs the ``music`` extra):
+
+- ``folk:essen``, ``folk:oneills``: the Essen folk song collection and O'Neill's Music of Ireland
+  (1850), as ABC inside music21's package (nothing to download).
+- ``abc:PATH``: an ABC file or a folder of them; ``midi:PATH``: a monophonic MIDI file or a folder.
 """
 
 from __future__ import annotations
@@ -24,7 +30,15 @@ from pathlib import Path
 
 from pvae.data.images import ImageData, ImageSplit, binarize
 
-PATH_SCHEMES = ("mnist", "binarized-mnist", "glyphs", "sketch", "quickdraw")  # specs that name a file or folder
+PATH_SCHEMES = (
+    "mnist",
+    "binarized-mnist",
+    "glyphs",
+    "sketch",
+    "quickdraw",
+    "abc",
+    "midi",
+)  # specs that name a file or folder
 DEFAULT_DIGITS = 50000
 
 
@@ -71,14 +85,17 @@ def class_count(data) -> int:
     return 0 if labels is None or not len(labels) else int(labels.max()) + 1
 
 
-def load_dataset(spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple[str, ...] | None = None):
-    """The dataset a ``--data`` spec names (``ImageData`` or ``StrokeData``, by the spec's kind:
-    ``pvae.data.kinds``); a bad spec or file raises ``DataError``. Stroke data drop sketches over
-    ``max_seq_len`` points. ``saved`` is a run's ``config["data"]``, to load the data as the run
-    saw them (e.g. the stroke scale), and ``splits`` the splits needed (default all)."""
+def load_dataset(
+    spec: str, options: dict | None = None, saved: dict | None = None, splits: tuple[str, ...] | None = None
+):
+    """The dataset a ``--data`` spec names (``ImageData``, ``StrokeData`` or ``MelodyData``, by the
+    spec's kind: ``pvae.data.kinds``); a bad spec or file raises ``DataError``. ``options`` are
+    training options by name that shape the data (``max_seq_len``: stroke data drop longer
+    sketches; ``bars``: the melody window). ``saved`` is a run's ``config["data"]``, to load the data
+    as the run saw them (e.g. the stroke scale), and ``splits`` the splits needed (default all)."""
     from pvae.data.kinds import kind_of_spec
 
-    return kind_of_spec(spec).load(spec, max_seq_len=max_seq_len, saved=saved, splits=splits)
+    return kind_of_spec(spec).load(spec, options, saved=saved, splits=splits)
 
 
 __all__ = [

@@ -7,19 +7,27 @@ its per-epoch randomness) and the splits evaluated on, the terms it reports besi
 training figures, and the generation commands that apply. The rest of the package asks the kind
 of a dataset or run (``kind_of``) and never compares a kind's name.
 
-Kinds: ``image`` (flattened grey or binary pixels) and ``strokes`` (stroke-5 sketches).
+Kinds: ``image`` (flattened grey or binary pixels), ``strokes`` (stroke-5 sketches) and
+``events`` (melodies as MusicVAE's event tokens).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from torch import nn
 
 from pvae.errors import DataError, UserError
+
+
+def option_value(options: Mapping[str, Any] | None, name: str) -> Any:
+    """Option ``name`` from ``options`` (a run's ``config[\"train\"]``), or its declared default."""
+    from pvae.options import OPTIONS
+
+    return OPTIONS[name].default if options is None or name not in options else options[name]
 
 
 class DataKind:
@@ -36,9 +44,17 @@ class DataKind:
     options: ClassVar[tuple[str, ...]] = ()
     report_terms: ClassVar[tuple[str, ...]] = ()
 
-    def load(self, spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple | None = None):
+    def load(
+        self,
+        spec: str,
+        options: Mapping[str, Any] | None = None,
+        saved: dict | None = None,
+        splits: tuple | None = None,
+    ):
         """The dataset ``spec`` names (one of this kind's schemes); ``DataError`` for a bad one.
 
+        :param options: training options by name (a run's ``config["train"]``); the kind reads those
+            of its ``options`` that shape the data (e.g. ``max_seq_len``), defaults for the rest.
         :param saved: a run's ``config["data"]`` (``describe``): load the data as that run saw them.
         :param splits: the splits needed (default all); a kind may read only those.
         """
@@ -93,7 +109,13 @@ class ImageKind(DataKind):
     name = "image"
     schemes = {"digits": "digits[:N[:SEED]]", "mnist": "mnist:DIR", "binarized-mnist": "binarized-mnist:FILE"}
 
-    def load(self, spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple | None = None):
+    def load(
+        self,
+        spec: str,
+        options: Mapping[str, Any] | None = None,
+        saved: dict | None = None,
+        splits: tuple | None = None,
+    ):
         from pvae.data import load_digits
         from pvae.data.mnist import load_binarized_mnist, load_mnist
 
@@ -171,10 +193,17 @@ class StrokeKind(DataKind):
     options = ("max_seq_len", "augment_scale", "augment_drop", "kl_weight_units")
     report_terms = ("L_R", "L_KL")
 
-    def load(self, spec: str, max_seq_len: int = 250, saved: dict | None = None, splits: tuple | None = None):
+    def load(
+        self,
+        spec: str,
+        options: Mapping[str, Any] | None = None,
+        saved: dict | None = None,
+        splits: tuple | None = None,
+    ):
         from pvae.data import load_glyphs
         from pvae.data.strokes import SPLITS, prepare, read_stroke_file
 
+        max_seq_len = option_value(options, "max_seq_len")
         scheme, sep, rest = spec.partition(":")
         if scheme == "glyphs":
             if sep and not rest:
@@ -240,7 +269,57 @@ class StrokeKind(DataKind):
         }
 
 
-DATA_KINDS: dict[str, DataKind] = {kind.name: kind for kind in (ImageKind(), StrokeKind())}
+class EventKind(DataKind):
+    """Melodies as MusicVAE's event tokens ``(N, T)``, T = 16 steps x ``--bars``, in windows cut
+    from tunes split by tune (``pvae.data.music``). The pitch range is the train split's, kept in
+    the run config (so later loads encode alike); ``--transpose`` shifts training windows within it."""
+
+    name = "events"
+    schemes = {"folk": "folk:essen|oneills", "abc": "abc:FILE|DIR", "midi": "midi:FILE|DIR"}
+    options = ("bars", "transpose", "kl_weight_units")
+
+    def load(
+        self,
+        spec: str,
+        options: Mapping[str, Any] | None = None,
+        saved: dict | None = None,
+        splits: tuple | None = None,
+    ):
+        from pvae.data.music import load_melodies
+
+        bars = saved["bars"] if saved else option_value(options, "bars")
+        return load_melodies(spec, bars, saved, splits)
+
+    def model_kwargs(self, data) -> dict[str, Any]:
+        return {"steps": data.steps, "vocab": data.vocab, "bars": data.bars}
+
+    def describe(self, data, model: nn.Module) -> dict[str, Any]:
+        return {"bars": data.bars, "steps": data.steps, "low": data.low, "high": data.high}
+
+    def training_split(self, data, config: dict[str, Any]):
+        options = config["train"]
+        return data.split("train").head(options["train_limit"]).with_transposition(options["transpose"])
+
+    def steps(self, config: dict[str, Any]) -> int:
+        return config["data"]["steps"]
+
+    def training_figures(self, out: Path, model, guide, test, config: dict[str, Any], seed: int) -> None:
+        from pvae.music import training_figures
+
+        if guide is not None:
+            training_figures(out, model, guide, test, config, seed=seed)
+
+    def commands(self) -> dict[str, Callable[[argparse.Namespace], list[Path]]]:
+        from pvae import music
+
+        return {
+            "sample": lambda a: music.sample_run(a.run, a.n or 8, a.temperature, a.seed, a.label),
+            "reconstruct": lambda a: music.reconstruct_run(a.run, a.n, a.seed),
+            "interpolate": lambda a: music.interpolate_run(a.run, *a.pair, a.steps, a.temperature, a.seed),
+        }
+
+
+DATA_KINDS: dict[str, DataKind] = {kind.name: kind for kind in (ImageKind(), StrokeKind(), EventKind())}
 SCHEMES: dict[str, DataKind] = {scheme: kind for kind in DATA_KINDS.values() for scheme in kind.schemes}
 SPECS = tuple(form for kind in DATA_KINDS.values() for form in kind.schemes.values())
 
@@ -280,6 +359,7 @@ __all__ = [
     "SCHEMES",
     "SPECS",
     "DataKind",
+    "EventKind",
     "ImageKind",
     "StrokeKind",
     "generate",
