@@ -257,9 +257,8 @@ def inspect_run(
 
 def image_figures(model, guide, inputs, y, means, variances, shape, folder: Path, iw_samples: int) -> None:
     """``pvae inspect``'s figures of an image run: traversals, importance-resampled reconstructions,
-    posterior predictive and prior samples (and the style-vs-content grid of a class-conditional one)."""
-    """Traversals, q vs q_IW reconstructions, posterior predictive draws and prior samples
-    (a conditional model decodes with each image's own condition)."""
+    posterior predictive and prior samples (and the style-vs-content grid of a class-conditional one;
+    a conditional model decodes with each image's own condition)."""
     _traversals(model, means, variances, shape, folder / "traversals.png", _head(y, 1))
     x, y10 = inputs[:10], _head(y, 10)
     from_q = decode_mean(model, posterior_means(guide, x, y10), y10)

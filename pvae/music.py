@@ -19,14 +19,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
+from pvae.data.music import STEPS_PER_BAR, STEPS_PER_QUARTER, notes
 from pvae.errors import UserError
 from pvae.sketching import encode, slerp
-
-# The melody encoding; pvae/data/music.py defines the same names, and these will become an import from there.
-NOTE_OFF = -1
-NO_EVENT = -2
-STEPS_PER_QUARTER = 4
-STEPS_PER_BAR = 16
 
 TICKS_PER_BEAT = 480  # MIDI resolution: one quarter note
 TICKS_PER_STEP = TICKS_PER_BEAT // STEPS_PER_QUARTER
@@ -34,31 +29,6 @@ TICKS_PER_STEP = TICKS_PER_BEAT // STEPS_PER_QUARTER
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 Melodies = np.ndarray | Sequence[int] | Sequence[np.ndarray | Sequence[int]]
-
-
-def notes(events: np.ndarray | Sequence[int]) -> list[tuple[int, int, int]]:
-    """The notes of a melody ``(T,)`` as (pitch, start step, end step), end exclusive, in order of start.
-
-    A note lasts until the next note-on or ``NOTE_OFF``; one still sounding at the end ends at T.
-    """
-    events = np.asarray(events)
-    if events.ndim != 1:
-        raise ValueError(f"a melody is one array of events (T,), got shape {events.shape}")
-    if events.size and (events.min() < NO_EVENT or events.max() > 127):
-        raise ValueError(
-            f"melody events must be MIDI pitches 0..127, NOTE_OFF or NO_EVENT, got {events.min()}..{events.max()}"
-        )
-    found = []
-    pitch, start = None, 0
-    for step, event in enumerate(events.tolist()):
-        if event == NO_EVENT:
-            continue
-        if pitch is not None:
-            found.append((pitch, start, step))
-        pitch, start = (event, step) if event >= 0 else (None, 0)
-    if pitch is not None:
-        found.append((pitch, start, len(events)))
-    return found
 
 
 def _as_melodies(melodies: Melodies) -> list[np.ndarray]:

@@ -147,3 +147,14 @@ def test_a_polyphonic_midi_file_is_one_line(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "polyphonic" in err and err.count("\n") == 1, err
+
+
+def test_bounds_inspect_and_resume_of_a_melody_run(melody_run, tunes, tmp_path, capsys):
+    assert main(["bounds", str(melody_run), "--k", "1", "5", "--limit", "4", "--no-progress"]) == 0
+    assert main(["inspect", str(melody_run), "--limit", "8"]) == 0
+    assert "active" in capsys.readouterr().out
+    run = tmp_path / "resumed"
+    args = ["--model", "melody", "--data", tunes, "--bars", "2", *TINY, "--out", str(run), "--no-progress"]
+    assert main(["train", *args, "--steps", "2"]) == 0
+    assert main(["train", *args, "--steps", "4", "--resume"]) == 0
+    assert (run / "metrics.csv").read_text().strip().splitlines()[-1].split(",")[1] == "4"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("music21")
+music21 = pytest.importorskip("music21")
 mido = pytest.importorskip("mido")
 
 from pvae.data import music  # noqa: E402
@@ -207,7 +207,8 @@ def test_oneills_first_file():
     assert len(tunes) + sum(skipped.values()) == 50
     assert skipped["meter"] == 35
     assert set(skipped) == {"meter", "off grid"}
-    assert len(tunes) == 8  # music21 10.5
+    if music21.__version__.startswith("10.5."):  # another music21 may read a tune more or less
+        assert len(tunes) == 8
     assert tunes[0][0] == "The Little Girl of my Heart"
     for _, events in tunes:
         notes = events[events >= 0]
@@ -294,7 +295,15 @@ def test_cache_reused_and_rebuilt(tmp_path, cache, monkeypatch):
     first = read_tunes(f"abc:{path}")
     assert first.names == ["tunes.abc: Pickup", "tunes.abc: Two four"]
     [stored] = cache.glob("music-*.npz")
-    assert set(np.load(stored, allow_pickle=False).files) == {"events", "offsets", "names", "reasons", "counts"}
+    assert set(np.load(stored, allow_pickle=False).files) == {
+        "events",
+        "offsets",
+        "names",
+        "name_offsets",
+        "reasons",
+        "reason_offsets",
+        "counts",
+    }
     parse = music.read_abc
 
     def refuse(*args):
@@ -476,3 +485,24 @@ def test_written_accidentals_hold_to_the_end_of_their_bar(tmp_path):
     ((title, events),) = read_abc(path)[0]
     assert events[events >= 0].tolist() == [66, 66, 65, 65, 70, 70, 72, 72, 78, 66, 67]
     assert np.flatnonzero(events >= 0).tolist() == [0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 48]
+
+
+def test_accidentals_of_a_two_bar_tune(tmp_path):
+    """music21 makes no measures of a tune of two bars: the bars are then every 4 quarters."""
+    path = tmp_path / "short.abc"
+    path.write_text("X:1\nT:short\nM:4/4\nL:1/8\nK:C\n^F2F2 F2f2|F8|]\n")
+    ((title, events),) = read_abc(path)[0]
+    assert events[events >= 0].tolist() == [66, 66, 66, 77, 65]
+
+
+def test_lengths_are_checked_before_the_events_are_allocated(tmp_path):
+    path = tmp_path / "long.abc"
+    path.write_text("X:1\nT:long\nM:4/4\nL:1/4\nK:C\nc4|c99999|]\n")
+    tunes, skipped = read_abc(path)
+    assert tunes == [] and skipped == Counter({"too long": 1})
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0)])
+    track.append(mido.Message("note_off", note=60, time=2**27))  # 2^27 ticks at 1 tick a beat: 5e8 steps
+    midi = tmp_path / "long.mid"
+    mido.MidiFile(tracks=[track], ticks_per_beat=1).save(midi)
+    with pytest.raises(DataError, match="longer than 1000 bars"):
+        read_midi(midi)

@@ -12,8 +12,9 @@ mido = pytest.importorskip("mido")
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import imread  # noqa: E402
 
+from pvae.data.music import NO_EVENT, NOTE_OFF, notes  # noqa: E402
 from pvae.errors import UserError  # noqa: E402
-from pvae.music import NO_EVENT, NOTE_OFF, notes, piano_roll, piano_roll_sheet, write_midi  # noqa: E402
+from pvae.music import piano_roll, piano_roll_sheet, write_midi  # noqa: E402
 
 N, OFF = NO_EVENT, NOTE_OFF
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvae.data.npz import CORRUPT, one_line
+from pvae.data.npz import CORRUPT, NpzFile, one_line
 from pvae.data.strokes import SPLITS, split_seeded
 from pvae.errors import DataError, UserError
 
@@ -41,7 +41,8 @@ STEPS_PER_QUARTER = 4
 STEPS_PER_BAR = 16
 NOTE_OFF = -1  # Magenta's MELODY_NOTE_OFF
 NO_EVENT = -2  # Magenta's MELODY_NO_EVENT
-ENCODING_VERSION = 2  # part of the cache key: bump when reading or encoding changes
+ENCODING_VERSION = 3  # part of the cache key: bump when reading or encoding changes
+MAX_STEPS = 1000 * STEPS_PER_BAR  # a longer melody is skipped ("too long") before its events are allocated
 FOLK = {"essen": "essenFolksong", "oneills": "oneills1850"}  # corpora inside music21's package
 MIDI_SUFFIXES = (".mid", ".midi")
 SCHEMES = "folk:essen, folk:oneills, abc:PATH or midi:PATH"
@@ -70,19 +71,29 @@ def vocab_size(low: int, high: int) -> int:
     return 3 + high - low
 
 
-def _notes(events: np.ndarray) -> list[tuple[int, int, int]]:
-    """The ``(onset, end, pitch)`` of each note of a melody, in steps; the last note sounds to the
-    end of the melody unless a ``NOTE_OFF`` ends it."""
-    notes, onset, pitch = [], 0, None
-    for step, event in enumerate(np.asarray(events).tolist()):
-        if event != NO_EVENT and pitch is not None:
-            notes.append((onset, step, pitch))
-            pitch = None
-        if event >= 0:
-            onset, pitch = step, event
+def notes(events: np.ndarray | list[int]) -> list[tuple[int, int, int]]:
+    """The notes of a melody ``(T,)`` as (pitch, start step, end step), end exclusive, in order of start.
+
+    A note lasts until the next note-on or ``NOTE_OFF``; one still sounding at the end ends at T.
+    """
+    events = np.asarray(events)
+    if events.ndim != 1:
+        raise ValueError(f"a melody is one array of events (T,), got shape {events.shape}")
+    if events.size and (events.min() < NO_EVENT or events.max() > 127):
+        raise ValueError(
+            f"melody events must be MIDI pitches 0..127, NOTE_OFF or NO_EVENT, got {events.min()}..{events.max()}"
+        )
+    found = []
+    pitch, start = None, 0
+    for step, event in enumerate(events.tolist()):
+        if event == NO_EVENT:
+            continue
+        if pitch is not None:
+            found.append((pitch, start, step))
+        pitch, start = (event, step) if event >= 0 else (None, 0)
     if pitch is not None:
-        notes.append((onset, len(events), pitch))
-    return notes
+        found.append((pitch, start, len(events)))
+    return found
 
 
 def _events(onsets: np.ndarray, ends: np.ndarray, pitches: np.ndarray) -> np.ndarray:
@@ -141,28 +152,35 @@ def _bar_lines(measures: list, bar: Fraction) -> tuple[list[Fraction], list[Frac
     return offsets, shifts
 
 
-def _carry_accidentals(measures: list) -> None:
+def _carry_accidentals(part, measures: list, bar: Fraction) -> None:
     """Apply each written accidental to the later notes of the same letter and octave in its bar,
     as ABC (2.1, section 4.2) and staff notation read it; music21's ABC reader applies it to its
-    own note only, so ``^F2F2`` in C major would be F# then F. In place; music21 marks written
-    accidentals ``displayStatus`` True and those of the key signature False."""
+    own note only, so ``^F2F2`` in C major would be F# then F. The bars are music21's measures, or
+    every ``bar`` quarters of a tune it gave none (one or two bars). In place; music21 marks
+    written accidentals ``displayStatus`` True and those of the key signature False."""
     from music21 import pitch as pitches
 
-    for measure in measures:
-        written: dict[tuple[str, int], float] = {}
-        for n in measure.recurse().notes:
-            for p in n.pitches:
-                key = (p.step, p.octave)
-                if p.accidental is not None and p.accidental.displayStatus:
-                    written[key] = p.accidental.alter
-                elif key in written:
-                    p.accidental = pitches.Accidental(written[key])
+    starts = [Fraction(m.offset) for m in measures]
+    written: dict[tuple[str, int], float] = {}
+    current = None
+    for n in part.flatten().notes:
+        offset = Fraction(n.offset)
+        index = bisect.bisect_right(starts, offset) if starts else offset // bar
+        if index != current:
+            written, current = {}, index
+        for p in n.pitches:
+            key = (p.step, p.octave)
+            if p.accidental is not None and p.accidental.displayStatus:
+                written[key] = p.accidental.alter
+            elif key in written:
+                p.accidental = pitches.Accidental(written[key])
 
 
 def melody_from_stream(stream) -> tuple[np.ndarray | None, str | None]:
     """A music21 Score/Part/Stream of one tune -> ``(events, None)``, or ``(None, reason)`` when it
     cannot be used: "no time signature", "meter" (a bar other than 16 or 8 sixteenths), "meter
-    change", "off grid" (an onset or end off the sixteenth grid), "chord" (polyphony), "empty".
+    change", "off grid" (an onset or end off the sixteenth grid), "chord" (polyphony), "empty",
+    "too long" (over ``MAX_STEPS``).
 
     Written accidentals hold to the end of their bar (``_carry_accidentals``), ties are merged
     and grace notes dropped; step 0 is the first full bar line (a pickup before
@@ -185,7 +203,7 @@ def melody_from_stream(stream) -> tuple[np.ndarray | None, str | None]:
     if _meter_changes(measures, bar):
         return None, "meter change"
     offsets, shifts = _bar_lines(measures, bar)
-    _carry_accidentals(measures)
+    _carry_accidentals(part, measures, bar)
     flat = part.stripTies(inPlace=False).flatten()
     notes = [n for n in flat.notes if n.quarterLength > 0 and not isinstance(n, harmony.Harmony)]
     notes = [n for n in notes if n.offset >= offsets[0]]
@@ -206,6 +224,8 @@ def melody_from_stream(stream) -> tuple[np.ndarray | None, str | None]:
     onsets, ends = onsets[order], ends[order]
     if np.any(onsets[1:] < ends[:-1]):
         return None, "chord"
+    if ends.max() > MAX_STEPS:
+        return None, "too long"
     pitches = np.array([n.pitches[0].midi for n in notes])[order]
     return _events(onsets, ends, pitches), None
 
@@ -221,7 +241,7 @@ def stream_from_melody(events: np.ndarray, title: str | None = None):
     part = streams.Part()
     part.insert(0, meter.TimeSignature("4/4"))
     at = 0
-    for onset, end, pitch in _notes(events):
+    for pitch, onset, end in notes(events):
         if onset > at:
             part.insert(at / STEPS_PER_QUARTER, note.Rest(quarterLength=(onset - at) / STEPS_PER_QUARTER))
         part.insert(onset / STEPS_PER_QUARTER, note.Note(pitch, quarterLength=(end - onset) / STEPS_PER_QUARTER))
@@ -300,6 +320,8 @@ def read_midi(path: str | os.PathLike) -> np.ndarray:
         raise _Unusable(f"{path}: no notes", "empty")
     ticks = np.array(sorted(notes), dtype=np.int64).reshape(-1, 3)
     steps = (2 * STEPS_PER_QUARTER * ticks[:, :2] + midi.ticks_per_beat) // (2 * midi.ticks_per_beat)  # nearest
+    if steps.max() > MAX_STEPS:
+        raise _Unusable(f"{path}: longer than {MAX_STEPS // STEPS_PER_BAR} bars of 16 steps", "too long")
     kept = steps[:, 1] > steps[:, 0]
     ticks, steps = ticks[kept], steps[kept]
     if not len(steps):
@@ -354,7 +376,8 @@ def cache_dir() -> Path:
 
 def _cache_path(scheme: str, root: Path, files: list[Path]) -> Path:
     stamps = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    key = json.dumps([ENCODING_VERSION, scheme, str(root), stamps])
+    reader = _require("music21", "reading ABC").__version__ if scheme == "abc" else None  # its parses differ
+    key = json.dumps([ENCODING_VERSION, scheme, str(root), stamps, reader])
     return cache_dir() / f"music-{hashlib.sha1(key.encode()).hexdigest()}.npz"
 
 
@@ -368,14 +391,32 @@ class Tunes:
     skipped: dict[str, int]
 
 
+def _offsets(lengths: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+
+
+def _packed(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as their UTF-8 bytes concatenated (uint8) and the offsets between them."""
+    encoded = [t.encode() for t in texts]
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), _offsets([len(b) for b in encoded])
+
+
+def _unpacked(data: np.ndarray, offsets: np.ndarray) -> list[str]:
+    return [data[a:b].tobytes().decode() for a, b in zip(offsets[:-1], offsets[1:])]
+
+
 def _save_tunes(path: Path, tunes: Tunes) -> None:
-    """Write ``tunes`` to ``path`` atomically, without pickles: events concatenated (int16)."""
-    lengths = [len(m) for m in tunes.melodies]
+    """Write ``tunes`` to ``path`` atomically, numbers only (no pickles, no string arrays): events
+    concatenated (int16), names and skip reasons as UTF-8 bytes, each with its offsets."""
+    names, name_offsets = _packed(tunes.names)
+    reasons, reason_offsets = _packed(list(tunes.skipped))
     arrays = {
         "events": np.concatenate(tunes.melodies or [np.zeros(0)]).astype(np.int16),
-        "offsets": np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64),
-        "names": np.array(tunes.names, dtype=str),
-        "reasons": np.array(list(tunes.skipped), dtype=str),
+        "offsets": _offsets([len(m) for m in tunes.melodies]),
+        "names": names,
+        "name_offsets": name_offsets,
+        "reasons": reasons,
+        "reason_offsets": reason_offsets,
         "counts": np.array(list(tunes.skipped.values()), dtype=np.int64),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -390,32 +431,37 @@ def _save_tunes(path: Path, tunes: Tunes) -> None:
 
 
 def _load_tunes(path: Path) -> Tunes | None:
-    """The tunes of a cache file, or None when it is missing or damaged (it is then rebuilt)."""
+    """The tunes of a cache file, or None when it is missing or damaged (it is then rebuilt); read
+    through ``NpzFile``, which checks every member's size against its header before reading it."""
+    keys = ("events", "offsets", "names", "name_offsets", "reasons", "reason_offsets", "counts")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            events, offsets, names, reasons, counts = (
-                archive[k] for k in ("events", "offsets", "names", "reasons", "counts")
-            )
-    except (*CORRUPT, KeyError):
+        with NpzFile(path) as archive:
+            events, offsets, names, name_offsets, reasons, reason_offsets, counts = map(archive.array, keys)
+        if not _valid_offsets(offsets, len(events)) or not _valid_offsets(name_offsets, len(names)):
+            return None
+        if not _valid_offsets(reason_offsets, len(reasons)) or len(reason_offsets) != len(counts) + 1:
+            return None
+        if len(name_offsets) != len(offsets) or np.any(np.diff(offsets) < 1) or counts.dtype.kind != "i":
+            return None
+        if events.dtype.kind != "i" or np.any((events < NO_EVENT) | (events > 127)):  # MIDI pitches are 0..127
+            return None
+        melodies = [events[a:b].astype(np.int64) for a, b in zip(offsets[:-1], offsets[1:])]
+        skipped = dict(zip(_unpacked(reasons, reason_offsets), counts.tolist()))
+        return Tunes(_unpacked(names, name_offsets), melodies, skipped)
+    except (DataError, UnicodeDecodeError):
         return None
-    if (
-        events.ndim != 1
-        or events.dtype.kind != "i"
-        or np.any((events < NO_EVENT) | (events > 127))  # MIDI pitches are 0..127
-        or offsets.ndim != 1
-        or offsets.dtype.kind != "i"
-        or len(offsets) != len(names) + 1
-        or offsets[0] != 0
-        or offsets[-1] != len(events)
-        or np.any(np.diff(offsets) < 1)
-        or names.dtype.kind != "U"
-        or reasons.dtype.kind != "U"
-        or counts.dtype.kind != "i"
-        or len(reasons) != len(counts)
-    ):
-        return None
-    melodies = [events[a:b].astype(np.int64) for a, b in zip(offsets[:-1], offsets[1:])]
-    return Tunes(names.tolist(), melodies, dict(zip(reasons.tolist(), counts.tolist())))
+
+
+def _valid_offsets(offsets: np.ndarray, total: int) -> bool:
+    """Whether ``offsets`` cut an array of ``total`` items in order: 1-D integers from 0 to total."""
+    return (
+        offsets.ndim == 1
+        and offsets.dtype.kind == "i"
+        and len(offsets) >= 1
+        and offsets[0] == 0
+        and offsets[-1] == total
+        and not np.any(np.diff(offsets) < 0)
+    )
 
 
 def _parse(spec: str, scheme: str, root: Path, files: list[Path]) -> Tunes:
