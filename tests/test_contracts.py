@@ -31,7 +31,9 @@ from pvae.nn import MIN_SCALE, Guide, Model, standard_normal
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 D, T, Z, C = 16, 12, 3, 4  # pixels (a 4x4 image), stroke rows, latent dims, classes
-KINDS = ("image", "strokes")
+V, BARS = 7, 2  # melody tokens, bars of a melody window (16 steps each)
+KINDS = ("image", "strokes", "events")
+SIZE_ARGUMENT = {"image": "data_dim", "strokes": "max_len", "events": "vocab"}  # what the trainer passes
 
 
 def _sketches(b: int, seed: int = 0) -> torch.Tensor:
@@ -53,6 +55,11 @@ def _images(b: int, seed: int = 0) -> torch.Tensor:
     return torch.bernoulli(torch.full((b, D), 0.4), generator=torch.Generator().manual_seed(seed))
 
 
+def _melodies(b: int, seed: int = 0) -> torch.Tensor:
+    """``b`` melody windows of event tokens ``(b, 16 BARS)`` in 0..V-1."""
+    return torch.randint(V, (b, 16 * BARS), generator=torch.Generator().manual_seed(seed))
+
+
 def _model(name: str, **kw) -> Model:
     """A tiny instance of the registered model ``name``."""
     sizes = {
@@ -62,6 +69,7 @@ def _model(name: str, **kw) -> Model:
         "cvae": dict(data_dim=D, num_classes=C, latent_dim=Z, hidden=[5]),
         "completion": dict(data_dim=D, latent_dim=Z, hidden=[5], baseline_epochs=1),
         "strokes-raster": dict(data_dim=D, latent_dim=Z, hidden=[5], segments=2),
+        "melody": dict(steps=16 * BARS, vocab=V, bars=BARS, latent_dim=Z, dec_hidden=6, conductor_hidden=5),
     }[name]
     return MODELS[name](**{**sizes, **kw})
 
@@ -74,13 +82,14 @@ def _guide(name: str, kind: str, **kw) -> Guide:
         return RNNGuide(Z, 8, **kw)
     if name == "linear":
         return LinearGuide(D, Z, **kw)
-    size = dict(data_dim=D, hidden=[5]) if kind == "image" else dict(max_len=T, enc_hidden=8)
-    return GUIDES[name](latent_dim=Z, **size, **kw)
+    size = {"image": dict(data_dim=D, hidden=[5]), "strokes": dict(max_len=T, enc_hidden=8)}
+    size["events"] = dict(vocab=V, enc_hidden=8)
+    return GUIDES[name](latent_dim=Z, **size[kind], **kw)
 
 
 def _batch(model: Model, b: int = 3, seed: int = 0):
     """Data x of the model's kind and its condition y (labels, or the visible image)."""
-    x = _images(b, seed) if model.data_kind == "image" else _sketches(b, seed)
+    x = {"image": _images, "strokes": _sketches, "events": _melodies}[model.data_kind](b, seed)
     labels = torch.arange(b) % C if model.num_classes else None
     return x, model.condition(x, labels)
 
@@ -102,6 +111,8 @@ MODEL_CASES = [
     "cvae-learned-prior",
     "gaussian-conditional",
     "strokes-raster-neural-bezier",
+    "melody",
+    "melody-flat",
 ]
 
 
@@ -110,6 +121,8 @@ def _model_case(case: str) -> Model:
         return _model("cvae", learned_prior=True)
     if case == "gaussian-conditional":
         return _model("gaussian", num_classes=C)
+    if case == "melody-flat":
+        return _model("melody", decoder="flat")
     if case == "strokes-raster-neural-bezier":
         return _model("strokes-raster", renderer="neural", primitive="bezier", renderer_steps=5)
     return _model(case)
@@ -119,7 +132,7 @@ def _model_case(case: str) -> Model:
 
 
 def test_registries_hold_the_names():
-    assert set(MODELS) == {"gaussian", "linear", "sketch", "cvae", "completion", "strokes-raster"}
+    assert set(MODELS) == {"gaussian", "linear", "sketch", "cvae", "completion", "strokes-raster", "melody"}
     assert set(GUIDES) == {"mlp", "linear", "rnn", "diag", "lowrank", "full", "iaf", "delta"}
     assert all(issubclass(cls, Model) for cls in MODELS.values())
     assert all(issubclass(cls, Guide) for cls in GUIDES.values())
@@ -129,9 +142,9 @@ def test_registries_hold_the_names():
 def test_every_model_declares_its_capabilities(name):
     cls = MODELS[name]
     assert cls.data_kind in KINDS  # declared: the base class has no default
-    # The constructor takes the size of its data kind (the trainer passes data_dim or max_len).
+    # The constructor takes the size of its data kind (the trainer passes data_dim, max_len or vocab).
     params = inspect.signature(cls).parameters
-    assert ("data_dim" if cls.data_kind == "image" else "max_len") in params
+    assert SIZE_ARGUMENT[cls.data_kind] in params
     assert isinstance(cls.binary, bool) and isinstance(cls.supports_completion, bool)
     assert isinstance(cls.train_defaults, dict) and isinstance(cls.num_classes, int)
     assert cls.supports_completion == callable(getattr(cls, "complete", None))
@@ -281,6 +294,8 @@ def test_predictive_draws_from_the_prior_with_no_data(case, parallel):
     drawn = samples["x"]
     if model.data_kind == "image":
         assert model.likelihood(samples["z"], y).support.check(drawn).all()
+    elif model.data_kind == "events":
+        assert drawn.dtype == torch.long and ((drawn >= 0) & (drawn < V)).all()  # tokens of the vocabulary
     else:
         assert drawn[..., 2:].sum(-1).eq(1).all()  # one-hot pen states: stroke-5 rows
     # batch_size gives B when there are neither data nor a condition

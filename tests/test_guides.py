@@ -59,7 +59,7 @@ def test_registry_keeps_the_old_guides_and_adds_the_new():
     assert set(NEW_GUIDES) <= set(GUIDES)
     assert (GUIDES["iaf"].analytic_kl, GUIDES["full"].analytic_kl, GUIDES["diag"].factorised) == (False, True, True)
     assert issubclass(MLPGuide, DiagGuide) and issubclass(RNNGuide, DiagGuide)  # configurations, not copies
-    with pytest.raises(ValueError, match="data_dim .* or max_len"):
+    with pytest.raises(ValueError, match="one of data_dim .* max_len .* or vocab"):
         FullGuide(latent_dim=2)
 
 

@@ -119,7 +119,10 @@ def test_reconstruction_accuracy_counts_right_steps():
     accuracy = reconstruction_accuracy(model, guide, x, temperature=0, chunk=2)
     z = guide.posterior(x).mean
     _, looped = model.generate(z, forced=x)  # step-by-step teacher forcing
-    right = sum(int(looped[i, t].argmax()) == int(x[i, t]) for i in range(5) for t in range(64))
-    assert accuracy["teacher_forced"] == pytest.approx(right / 320)
+    right = [(i, t) for i in range(5) for t in range(64) if int(looped[i, t].argmax()) == int(x[i, t])]
+    assert accuracy["teacher_forced"] == pytest.approx(len(right) / 320)
+    notes = [(i, t) for i in range(5) for t in range(64) if x[i, t] >= 2]
+    assert accuracy["teacher_forced_notes"] == pytest.approx(len(set(right) & set(notes)) / len(notes))
     greedy, _ = model.generate(z, temperature=0)
     assert accuracy["sampled"] == pytest.approx(float((greedy == x).double().mean()))
+    assert accuracy["sampled_notes"] == pytest.approx(float((greedy == x)[x >= 2].double().mean()))
