@@ -222,11 +222,17 @@ def train_plain(nets: Networks, run: Run, data: Iterator[torch.Tensor]) -> tuple
         optimizer.step()
         losses.append(per.mean().item())
 
+    return plain_posterior(encoder, run.scale), decoder.net, losses
+
+
+def plain_posterior(encoder: nn.Module, scale: str) -> Posterior:
+    """x -> (mu, log sigma) of the plain and Pyro rows' encoder."""
+
     def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, raw = encoder(x)
-        return mu, log_sigma(raw, run.scale)
+        return mu, log_sigma(raw, scale)
 
-    return posterior, decoder.net, losses
+    return posterior
 
 
 def train_pyro(nets: Networks, run: Run, data: Iterator[torch.Tensor]) -> tuple[Posterior, Logits, list[float]]:
@@ -249,11 +255,7 @@ def train_pyro(nets: Networks, run: Run, data: Iterator[torch.Tensor]) -> tuple[
     svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": LR}), loss=loss)
     losses = [svi.step(x) / x.shape[0] for x in data]  # Pyro's loss is summed over the plate
 
-    def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, raw = encoder(x)
-        return mu, log_sigma(raw, run.scale)
-
-    return posterior, decoder.net, losses
+    return plain_posterior(encoder, run.scale), decoder.net, losses
 
 
 def train_pvae(nets: Networks, run: Run, data: Iterator[torch.Tensor]) -> tuple[Posterior, Logits, list[float]]:
