@@ -54,7 +54,6 @@ class MelodyVAE(Model):
     train_defaults = {
         "data": "folk:essen",
         "guide": "diag",
-        "objective": "meanfield",  # MusicVAE's KL is in closed form
         "epochs": 50,  # about 2000 steps of 16-bar Essen windows: 10 minutes on 2 CPU cores
         "batch_size": 64,
         "lr": 1e-3,

@@ -49,7 +49,6 @@ class SketchVAE(Model):
     train_defaults = {
         "data": "glyphs",
         "guide": "rnn",
-        "objective": "meanfield",  # sketch-rnn's KL is in closed form
         "epochs": 10,
         "batch_size": 100,
         "lr": 1e-3,

@@ -163,7 +163,7 @@ class Guide(nn.Module):
     arguments, as ``LinearGuide.factorised`` does):
 
     - ``analytic_kl``: KL(q || p) is in closed form (torch's ``kl_divergence``) against a diagonal
-      Normal prior, N(0, I) or any other (needed by ``--objective meanfield``).
+      Normal prior, N(0, I) or any other: ``--objective meanfield`` then has no Monte Carlo term.
     - ``factorised``: q is a product over the latent dimensions, ``Independent`` over a
       per-dimension distribution (needed by free bits, ``--kl-floor-mode per-dim``).
     - ``density``: q(z | x) is a density (not a point estimate): importance weights, bounds on

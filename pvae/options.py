@@ -195,7 +195,7 @@ OPTIONS: dict[str, Option] = {
         # run
         Option("model", "gaussian", "generative model p(x, z)", choices=_models),
         Option("guide", "mlp", "guide q(z | x)", choices=_guides),
-        Option("objective", "elbo", "training objective", choices=_objectives),
+        Option("objective", "meanfield", "training objective", choices=_objectives),
         Option("particles", 1, "samples per datapoint, K", type=int, low=1, metavar="K"),
         Option("data", "digits", "dataset spec (see the list above)"),
         Option("epochs", 15, "epochs to train in all", type=int, low=1, optional=True, on_resume="limit"),

@@ -308,12 +308,6 @@ class Trainer:
                     f"--objective {cfg.objective} needs a guide with a density, and --guide {cfg.guide} is a point "
                     f"estimate; choose --objective {' or '.join(others)}"
                 )
-            if objective_cls.requires_analytic_kl and not guide_cls.analytic_kl:
-                others = [name for name, o in OBJECTIVES.items() if not o.requires_analytic_kl]
-                raise UserError(
-                    f"--objective {cfg.objective} needs KL(q || p) in closed form, and --guide {cfg.guide} has none; "
-                    f"choose another --objective ({', '.join(others)})"
-                )
         model_args = runs.accepted_arguments(model_cls)
         guide_args = runs.accepted_arguments(guide_cls) if guide_cls is not None else set()
         objective_args = runs.accepted_arguments(objective_cls)

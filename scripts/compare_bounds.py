@@ -1,13 +1,16 @@
 """Does training with the IWAE bound beat the ELBO? Burda et al. (2015), Table 1, at a CPU budget.
 
 Trains the paper's 1-stochastic-layer network (784-200-200-50, tanh, Gaussian q with exp scale,
-Bernoulli p with output bias at the logit of the training mean; Adam with betas 0.99/0.999 and
-eps 1e-4, batch 20, the paper's 3^i-epoch learning-rate stages, cut at --epochs) on the fixed
+Bernoulli p with output bias at the logit of the training mean, batch 20) on the fixed
 binarisation of MNIST with three objectives, from the same seed:
 
-- VAE (k=1): the ELBO with one sample;
+- VAE (k=1): the ELBO with one sample (``meanfield``: the KL in closed form);
 - VAE (k=K): the ELBO averaged over K samples;
 - IWAE (k=K): the importance-weighted bound with K samples.
+
+The optimiser is ``pvae train``'s (Adam 1e-3, betas 0.9/0.999, eps 1e-8, constant), which trains
+better at a CPU budget of epochs than the paper's, made for 3280 epochs (betas 0.99/0.999, eps 1e-4,
+the 3^i-epoch learning-rate stages): ``--paper-optimiser`` uses the paper's.
 
 Then reports, for each: test NLL = -L_5000 (``pvae.bounds``), the test ELBO, and active units
 (Cov_x(E_q[z_u]) > 0.01 over the first 500 training images), beside the paper's NLL after 3280
@@ -44,8 +47,9 @@ from pvae.objectives import OBJECTIVES
 from pvae.train import TrainConfig, Trainer
 
 PAPER_NLL = {("VAE", 1): 86.76, ("VAE", 5): 86.47, ("VAE", 50): 86.35, ("IWAE", 5): 85.54, ("IWAE", 50): 84.78}
-LABELS = {"elbo": "VAE", "iwae": "IWAE", "meanfield": "VAE-meanfield", "elbo-stl": "VAE-STL"}
-DEFAULT_OBJECTIVES = ["elbo:1", "elbo", "iwae"]  # VAE k=1, VAE k=K, IWAE k=K: the paper's comparison
+LABELS = {"meanfield": "VAE", "iwae": "IWAE", "elbo": "VAE-MC", "elbo-stl": "VAE-STL"}
+DEFAULT_OBJECTIVES = ["meanfield:1", "meanfield", "iwae"]  # VAE k=1, VAE k=K, IWAE k=K: the paper's comparison
+PAPER_OPTIMISER = {"adam_betas": [0.99, 0.999], "adam_eps": 1e-4, "lr_schedule": "iwae"}
 DEFAULT_GUIDE = "mlp"  # the paper's diagonal Gaussian q
 
 
@@ -77,11 +81,9 @@ def paper_config(objective: str, particles: int, args: argparse.Namespace, guide
         activation="tanh",
         likelihood="bernoulli",
         posterior_scale="exp",
-        adam_betas=[0.99, 0.999],
-        adam_eps=1e-4,
-        lr_schedule="iwae",
         train_limit=args.train_limit,
         seed=args.seed,
+        **(PAPER_OPTIMISER if args.paper_optimiser else {}),
     )
 
 
@@ -133,6 +135,9 @@ def main(argv=None) -> None:
     p.add_argument("--test-limit", type=int, metavar="N", help="N random test images (seeded) for the bounds")
     p.add_argument("--data", type=Path, required=True, help="binarized_mnist.npz, the fixed binarisation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--paper-optimiser", action="store_true", help="Adam betas 0.99/0.999, eps 1e-4 and the paper's lr stages"
+    )
     p.add_argument("--out", type=Path, default=Path("runs/compare_bounds"))
     p.add_argument(
         "--objectives",

@@ -84,7 +84,8 @@ class Run:
     :param description: a line for the table's legend.
     :param loop: ``plain`` (a PyTorch loop here), ``pyro`` (``pyro.infer.SVI``) or ``pvae`` (``pvae.svi.SVI``).
     :param scale: sigma = exp(r / 2) (``logvar``), exp(r) (``exp``) or softplus(r) + 1e-5 (``softplus``, pvae only).
-    :param kl: ``analytic`` (closed form) or ``mc`` (log q(z) - log p(z) at the step's one draw of z).
+    :param kl: ``analytic`` (closed form), ``mc`` (log q(z) - log p(z) at the step's one draw of z) or
+        ``stl`` (pvae only: ``mc`` with log q's parameters detached, sticking the landing).
     :param reduction: plain loop only: ``mean`` over the batch, ``sum``, or ``pvae`` (the sum divided
         by B, as ``pvae.svi.SVI.step`` does, with pvae's fused Adam).
     """
@@ -112,6 +113,11 @@ RUNS: dict[str, Run] = {
     "pvae-elbo-exp": Run("as pvae-elbo-logvar, MLPGuide(scale=exp)", "pvae", scale="exp", kl="mc"),
     "pvae-elbo-softplus": Run("as pvae-elbo-logvar, MLPGuide(scale=softplus)", "pvae", scale="softplus", kl="mc"),
     "pvae-meanfield-logvar": Run("as pvae-elbo-logvar, objective meanfield (analytic KL)", "pvae"),
+    "pvae-meanfield-exp": Run("as pvae-meanfield-logvar, MLPGuide(scale=exp)", "pvae", scale="exp"),
+    "pvae-meanfield-softplus": Run(
+        "as pvae-meanfield-logvar, MLPGuide(scale=softplus): pvae train's objective and scale", "pvae", "softplus"
+    ),
+    "pvae-stl-softplus": Run("as pvae-elbo-softplus, objective elbo-stl", "pvae", scale="softplus", kl="stl"),
 }
 
 
@@ -261,7 +267,7 @@ def train_pyro(nets: Networks, run: Run, data: Iterator[torch.Tensor]) -> tuple[
 def train_pvae(nets: Networks, run: Run, data: Iterator[torch.Tensor]) -> tuple[Posterior, Logits, list[float]]:
     pyro.clear_param_store()
     model, guide = nets.pvae(run.scale)
-    objective = make_objective("elbo" if run.kl == "mc" else "meanfield", 1)
+    objective = make_objective({"mc": "elbo", "analytic": "meanfield", "stl": "elbo-stl"}[run.kl], 1)
     optimizer = make_optimizer([*model.parameters(), *guide.parameters()], LR, betas=BETAS, eps=EPS)
     svi = SVI(model, guide, objective, optimizer)
     losses = [svi.step(x) for x in data]  # pvae's step returns the batch mean
