@@ -1,0 +1,110 @@
+"""The bound estimator's numerics: ``BernoulliImage.log_prob`` by products of sigmoids, and L_k
+whatever the chunk size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from models.gaussian_vae import GaussianVAE
+from pvae.bounds import estimate_bounds
+from pvae.distributions import BernoulliImage
+from pvae.distributions.bernoulli import MAX_GROUP, binary_log_prob, group_size
+from pvae.nn import Guide, standard_normal
+
+
+def _exact(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_d [x_d l_d - softplus(l_d)] = sum_d log sigmoid((2 x_d - 1) l_d) for binary x, in float64."""
+    return F.logsigmoid((2 * x.double() - 1) * logits.double()).sum(-1)
+
+
+def test_group_size_is_the_largest_divisor_up_to_max_group():
+    assert group_size(784) == 112 and group_size(4096) == 64 and group_size(7) == 7
+    assert group_size(127) == 1  # prime: one log per pixel, still exact
+    assert all(group_size(d) <= MAX_GROUP and d % group_size(d) == 0 for d in range(1, 500))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+@pytest.mark.parametrize("pixels", [784, 127, 6])
+@pytest.mark.parametrize("scale", [3.0, 40.0])
+def test_binary_log_prob_matches_the_softplus_formula(dtype, rtol, pixels, scale):
+    """Every group, underflowed or not (scale 40 underflows many in float32), to float rounding."""
+    torch.manual_seed(0)
+    logits = (torch.randn(5, 8, pixels, dtype=torch.float64) * scale - 2).to(dtype)
+    x = torch.bernoulli(torch.full((8, pixels), 0.3, dtype=dtype))  # broadcasts over the leading 5
+    got = binary_log_prob(logits, x)
+    assert got.shape == (5, 8) and got.dtype == dtype
+    expected = _exact(logits, x)
+    torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=rtol * expected.abs().max().item())
+
+
+def test_binary_log_prob_underflow_infinities_and_broadcasting():
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+    logits = torch.tensor([-120.0, 3.0, -95.0, 0.5])  # the first image's pixels 0 and 2 underflow float32
+    got = binary_log_prob(logits, x)  # x broadcasts logits
+    torch.testing.assert_close(got.double(), _exact(logits.expand(2, 4), x))
+    assert got[0].item() == pytest.approx(-120 - 3.048587 - 95 - 0.474077, abs=1e-4)  # log sigmoid(s l) each
+    inf = float("inf")
+    assert binary_log_prob(torch.tensor([-inf, 0.0, inf]), torch.tensor([0.0, 1.0, 1.0])).item() == pytest.approx(
+        -0.693147, abs=1e-6
+    )
+    assert binary_log_prob(torch.tensor([-inf, 0.0]), torch.tensor([1.0, 1.0])).item() == -inf
+    assert torch.isnan(binary_log_prob(torch.tensor([float("nan"), 0.0]), torch.tensor([1.0, 1.0])))
+
+
+def test_binary_log_prob_gradient_matches_the_softplus_formula():
+    torch.manual_seed(1)
+    logits = (torch.randn(4, 3, 784, dtype=torch.float64) * 30).requires_grad_()
+    x = torch.bernoulli(torch.full((3, 784), 0.2, dtype=torch.float64))
+    (got,) = torch.autograd.grad(binary_log_prob(logits, x).sum(), logits)
+    (expected,) = torch.autograd.grad(_exact(logits, x).sum(), logits)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected)
+
+
+def test_products_of_sigmoids_only_without_gradients(monkeypatch):
+    """Evaluation takes ``binary_log_prob``; a training step, whose backward through the products
+    would be slower, takes the two-pass formula: the same numbers."""
+    from pvae.distributions import bernoulli
+
+    calls = []
+    monkeypatch.setattr(bernoulli, "binary_log_prob", lambda *a: calls.append(1) or binary_log_prob(*a))
+    logits = torch.randn(2, 3, 784, requires_grad=True)
+    x = torch.bernoulli(torch.full((3, 784), 0.3))
+    with torch.no_grad():
+        evaluated = BernoulliImage(logits).log_prob(x)
+    assert calls == [1]
+    trained = BernoulliImage(logits).log_prob(x)
+    assert calls == [1] and trained.requires_grad
+    torch.testing.assert_close(evaluated, trained.detach(), rtol=1e-6, atol=1e-4)
+
+
+def test_grey_pixels_take_the_general_formula():
+    torch.manual_seed(2)
+    logits = torch.randn(3, 4, 10, dtype=torch.float64) * 3
+    x = torch.rand(4, 10, dtype=torch.float64)
+    expected = (x * logits - F.softplus(logits)).sum(-1)
+    torch.testing.assert_close(BernoulliImage(logits, validate_args=False).log_prob(x), expected)
+
+
+class _ExactGuide(Guide):
+    """q(z | x) = N(0, I) = p(z): log w = log p(x | z), so L_k depends on the draws only through z."""
+
+    data_kinds = ("image",)
+    latent_dim = 3
+
+    def posterior(self, x, y=None):
+        return standard_normal(x.shape[0], self.latent_dim, x)
+
+
+def test_bounds_do_not_depend_on_the_chunk_size():
+    """L_k from chunks of 7 datapoint-particles and of 2^15: estimates of the same number, within Monte Carlo error."""
+    torch.manual_seed(3)
+    model = GaussianVAE(data_dim=6, latent_dim=3, hidden=[5]).eval()
+    guide = _ExactGuide()
+    x = torch.bernoulli(torch.full((4, 6), 0.4))
+    small = estimate_bounds(model, guide, x, ks=(1, 2000), batch_size=2, points_per_chunk=7)
+    large = estimate_bounds(model, guide, x, ks=(1, 2000), batch_size=2, points_per_chunk=2**15)
+    torch.testing.assert_close(small.values[2000], large.values[2000], atol=0.02, rtol=0)
+    torch.testing.assert_close(small.values[1], large.values[1], atol=0.3, rtol=0)
