@@ -218,6 +218,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _generation_parsers(sub) -> None:
+    from pvae.sketching import COMPLETION_CODES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("run", type=Path, help="run folder")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -227,7 +229,12 @@ def _generation_parsers(sub) -> None:
     p.add_argument("-n", type=int, help="how many (default 20 sketches, 100 images, 8 melodies)")
     p.add_argument("--label", help="class-conditional runs: the class to draw (a number, or a glyph character)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature tau (default 0.5)")
-    p.add_argument("--prior", action="store_true", help="from the prior, not from the codes of test sketches")
+    p.add_argument(
+        "--prior",
+        action="store_true",
+        help="from the prior, not from the codes of test sketches (sketch runs print the share of empty draws "
+        "either way)",
+    )
     p = sub.add_parser(
         "reconstruct",
         parents=[common],
@@ -251,6 +258,13 @@ def _generation_parsers(sub) -> None:
     p.add_argument("--samples", type=int, default=4, help="continuations of each (default 4)")
     p.add_argument("--fraction", type=float, default=0.5, help="the part given (default 0.5)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
+    p.add_argument(
+        "--z",
+        choices=COMPLETION_CODES,
+        default=COMPLETION_CODES[0],
+        help="sketch runs: z of each continuation drawn from the prior, or the code of the given part "
+        "(default prior; the decoder reads the given part either way)",
+    )
     p = sub.add_parser(
         "vectorise",
         parents=[common],

@@ -181,9 +181,14 @@ def _activations() -> tuple[str, ...]:
     return tuple(ACTIVATIONS)
 
 
+ANNEAL_LEFT = 0.01  # --kl-anneal-fraction F: the part of w - w_start still to go after F x the planned steps
+
+
 def annealing(config) -> bool:
-    """Whether the KL weight is annealed: both the start weight and the rate are set."""
-    return config.kl_anneal_rate is not None and config.kl_weight_start is not None
+    """Whether the KL weight is annealed: the start weight is set, and a rate or a fraction of the run."""
+    return config.kl_weight_start is not None and (
+        config.kl_anneal_rate is not None or config.kl_anneal_fraction is not None
+    )
 
 
 _unit = dict(type=float, low=0.0, high=1.0, high_open=True)  # a probability or fraction in [0, 1)
@@ -292,9 +297,15 @@ OPTIONS: dict[str, Option] = {
                "KL controls", choices=("nats", "sketch-rnn"), scope="data"),
         Option("kl_weight_start", None, "annealing: the weight at step 0", "KL controls", float, low=0.0,
                optional=True, default_text="no annealing", scope="latent",
-               needs=(annealing, "--kl-anneal-rate (annealing needs both)")),
+               needs=(annealing, "--kl-anneal-fraction or --kl-anneal-rate (annealing needs a start and a speed)")),
         Option("kl_anneal_rate", None, "annealing: w - (w - start) rate^step", "KL controls", float, low=0.0,
                low_open=True, high=1.0, optional=True, default_text="no annealing", scope="latent",
+               needs=(annealing, "--kl-weight-start (annealing needs both)")),
+        Option("kl_anneal_fraction", None, f"annealing: the weight has gone {100 * (1 - ANNEAL_LEFT):g} percent of "
+               f"the way from start to w after this fraction F of the run's planned steps P "
+               f"(rate {ANNEAL_LEFT:g}^(1 / (F P)))",
+               "KL controls", float, low=0.0, low_open=True, high=1.0, optional=True, metavar="F",
+               default_text="no annealing", scope="latent",
                needs=(annealing, "--kl-weight-start (annealing needs both)")),
         Option("kl_floor", 0.0, "nats per latent dimension not penalised", "KL controls", float, low=0.0,
                scope="latent"),
@@ -341,11 +352,15 @@ class TrainConfig:
         """A config from ``given`` values over the model's ``train_defaults`` over ``OPTIONS``.
 
         A limit given alone is the only limit: ``steps`` without ``epochs`` trains for that many
-        steps whatever the default number of epochs.
+        steps whatever the default number of epochs. Likewise an annealing speed given alone
+        (``kl_anneal_rate`` or ``kl_anneal_fraction``) is the only one.
         """
         defaults = model_defaults(given.get("model", OPTIONS["model"].default))
         if given.get("steps") is not None and "epochs" not in given:
             defaults["epochs"] = None
+        for speed, other in (("kl_anneal_rate", "kl_anneal_fraction"), ("kl_anneal_fraction", "kl_anneal_rate")):
+            if given.get(speed) is not None and other not in given:
+                defaults[other] = None  # an annealing speed given replaces the model's, of either kind
         config = cls(**{**defaults, **given})
         config.given = frozenset(given)
         return config
@@ -363,6 +378,11 @@ class TrainConfig:
             option.check(getattr(self, option.name))
         if self.epochs is None and self.steps is None:
             raise UserError("give --epochs or --steps: a run needs a limit")
+        if self.kl_anneal_rate is not None and self.kl_anneal_fraction is not None:
+            raise UserError(
+                f"--kl-anneal-fraction {self.kl_anneal_fraction} and --kl-anneal-rate {self.kl_anneal_rate}: give one "
+                "(the fraction sets the rate from the run's planned steps)"
+            )
         if self.sigma_final > self.sigma:
             raise UserError(f"--sigma-final {self.sigma_final}: must be at most --sigma {self.sigma}")
 

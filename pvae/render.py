@@ -130,30 +130,33 @@ def unit_bars(
 
 # --- sketches -----------------------------------------------------------------------------------
 # A drawing is a list of stroke-3 parts drawn one after another (the second part starting where the
-# first ended), each with its own colour: a sketch alone, or a prefix and its continuation.
+# first ended, with the pen as the first left it), each with its own colour: a sketch alone, or a
+# prefix and its continuation.
 
 Drawing = Sequence[tuple[np.ndarray, str]]
 
 
 def _polylines(drawing: Drawing) -> list[tuple[np.ndarray, str]]:
-    """Absolute pen-down polylines with their colours; a stroke-3 sketch starts with the pen up."""
-    out, position = [], np.zeros(2)
+    """Absolute pen-down polylines with their colours; a drawing starts with the pen up. A part that
+    starts with the pen down (the previous part's last point kept it down) draws its first line from
+    the previous part's last point, in its own colour."""
+    out, position, pen_up = [], np.zeros(2), True
     for sketch, colour in drawing:
         sketch = np.asarray(sketch, dtype=np.float64)
         if not len(sketch):
             continue
         points = position + np.cumsum(sketch[:, :2], axis=0)
-        lifted = np.concatenate([[True], sketch[:-1, 2] > 0.5])  # pen state before each point
+        lifted = np.concatenate([[pen_up], sketch[:-1, 2] > 0.5])  # pen state before each point
         start = 0
         for i in range(1, len(points) + 1):
             if i == len(points) or lifted[i]:
                 segment = points[start:i]
-                if start > 0 and not lifted[start]:  # continues the previous point's line
-                    segment = np.concatenate([points[start - 1 : start], segment])
+                if start == 0 and not lifted[0]:  # continues the previous part's line
+                    segment = np.concatenate([position[None], segment])
                 if len(segment) > 1:
                     out.append((segment, colour))
                 start = i
-        position = points[-1]
+        position, pen_up = points[-1], bool(sketch[-1, 2] > 0.5)
     return out
 
 

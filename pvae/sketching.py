@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,38 @@ from pvae import render, runs
 from pvae.data.fonts import GLYPH_CHARS, font_sketches
 from pvae.data.kinds import require_command
 from pvae.data.strokes import StrokeSplit, to_stroke3, to_stroke5
+from pvae.distributions.strokes import drawn_segments
 from pvae.errors import UserError
 
 INK, CONTINUATION, SOURCE = "black", "#d62728", "#1f77b4"
 TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 SPECIMEN = "Hamburgefonstiv"  # type designers' test word: most of the strokes of the Latin alphabet
+EMPTY_BELOW = 3  # a draw with fewer pen-down segments is empty (``empty``)
+COMPLETION_CODES = ("prior", "prefix")  # where ``complete_run`` takes z from
+
+
+def empty(x: torch.Tensor) -> torch.Tensor:
+    """Which padded stroke-5 draws ``(N, T, 5)`` are empty: ``(N,)`` bool, true for a draw of fewer
+    than ``EMPTY_BELOW`` pen-down segments (``drawn_segments``: lines from a point to the next with
+    the pen down) before its end-of-sketch row.
+
+    This catches the draws that end almost at once (the decoder picks p3 within the first few steps)
+    and those that only move the pen; counted in lines, not in ink length, it does not depend on the
+    data's scale. Real sketches have many more: every test sketch of aaron_sheep has at least 20, of
+    the glyphs at least 6; 0.7% of omniglot's test characters (single marks) have fewer than 3."""
+    return drawn_segments(x) < EMPTY_BELOW
+
+
+def _share(count: int, n: int) -> str:
+    return f"{count} of {n} ({count / n:.1%})"
+
+
+def _empty_line(draws: torch.Tensor, source: str, data: torch.Tensor | None = None) -> str:
+    """One line: how many ``draws`` ``(N, T, 5)`` are empty (and of the sketches ``data``, when given)."""
+    line = f"empty draws: {_share(int(empty(draws).sum()), len(draws))} {source}"
+    if data is not None:
+        line += f"; empty test sketches: {_share(int(empty(data).sum()), len(data))}"
+    return f"{line} (empty: fewer than {EMPTY_BELOW} pen-down segments before the end of the sketch)"
 
 
 def _drawings(x: torch.Tensor, colour: str = INK) -> list[render.Drawing]:
@@ -144,11 +172,13 @@ def sample_run(
     prior: bool = False,
     seed: int = 0,
     label: int | str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """``n`` sketches at ``temperature``: from the prior, or conditioned on the codes of the first
     ``n`` test sketches (drawn above their samples). With ``label`` (a class number; on glyph data
     also a character) only that class: the prior's samples of a class-conditional model, or the
-    test sketches with that label."""
+    test sketches with that label. ``say`` gets one line: the share of empty draws (``empty``),
+    and of empty test sketches when drawing from their codes."""
     config, model, guide = _load(run, "sample")
     run = Path(run)
     index = None if label is None else resolve_label(config, model, label)
@@ -161,8 +191,11 @@ def sample_run(
             )
         y = _prior_labels(model, n, index)
         z = model.prior(n, y).sample() if model.latent_dim else None
-        drawings = _drawings(model.generate(z, n=n, temperature=temperature, y=y))
+        draws = model.generate(z, n=n, temperature=temperature, y=y)
         title = f"from the prior, tau {temperature:g}" + ("" if index is None else f", class {index}")
+        if say is not None:
+            say(_empty_line(draws, title))
+        drawings = _drawings(draws)
         return _save(drawings, run, f"prior_t{temperature:g}{suffix}", 10, title)
     test = runs.load_split(config, "test")
     if index is not None:
@@ -171,6 +204,8 @@ def sample_run(
     x = test.tensor()
     y = model.condition(x, test.labels)
     samples = model.generate(encode(guide, x, y), temperature=temperature, y=y)
+    if say is not None:
+        say(_empty_line(samples, f"from the codes of test sketches, tau {temperature:g}", x))
     drawings = [d for i in range(0, len(x), 10) for d in _drawings(x[i : i + 10]) + _drawings(samples[i : i + 10])]
     return _save(
         drawings,
@@ -221,31 +256,66 @@ def interpolate_run(
 
 
 def complete_run(
-    run: str | os.PathLike, n: int = 5, samples: int = 4, fraction: float = 0.5, temperature: float = 0.5, seed: int = 0
+    run: str | os.PathLike,
+    n: int = 5,
+    samples: int = 4,
+    fraction: float = 0.5,
+    temperature: float = 0.5,
+    seed: int = 0,
+    z: str = "prior",
+    say: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Continue the first ``fraction`` of ``n`` test sketches ``samples`` times each (the paper's
-    Figure 7): the given part in black, the continuation in red. The code z is the posterior mean
-    of the given part alone, so the model never sees the rest (a class-conditional one sees the label)."""
+    """Continue the first ``fraction`` of ``n`` test sketches ``samples`` times each (sketch-rnn's
+    Figure 7): the decoder reads the given part teacher-forced (``read_prefix``) and draws on from its
+    state until the end of the sketch; the given part in black, the continuation in red.
+
+    The given part reaches the decoder through its state; the code z (``COMPLETION_CODES``) is
+    ``"prior"``: one draw from p(z | y) per continuation, so that the continuations differ in z as
+    well as in their steps; or ``"prefix"``: the posterior mean of the given part alone, which the
+    guide, trained on whole sketches, reads as a short sketch, so that its continuations tend to end
+    early. A decoder-only model has no z (sketch-rnn's own completions); a class-conditional one
+    reads the label. ``say`` gets one line: the pen-down segments the continuations draw against those of the
+    rest of the test sketches, and how many continuations are empty (``empty``, over the continuation
+    alone)."""
+    if z not in COMPLETION_CODES:
+        raise UserError(f"--z {z}: unknown; choose one of {', '.join(COMPLETION_CODES)}")
     config, model, guide = _load(run, "complete")
+    if z == "prefix":
+        _needs_guide(guide, "--z prefix")
     test = runs.load_split(config, "test").head(n)
     if not 0 < fraction < 1:
         raise UserError(f"--fraction {fraction}: must be between 0 and 1")
     torch.manual_seed(seed)
-    drawings = []
+    drawings, continued, remaining = [], [], []
     for i, sketch in enumerate(test.sketches):
         p = max(1, round(fraction * len(sketch)))
-        prefix = torch.from_numpy(to_stroke5(sketch[:p], test.rows)[:p]).unsqueeze(0)
-        given_part = torch.from_numpy(to_stroke5(sketch[:p], test.rows)).unsqueeze(0)
-        y = model.condition(given_part, None if test.labels is None else test.labels[i : i + 1])
-        z = None
-        if guide is not None:
-            z = encode(guide, given_part, y).expand(samples, -1)
-        y = None if y is None else y.expand(samples)
-        out = model.generate(z, n=samples, temperature=temperature, prefix=prefix.expand(samples, -1, -1), y=y)
+        given_part = torch.from_numpy(to_stroke5(sketch[:p], test.rows)).unsqueeze(0)  # (1, T, 5), ended after p
+        prefix = given_part[:, :p]
+        label = model.condition(given_part, None if test.labels is None else test.labels[i : i + 1])
+        y = None if label is None else label.expand(samples)
+        if not model.latent_dim:
+            code = None
+        elif z == "prior":
+            code = model.prior(samples, y).sample()
+        else:
+            code = encode(guide, given_part, label).expand(samples, -1)
+        out = model.generate(code, n=samples, temperature=temperature, prefix=prefix.expand(samples, -1, -1), y=y)
+        whole = torch.from_numpy(to_stroke5(sketch, test.rows)).unsqueeze(0)
+        continued.append(drawn_segments(out) - drawn_segments(given_part))  # lines from point p - 1 on
+        remaining.append(drawn_segments(whole) - drawn_segments(given_part))
         given = to_stroke3(prefix[0].numpy())
         drawings.append([(np.asarray(sketch), INK)])
         drawings += [[(given, INK), (to_stroke3(o.numpy())[p:], CONTINUATION)] for o in out]
-    title = f"each row: a test sketch; its first {fraction:.0%} continued {samples} times (red), tau {temperature:g}"
+    codes = f"z from the {z}" if model.latent_dim else "decoder-only"
+    if say is not None:
+        continued, remaining = torch.cat(continued), torch.cat(remaining)
+        say(
+            f"continuations ({codes}): {continued.float().mean():.1f} pen-down segments on average, the rest of "
+            f"the test sketches {remaining.float().mean():.1f}; empty continuations: "
+            f"{_share(int((continued < EMPTY_BELOW).sum()), len(continued))} (fewer than {EMPTY_BELOW} segments)"
+        )
+    title = f"each row: a test sketch; its first {fraction:.0%} continued {samples} times (red), {codes}"
+    title += f", tau {temperature:g}"
     return _save(drawings, Path(run), "complete", samples + 1, title)
 
 

@@ -12,7 +12,10 @@ Schedules (per optimiser step s, or per epoch e):
 
 - learning rate ``iwae`` (Burda et al.): stage i lasts 3^(i-1) epochs at lr 10^(-(i-1)/7);
   ``sketch`` (Ha & Eck): lr_s = (lr - min_lr) decay^s + min_lr.
-- KL weight (sketch-rnn's annealing): w_s = w - (w - w_start) rate^s.
+- KL weight (sketch-rnn's annealing): w_s = w - (w - w_start) rate^s, with ``--kl-anneal-rate``, or
+  with ``--kl-anneal-fraction F`` rate = 0.01^(1 / (F P)) over the run's P planned steps, so that
+  w - w_s is 1% of w - w_start at s = F P. P is the plan when the run started (kept in the
+  checkpoint): a run resumed with other limits keeps its schedule.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from pvae.data.kinds import DATA_KINDS, kind_of_spec
 from pvae.distributed import Ranks
 from pvae.errors import UserError
 from pvae.objectives import OBJECTIVES, KLControl, make_objective
-from pvae.options import CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, annealing, unused_options
+from pvae.options import ANNEAL_LEFT, CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, annealing, unused_options
 from pvae.svi import SVI, NonFinite, make_optimizer
 
 METRIC_FIELDS = ("epoch", "step", "train_loss", "test_elbo", "test_recon", "test_kl")  # then the kind's, "skipped"
@@ -72,11 +75,21 @@ LR_SCHEDULES: dict[str, Callable[[TrainConfig, int, int], float]] = {
 }
 
 
-def kl_weight(config: TrainConfig, step: int) -> float:
-    """sketch-rnn's annealing w - (w - w_start) rate^step; constant w without a rate."""
+def kl_anneal_rate(config: TrainConfig, planned: int) -> float | None:
+    """The annealing rate: ``--kl-anneal-rate``, or from ``--kl-anneal-fraction`` F of the run's
+    ``planned`` steps P, rate = 0.01^(1 / (F P)), so that rate^(F P) = 0.01 (``ANNEAL_LEFT``);
+    ``None`` when neither is set."""
+    if config.kl_anneal_fraction is None:
+        return config.kl_anneal_rate
+    return ANNEAL_LEFT ** (1 / (config.kl_anneal_fraction * planned))
+
+
+def kl_weight(config: TrainConfig, step: int, planned: int) -> float:
+    """sketch-rnn's annealing w - (w - w_start) rate^step (``kl_anneal_rate`` of a run of ``planned``
+    steps); constant w without annealing."""
     if not annealing(config):
         return config.kl_weight
-    return config.kl_weight - (config.kl_weight - config.kl_weight_start) * config.kl_anneal_rate**step
+    return config.kl_weight - (config.kl_weight - config.kl_weight_start) * kl_anneal_rate(config, planned) ** step
 
 
 def _rng_state() -> dict[str, Any]:
@@ -256,6 +269,7 @@ class Trainer:
         for name, split in (("train", self.train_split), ("test", self.test)):
             if not len(split):
                 raise UserError(f"--data {config.data}: the {name} split is empty")
+        self._planned = self._planned_steps()  # a resumed run takes its checkpoint's instead
         self.kl = self._kl_control()
         options = {o.argument: getattr(config, o.name) for o in OPTIONS.values() if o.scope == "objective"}
         objective = make_objective(
@@ -345,7 +359,7 @@ class Trainer:
 
     def _kl_control(self) -> KLControl | None:
         cfg = self.config
-        plain = cfg.kl_weight == 1.0 and cfg.kl_floor == 0 and cfg.kl_anneal_rate is None
+        plain = cfg.kl_weight == 1.0 and cfg.kl_floor == 0 and not annealing(cfg)
         if (
             self.model.latent_dim == 0
             or (plain and cfg.kl_weight_units == "nats")
@@ -357,7 +371,7 @@ class Trainer:
     def _kl_weight(self, step: int) -> float:
         """The weight on the KL in nats per datapoint; sketch-rnn's units weigh L_KL = KL / Z
         against L_R = -log p(x|z) / T, which is a weight of w T / Z on the KL in nats."""
-        w = kl_weight(self.config, step)
+        w = kl_weight(self.config, step, self._planned)
         if self.config.kl_weight_units == "sketch-rnn":
             w *= self.kind.steps(self.run) / self.model.latent_dim
         return w
@@ -388,6 +402,7 @@ class Trainer:
                     "position": dataclasses.asdict(dataclasses.replace(at, rows=len(self._metrics))),
                     "data_generator": epoch_state,  # data generator state at the start of the epoch
                     "rng": rng[0] if len(rng) == 1 else rng,  # one state per rank in a parallel run
+                    "planned_steps": self._planned,  # the plan at the run's start: schedules keep it on resume
                 },
             )
         self._saved, self._saved_at = at.step, time.monotonic()
@@ -533,6 +548,7 @@ class Trainer:
                 group["lr_ratio"] = ratio
             self.data_generator.set_state(state["data_generator"])
             self._restore_rng(state["rng"], at.step)
+            self._planned = state.get("planned_steps", self._planned)  # absent in checkpoints of older versions
             self.svi.validated = True
         else:
             self.kind.prepare_model(self.model, self.train_split)
@@ -551,7 +567,6 @@ class Trainer:
         self._saved, self._saved_at = at.step, time.monotonic()
 
         n_batches = math.ceil(len(self.train_split) / cfg.batch_size)
-        self._planned = self._planned_steps()
         while (limit := self._limit_reached(at)) is None:
             epoch_state = self.data_generator.get_state()
             started = time.perf_counter()

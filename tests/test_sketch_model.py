@@ -86,11 +86,11 @@ def test_generation_keeps_the_prefix_and_pads_after_the_end(shapes):
 
 
 def test_schedules():
-    cfg = TrainConfig.for_model(model="sketch")
+    cfg = TrainConfig.for_model(model="sketch", kl_anneal_rate=0.99995)  # the paper's annealing
     assert (cfg.kl_weight, cfg.kl_weight_start, cfg.kl_anneal_rate, cfg.kl_floor) == (0.5, 0.01, 0.99995, 0.2)
-    assert kl_weight(cfg, 0) == pytest.approx(0.01)
-    assert kl_weight(cfg, 10**7) == pytest.approx(0.5)
-    assert kl_weight(cfg, 20000) == pytest.approx(0.5 - 0.49 * 0.99995**20000)
+    assert kl_weight(cfg, 0, 100) == pytest.approx(0.01)
+    assert kl_weight(cfg, 10**7, 100) == pytest.approx(0.5)
+    assert kl_weight(cfg, 20000, 100) == pytest.approx(0.5 - 0.49 * 0.99995**20000)  # whatever the planned steps
     assert sketch_lr(cfg, 0) == pytest.approx(1e-3) and sketch_lr(cfg, 10**7) == pytest.approx(1e-5)
     assert TrainConfig.for_model(model="sketch", kl_weight=1.0).kl_weight == 1.0  # a flag beats the model's default
 

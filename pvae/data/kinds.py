@@ -261,10 +261,14 @@ class StrokeKind(DataKind):
             )
 
         return {
-            "sample": lambda a: sketching.sample_run(a.run, a.n or 20, a.temperature, a.prior, a.seed, a.label),
+            "sample": lambda a: sketching.sample_run(
+                a.run, a.n or 20, a.temperature, a.prior, a.seed, a.label, say=print
+            ),
             "reconstruct": lambda a: sketching.reconstruct_run(a.run, a.n, seed=a.seed),
             "interpolate": lambda a: sketching.interpolate_run(a.run, *a.pair, a.steps, a.temperature, a.seed),
-            "complete": lambda a: sketching.complete_run(a.run, a.n or 5, a.samples, a.fraction, a.temperature, a.seed),
+            "complete": lambda a: sketching.complete_run(
+                a.run, a.n or 5, a.samples, a.fraction, a.temperature, a.seed, a.z, say=print
+            ),
             "style": style,
         }
 

@@ -37,6 +37,15 @@ def sketch_lengths(x: torch.Tensor) -> torch.Tensor:
     )
 
 
+def drawn_segments(x: torch.Tensor) -> torch.Tensor:
+    """Pen-down segments of padded stroke-5 sketches ``(..., T, 5)``: the lines drawn from a real point t
+    to the next real point, one for each t < N_s - 1 whose pen state is p1 (the pen stays down),
+    ``(...)`` long. A drawing from stroke-3 (``pvae.render``) has exactly these lines."""
+    t = torch.arange(x.shape[-2], device=x.device)
+    inside = t < (sketch_lengths(x) - 1).unsqueeze(-1)
+    return ((x[..., 2] > 0.5) & inside).sum(-1)
+
+
 class StrokeStep(TorchDistribution):
     """One stroke-5 step: batch ``pen_logits.shape[:-1]``, event ``(5,)``.
 
