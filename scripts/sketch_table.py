@@ -40,13 +40,20 @@ def config(args: argparse.Namespace, weight: float | None) -> TrainConfig:
         epochs=10**6,  # the step budget decides
         steps=args.steps,
         batch_size=args.batch_size,
-        latent_dim=args.latent_dim,
-        enc_hidden=args.enc_hidden,
         dec_hidden=args.dec_hidden,
         mixtures=args.mixtures,
         unconditional=weight is None,
         seed=args.seed,
-        **({} if weight is None else {"kl_weight": weight, "kl_floor": args.kl_floor}),  # no KL without a code
+        **(  # the decoder-only model has no code, guide or KL: their options would be refused
+            {}
+            if weight is None
+            else {
+                "latent_dim": args.latent_dim,
+                "enc_hidden": args.enc_hidden,
+                "kl_weight": weight,
+                "kl_floor": args.kl_floor,
+            }
+        ),
     )
 
 
