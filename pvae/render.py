@@ -201,8 +201,11 @@ def sketches_svg(
 def sketches_png(drawings: Sequence[Drawing], path: str | os.PathLike, ncol: int = 10, title: str = "") -> None:
     """The same grid as ``sketches_svg``, as a PNG through matplotlib."""
     nrow = max(1, -(-len(drawings) // ncol))
-    fig = Figure(figsize=(ncol * 1.0, nrow * 1.0 + (0.3 if title else 0)))
+    head = 0.3 if title else 0.0  # inches above the grid for the title
+    fig = Figure(figsize=(ncol * 1.0, nrow * 1.0 + head))
     axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
+    # one inch a cell at any grid size (matplotlib's default margins are fractions of the figure)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=nrow / (nrow + head), wspace=0.1, hspace=0.1)
     for ax in axes:
         ax.set_axis_off()
     for ax, drawing in zip(axes, drawings):
@@ -211,7 +214,7 @@ def sketches_png(drawings: Sequence[Drawing], path: str | os.PathLike, ncol: int
         ax.set_aspect("equal")
         ax.invert_yaxis()
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1.0, va="top")
     _save(fig, path)
 
 
