@@ -261,9 +261,8 @@ def _generation_parsers(sub) -> None:
     p.add_argument(
         "--z",
         choices=COMPLETION_CODES,
-        default=COMPLETION_CODES[0],
-        help="sketch runs: z of each continuation drawn from the prior, or the code of the given part "
-        "(default prior; the decoder reads the given part either way)",
+        help="sketch runs with a latent code: z of the continuations, the code of the given part or a draw "
+        f"from the prior for each (default {COMPLETION_CODES[0]}; the decoder reads the given part either way)",
     )
     p = sub.add_parser(
         "vectorise",

@@ -31,7 +31,7 @@ INK, CONTINUATION, SOURCE = "black", "#d62728", "#1f77b4"
 TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 SPECIMEN = "Hamburgefonstiv"  # type designers' test word: most of the strokes of the Latin alphabet
 EMPTY_BELOW = 3  # a draw with fewer pen-down segments is empty (``empty``)
-COMPLETION_CODES = ("prior", "prefix")  # where ``complete_run`` takes z from
+COMPLETION_CODES = ("prefix", "prior")  # where ``complete_run`` takes z from; the first is the default
 
 
 def empty(x: torch.Tensor) -> torch.Tensor:
@@ -262,7 +262,7 @@ def complete_run(
     fraction: float = 0.5,
     temperature: float = 0.5,
     seed: int = 0,
-    z: str = "prior",
+    z: str | None = None,
     say: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Continue the first ``fraction`` of ``n`` test sketches ``samples`` times each (sketch-rnn's
@@ -270,18 +270,19 @@ def complete_run(
     state until the end of the sketch; the given part in black, the continuation in red.
 
     The given part reaches the decoder through its state; the code z (``COMPLETION_CODES``) is
-    ``"prior"``: one draw from p(z | y) per continuation, so that the continuations differ in z as
-    well as in their steps; or ``"prefix"``: the posterior mean of the given part alone, which the
-    guide, trained on whole sketches, reads as a short sketch, so that its continuations tend to end
-    early. A decoder-only model has no z (sketch-rnn's own completions); a class-conditional one
-    reads the label. ``say`` gets one line: the pen-down segments the continuations draw against those of the
-    rest of the test sketches, and how many continuations are empty (``empty``, over the continuation
-    alone)."""
-    if z not in COMPLETION_CODES:
+    ``"prefix"`` (the default): the posterior mean of the given part alone, so that all continuations
+    of a sketch share the code of what is drawn; or ``"prior"``: one draw from p(z | y) per
+    continuation, so that they differ in z as well as in their steps (they draw more, and less like
+    the given part: ``docs/results.md``). A decoder-only model has no z (sketch-rnn's own
+    completions; ``z`` must then be ``None``); a class-conditional one reads the label. ``say`` gets
+    one line: the pen-down segments the continuations draw against those of the rest of the test
+    sketches, and how many continuations are empty (``empty``, over the continuation alone)."""
+    if z is not None and z not in COMPLETION_CODES:
         raise UserError(f"--z {z}: unknown; choose one of {', '.join(COMPLETION_CODES)}")
     config, model, guide = _load(run, "complete")
-    if z == "prefix":
-        _needs_guide(guide, "--z prefix")
+    if z is not None:
+        _needs_guide(guide, f"--z {z}")
+    z = z or COMPLETION_CODES[0]
     test = runs.load_split(config, "test").head(n)
     if not 0 < fraction < 1:
         raise UserError(f"--fraction {fraction}: must be between 0 and 1")

@@ -258,6 +258,11 @@ def test_complete_writes_its_figure_and_says_what_the_continuations_draw(sketch_
     assert (sketch_run / "figures" / "complete.png").stat().st_size > 1000
 
 
+def test_completions_take_the_code_of_the_given_part_by_default(sketch_run, capsys):
+    assert main(["complete", str(sketch_run), "-n", "1", "--samples", "2"]) == 0
+    assert COMPLETION.fullmatch(capsys.readouterr().out.splitlines()[0])[1] == "prefix"
+
+
 def test_the_decoder_only_model_completes_and_samples(decoder_only_run, capsys):
     assert main(["complete", str(decoder_only_run), "-n", "2", "--samples", "2"]) == 0
     assert COMPLETION.fullmatch(capsys.readouterr().out.splitlines()[0])[1] == "decoder-only"
