@@ -269,6 +269,7 @@ def test_the_decoder_only_model_completes_and_samples(decoder_only_run, capsys):
     assert (decoder_only_run / "samples" / "complete.svg").is_file()
     assert main(["sample", str(decoder_only_run), "-n", "3"]) == 0
     assert LINE.match(capsys.readouterr().out.splitlines()[0])[2] == "3"
-    assert main(["complete", str(decoder_only_run), "--z", "prefix"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--z prefix needs a latent code" in err, err
+    for z in ("prefix", "prior"):
+        assert main(["complete", str(decoder_only_run), "--z", z]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--z {z} needs a latent code" in err, err
