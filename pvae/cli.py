@@ -168,10 +168,20 @@ def _bounds_parser(sub) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N datapoints")
     p.add_argument("--batch-size", type=int, default=100, help="datapoints evaluated together (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    p.add_argument(
+        "--matmul-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="dtype of the model's matrix products over the k samples (default float32); bfloat16 is several "
+        "times faster where the CPU has bfloat16 matrix units (AMX) or on a GPU, and is centred so L_k moves "
+        "little (0.001 nats on binarized MNIST); guides stay in float32",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _bounds(args: argparse.Namespace) -> int:
+    import torch
+
     from pvae.bounds import bounds_for_run
 
     bad = [k for k in args.k if k < 1]
@@ -181,7 +191,14 @@ def _bounds(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: must be at least 1")
     bounds, folder = bounds_for_run(
-        args.run, sorted(set(args.k)), args.split, args.limit, args.batch_size, args.seed, progress=not args.no_progress
+        args.run,
+        sorted(set(args.k)),
+        args.split,
+        args.limit,
+        args.batch_size,
+        args.seed,
+        progress=not args.no_progress,
+        matmul_dtype=torch.bfloat16 if args.matmul_dtype == "bfloat16" else None,
     )
     print(bounds.table())
     print(f"written: {folder / 'bounds.json'}, {folder / 'bounds.png'}", file=sys.stderr)

@@ -4,12 +4,15 @@ import each other)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from pvae.errors import UserError
 
@@ -30,6 +33,48 @@ def activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
 
 
+# Below this many input features the centring's passes over x and the output cost more than the
+# lower-precision product saves (one thread: 50 -> 200 took 0.36 ms centred, 0.32 ms in float32).
+MIN_LOW_PRECISION_FEATURES = 64
+_particle_dtype: ContextVar[torch.dtype | None] = ContextVar("particle_dtype", default=None)
+
+
+@contextmanager
+def particle_products(dtype: torch.dtype | None) -> Iterator[None]:
+    """Inside, every ``Linear`` whose input has a particle dimension multiplies in ``dtype`` (None:
+    as usual). Meant for evaluation without gradients: ``pvae bounds --matmul-dtype bfloat16``."""
+    token = _particle_dtype.set(dtype)
+    try:
+        yield
+    finally:
+        _particle_dtype.reset(token)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` that, inside ``particle_products(dtype)``, multiplies an input ``(K, ..., in)``
+    with a leading particle dimension in ``dtype``, centred on its mean over the K particles m:
+
+        W x + b = W (x - m) + (W m + b)
+
+    W m + b (one row per datapoint, not per particle) at the input's precision; W (x - m) in
+    ``dtype``, so that its rounding errors are relative to the spread of the particles around m,
+    not to x itself. On a CPU with bfloat16 matrix units that product is several times faster
+    than float32; on binarized MNIST (a trained 784-200-200-50 net) every L_k moved by 0.0004
+    nats this way, and L_5000 by 0.007 uncentred (docs/results.md, Speed). Inputs with fewer
+    dims (a guide reading x), and layers with fewer than ``MIN_LOW_PRECISION_FEATURES`` inputs,
+    are multiplied as usual.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = _particle_dtype.get()
+        if dtype is None or x.dim() < 3 or self.in_features < MIN_LOW_PRECISION_FEATURES:
+            return F.linear(x, self.weight, self.bias)
+        centre = x.mean(0)  # (..., in)
+        offset = F.linear(centre, self.weight, self.bias)  # W m + b: (..., out)
+        spread = F.linear((x - centre).to(dtype), self.weight.to(dtype))  # W (x - m): (K, ..., out)
+        return spread.to(x.dtype).add_(offset)
+
+
 def mlp(sizes: Sequence[int], act: str, final_activation: bool = False) -> nn.Sequential:
     """Linear layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]`` with ``act`` between them.
 
@@ -38,7 +83,7 @@ def mlp(sizes: Sequence[int], act: str, final_activation: bool = False) -> nn.Se
     """
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
+        layers.append(Linear(n_in, n_out))
         if final_activation or i < len(sizes) - 2:
             layers.append(activation(act))
     return nn.Sequential(*layers)

@@ -1,11 +1,12 @@
 """Benchmark ``pvae bounds``: L_5000 on 1000 test images with the IWAE paper's 1-layer network.
 
 Prints images per second, the achieved FLOP rate of the decoder's matrix products (the work that
-grows with k), the rate of plain ``torch.matmul`` on the same layer shapes measured in this process
+grows with k), with the products over samples in float32 and in bfloat16 (``pvae bounds --matmul-dtype``),
+the rate of plain float32 ``torch.matmul`` on the same layer shapes measured in this process
 (the best over the rows of one chunk of ``pvae.bounds`` and ``REFERENCE_ROWS``, so a chunk size the
 matrix product is slow at lowers the ratio), their ratio, and the process's peak resident memory.
 
-    python scripts/bench_bounds.py [--images 1000] [--k 5000] [--batch-size 100]
+    python scripts/bench_bounds.py [--images 1000] [--k 5000] [--batch-size 100] [--matmul-dtype both]
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def main(argv=None) -> None:
     p.add_argument("--data", type=Path, help="binarized_mnist.npz (default: built-in digits, binarised)")
     p.add_argument("--k", type=int, default=5000)
     p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument(
+        "--matmul-dtype", choices=("float32", "bfloat16", "both"), default="both", help="as pvae bounds' (default both)"
+    )
     args = p.parse_args(argv)
     keep_freed_memory()  # as the pvae command does
     print(f"command: python {' '.join(sys.argv)}")
@@ -73,22 +77,28 @@ def main(argv=None) -> None:
     rows = (POINTS_PER_CHUNK // args.batch_size) * args.batch_size  # particles x datapoints of one chunk
     all_rows = sorted({rows, *REFERENCE_ROWS})
     rates = {r: matmul_rate(r) for r in all_rows}
-    start = time.perf_counter()
-    bounds = estimate_bounds(model, guide, images, ks=(args.k,), batch_size=args.batch_size)
-    seconds = time.perf_counter() - start
+    timings = {}
+    for dtype in (None, torch.bfloat16) if args.matmul_dtype == "both" else (getattr(torch, args.matmul_dtype),):
+        start = time.perf_counter()
+        bounds = estimate_bounds(model, guide, images, ks=(1, args.k), batch_size=args.batch_size, matmul_dtype=dtype)
+        timings[str(dtype or torch.float32).removeprefix("torch.")] = (time.perf_counter() - start, bounds)
     rates = {r: max(rate, matmul_rate(r)) for r, rate in rates.items()}  # again after, in case the machine was busy
     reference = max(rates.values())
     sizes = [LATENT, *HIDDEN, 784]
     flops = len(images) * args.k * sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    achieved = flops / seconds
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB on Linux
-    print(f"data: {source}; network 784-200-200-50 tanh (untrained); L_{args.k} = {bounds.mean(args.k):.2f}")
-    print(f"{len(images)} images x {args.k} samples in {seconds:.1f} s: {len(images) / seconds:.1f} images/s")
+    print(f"data: {source}; network 784-200-200-50 tanh (untrained); {len(images)} images x {args.k} samples")
     print(
-        f"decoder matmul FLOP rate {achieved / 1e9:.1f} GFLOP/s; torch.matmul on the same shapes "
-        f"{reference / 1e9:.1f} GFLOP/s (best of {', '.join(f'{r} rows {rates[r] / 1e9:.1f}' for r in all_rows)}); "
-        f"ratio {achieved / reference:.2f}"
+        f"reference: float32 torch.matmul on the decoder's shapes {reference / 1e9:.1f} GFLOP/s "
+        f"(best of {', '.join(f'{r} rows {rates[r] / 1e9:.1f}' for r in all_rows)})"
     )
+    for name, (seconds, bounds) in timings.items():
+        achieved = flops / seconds
+        print(
+            f"products in {name}: {seconds:.1f} s, {len(images) / seconds:.1f} images/s, decoder FLOP rate "
+            f"{achieved / 1e9:.1f} GFLOP/s, ratio to the reference {achieved / reference:.2f}; "
+            f"L_1 = {bounds.mean(1):.3f}, L_{args.k} = {bounds.mean(args.k):.3f}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB on Linux
     print(f"peak resident memory {peak:.2f} GiB")
 
 

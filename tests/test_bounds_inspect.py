@@ -47,6 +47,16 @@ def test_bounds_limit_writes_beside_other_evaluations(run, capsys):
     assert json.loads((run / "bounds" / "split=test,k=1-5,limit=7,seed=0" / "bounds.json").read_text())["n"] == 7
 
 
+def test_bounds_with_bfloat16_products_write_their_own_folder(run, capsys):
+    assert (
+        main(["bounds", str(run), "--k", "1", "5", "--limit", "7", "--matmul-dtype", "bfloat16", "--no-progress"]) == 0
+    )
+    result = json.loads(
+        (run / "bounds" / "split=test,k=1-5,limit=7,seed=0,matmul=bfloat16" / "bounds.json").read_text()
+    )
+    assert result["matmul_dtype"] == "bfloat16" and result["n"] == 7
+
+
 def test_inspect_writes_figures_and_numbers_without_touching_training_figures(run, capsys):
     trained = {path.name: path.read_bytes() for path in (run / "figures").iterdir()}
     assert main(["inspect", str(run), "--limit", "60"]) == 0
