@@ -22,6 +22,7 @@ from torch.distributions import Independent, Normal, register_kl
 from torch.nn import functional as F
 
 from guides.flows import MADE, FlowPosterior, IAFStep
+from pvae.distributions import ReparamNormal
 from pvae.nn import MIN_SCALE
 
 SCALES = ("softplus", "exp", "logvar")
@@ -59,7 +60,7 @@ class DiagonalHead(nn.Linear):
 
     def forward(self, context: torch.Tensor) -> dist.Distribution:
         loc, raw = F.linear(context, self.weight, self.bias).chunk(2, dim=-1)
-        return dist.Normal(loc, positive(raw, self.scale)).to_event(1)
+        return ReparamNormal(loc, positive(raw, self.scale)).to_event(1)
 
 
 class DeltaHead(nn.Linear):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pvae.distributions.normal import StandardNormal
 from pvae.errors import UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -95,8 +96,7 @@ MIN_SCALE = 1e-5  # floor of a guide's sigma (and of the diagonal of its Cholesk
 def standard_normal(batch_size: int, latent_dim: int, like: torch.Tensor) -> dist.Distribution:
     """N(0, I_Z) for each of ``batch_size`` datapoints: batch ``(batch_size,)``, event ``(latent_dim,)``,
     on the dtype and device of ``like``."""
-    zero = like.new_zeros(()).expand(batch_size, latent_dim)
-    return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
+    return StandardNormal(torch.Size([batch_size, latent_dim]), like).to_event(1)
 
 
 def batch_size_of(x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int | None) -> int:

@@ -2,5 +2,6 @@
 broadcasting ``log_prob``), usable at Pyro sample sites."""
 
 from pvae.distributions.bernoulli import BernoulliImage
+from pvae.distributions.normal import ReparamNormal, StandardNormal
 
-__all__ = ["BernoulliImage"]
+__all__ = ["BernoulliImage", "ReparamNormal", "StandardNormal"]
