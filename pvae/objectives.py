@@ -1,7 +1,7 @@
 """Objectives by name (``OBJECTIVES``): each is a ``pyro.infer.ELBO``, so plain ``pyro.infer.SVI``
 accepts it, and each builds its traces with Pyro's public API (``get_importance_trace``, poutine),
 or, for a model and guide that follow the contracts, writes the same traces down directly
-(``contract_traces``: no effect handlers, 0.2 to 0.55 ms a step less).
+(``contract_traces``: no effect handlers, 0.26 to 0.64 ms a step less).
 
 - ``elbo``: ``TraceELBO``, Pyro's ``Trace_ELBO`` (the Monte Carlo ELBO E_q[log p(x, z) - log q(z | x)])
   with a shorter gradient path for reparameterised guides.
@@ -134,7 +134,7 @@ def contract_traces(model, guide, args, kwargs, particles: int | None, particle_
     computed by ``Trace`` itself. The sites carry no ``pyro.module`` parameters: this path runs
     only outside any handler, so never under ``pyro.infer.SVI``, whose parameter capture is one.
     Tests check every objective's value and gradients against the traced path from the same seed.
-    0.2 to 0.55 ms a step less on the 784-400-50 VAE (docs/results.md, Speed).
+    0.26 to 0.64 ms a step less on the 784-400-50 VAE (docs/results.md, Speed).
     """
     call = _contract_call(model, guide, args, kwargs)
     if call is None:

@@ -14,7 +14,10 @@ so only ratios within one run mean anything):
 - ``pyro.infer.SVI`` with ``pyro.optim.Adam`` and Pyro's own ``Trace_ELBO`` / ``RenyiELBO(alpha=0)``,
   as a Pyro user runs it: validation on (Pyro's default). pvae validates its first step only.
 
-    python scripts/bench_step.py [--steps 300] [--batch-sizes 128 20]
+With ``--layers`` it prints instead where the time of pvae's elbo step goes: the step built up from
+plain PyTorch (with the fused Adam and pvae's gradient check) to ``SVI.step``, one layer at a time.
+
+    python scripts/bench_step.py [--steps 300] [--batch-sizes 128 20] [--layers]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import math
 import statistics
 import sys
 import time
+from functools import partial
 
 import pyro
 import torch
@@ -34,7 +38,7 @@ from torch import nn
 from pvae import runs
 from pvae.data import binarize, load_digits
 from pvae.memory import keep_freed_memory
-from pvae.objectives import make_objective
+from pvae.objectives import contract_traces, make_objective
 from pvae.svi import SVI, make_optimizer
 
 D, H, Z, LR = 784, 400, 50, 1e-3
@@ -144,11 +148,82 @@ def bench(objective: str, k: int, batch: int, data: torch.Tensor, steps: int, wa
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
+def _finish(loss: torch.Tensor, params: list, opt: torch.optim.Optimizer) -> float:
+    """Backward, pvae's check that every gradient is finite, the fused Adam step."""
+    loss.backward()
+    if not torch.isfinite(torch.stack([p.grad.sum() for p in params if p.grad is not None]).sum()):
+        raise FloatingPointError("a non-finite gradient")
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def layer_steppers() -> dict[str, callable]:
+    """The elbo step built up from plain PyTorch to ``SVI.step`` one layer at a time, each with the
+    fused Adam and pvae's gradient check and its own copy of the same initial weights, so that the
+    differences are the layers' costs."""
+    plain = PlainVAE(*fresh_pair(0))
+    out = {
+        "plain + check": partial(
+            lambda x, m, opt: _finish(m.loss(x, 1, False), list(m.parameters()), opt),
+            m=plain,
+            opt=torch.optim.Adam(plain.parameters(), lr=LR, fused=True),
+        )
+    }
+
+    def fresh_svi() -> SVI:
+        model, guide = fresh_pair(0)
+        params = [*model.parameters(), *guide.parameters()]
+        return SVI(model, guide, make_objective("elbo", 1), make_optimizer(params, LR))
+
+    def modules(x, svi):  # pvae's networks and distributions, no trace
+        model, guide = svi.module.model, svi.module.guide
+        q = guide.posterior(x)
+        z = q.rsample()
+        log_w = model.likelihood(z).log_prob(x) + model.prior(len(x)).log_prob(z) - q.log_prob(z)
+        return _finish(-log_w.mean(), svi.params, svi.optimizer)
+
+    def traces(x, svi):  # the same, through the traces the objectives read
+        model, guide = svi.module.model, svi.module.guide
+        model_trace, guide_trace = contract_traces(model.model, guide.guide, (x,), {}, None, -1)
+        return _finish((guide_trace.log_prob_sum() - model_trace.log_prob_sum()) / len(x), svi.params, svi.optimizer)
+
+    def objective(x, svi):  # the objective's loss through ``ObjectiveLoss``, the module SVI differentiates
+        return _finish(svi.module(x) / len(x), svi.params, svi.optimizer)
+
+    for name, fn in (("+ modules, distributions", modules), ("+ traces", traces), ("+ objective", objective)):
+        out[name] = partial(fn, svi=fresh_svi())
+    out["SVI.step"] = fresh_svi().step
+    return out
+
+
+def layers(data: torch.Tensor, steps: int, warmup: int, batches: list[int]) -> None:
+    print("elbo, the step built up one layer at a time (median ms, ms over the row above, ratio to the first row)")
+    pyro.enable_validation(False)  # as SVI.step after its first step
+    for batch in batches:
+        fns = layer_steppers()
+        times = {name: [] for name in fns}
+        n = len(data) // batch
+        for i in range(warmup + steps):
+            x = data[(i % n) * batch : (i % n + 1) * batch]
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn(x)
+                if i >= warmup:
+                    times[name].append(time.perf_counter() - start)
+        medians = {name: 1000 * statistics.median(t) for name, t in times.items()}
+        first = previous = next(iter(medians.values()))
+        for name, ms in medians.items():
+            print(f"  batch {batch:>3}  {name:<26} {ms:6.3f} ms  {ms - previous:+.3f}  {ms / first:5.3f}")
+            previous = ms
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300, help="timed steps per variant (default 300)")
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 20])
+    p.add_argument("--layers", action="store_true", help="instead: the elbo step built up one layer at a time")
     args = p.parse_args(argv)
     keep_freed_memory()  # as the pvae command does
     print(f"command: python {' '.join(sys.argv)}")
@@ -157,6 +232,8 @@ def main(argv=None) -> None:
         f"784-400-50 MLP VAE, Bernoulli likelihood; median ms of {args.steps} interleaved steps after {args.warmup}"
     )
     data = binarize(load_digits(2560, seed=0).split("train").images, seed=0)
+    if args.layers:
+        return layers(data, args.steps, args.warmup, args.batch_sizes)
     print(
         f"{'objective':<10} {'batch':>5} {'pvae':>7} | {'plain':>7} {'ratio':>6} | "
         f"{'plain+fused':>11} {'ratio':>6} | {'traced':>7} {'ratio':>6} | {'pyro SVI':>8} {'ratio':>6}"
