@@ -49,7 +49,10 @@ def _empty_guide(*args, **kwargs) -> None:
 
 class _FixedPosterior(Guide):
     """A guide whose q(z | x) for one batch was computed once: every chunk of particles of that
-    batch draws from it, instead of running the guide's network again for each chunk."""
+    batch draws from it, instead of running the guide's network again for each chunk. Internal
+    to ``log_weights`` (so it states no ``data_kinds``); it relies on ``posterior`` being a
+    deterministic function of (x, y) with no Pyro sites, as the Guide contract has it.
+    """
 
     def __init__(self, q: torch.distributions.Distribution) -> None:
         super().__init__()
@@ -189,6 +192,9 @@ def bounds_for_run(
             f"{run}: its guide ({config['train']['guide']}) is a point estimate with no density, and the ELBO and "
             "L_k need one (train with a stochastic guide, e.g. --guide diag)"
         )
+    dtype = next(model.parameters()).dtype
+    if matmul_dtype == dtype:  # products in the model's own dtype: as without the option
+        matmul_dtype = None
     data = runs.load_split(config, split).head(limit)
     images = data.tensor()
     y = model.condition(images, data.labels)
@@ -202,7 +208,7 @@ def bounds_for_run(
         "bounds": bounds.summary(),
         "nll": bounds.nll,
         "seed": seed,
-        "matmul_dtype": str(matmul_dtype or torch.get_default_dtype()).removeprefix("torch."),
+        "matmul_dtype": str(matmul_dtype or dtype).removeprefix("torch."),
         "seconds": round(time.perf_counter() - started, 2),
     }
     extra = {"matmul": result["matmul_dtype"]} if matmul_dtype is not None else {}

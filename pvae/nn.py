@@ -42,8 +42,10 @@ _particle_dtype: ContextVar[torch.dtype | None] = ContextVar("particle_dtype", d
 
 @contextmanager
 def particle_products(dtype: torch.dtype | None) -> Iterator[None]:
-    """Inside, every ``Linear`` whose input has a particle dimension multiplies in ``dtype`` (None:
-    as usual). Meant for evaluation without gradients: ``pvae bounds --matmul-dtype bfloat16``."""
+    """Inside, every ``Linear`` whose input has a particle dimension (3 or more dims: the objectives
+    put the K particles first) multiplies in ``dtype`` (None: as usual). Meant for evaluation
+    without gradients: ``pvae bounds --matmul-dtype bfloat16``. Layers that are not ``Linear``
+    (the sketch and melody models' recurrent cells) are untouched."""
     token = _particle_dtype.set(dtype)
     try:
         yield
@@ -60,15 +62,16 @@ class Linear(nn.Linear):
     W m + b (one row per datapoint, not per particle) at the input's precision; W (x - m) in
     ``dtype``, so that its rounding errors are relative to the spread of the particles around m,
     not to x itself. On a CPU with bfloat16 matrix units that product is several times faster
-    than float32; on binarized MNIST (a trained 784-200-200-50 net) every L_k moved by 0.0004
-    nats this way, and L_5000 by 0.007 uncentred (docs/results.md, Speed). Inputs with fewer
-    dims (a guide reading x), and layers with fewer than ``MIN_LOW_PRECISION_FEATURES`` inputs,
-    are multiplied as usual.
+    than float32; on binarized MNIST (a trained 784-200-200-50 net, 200 test images) L_5000 moved
+    by 0.001 nats this way and by 0.007 uncentred (docs/results.md, Speed). Any input of 3 or more
+    dims is centred over dim 0, which is exact whatever that dim holds; the precision gain needs
+    it to hold the particles. Inputs with fewer dims (a guide reading x), and layers with fewer
+    than ``MIN_LOW_PRECISION_FEATURES`` inputs, are multiplied as usual.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _particle_dtype.get()
-        if dtype is None or x.dim() < 3 or self.in_features < MIN_LOW_PRECISION_FEATURES:
+        if dtype is None or dtype == x.dtype or x.dim() < 3 or self.in_features < MIN_LOW_PRECISION_FEATURES:
             return F.linear(x, self.weight, self.bias)
         centre = x.mean(0)  # (..., in)
         offset = F.linear(centre, self.weight, self.bias)  # W m + b: (..., out)

@@ -78,7 +78,8 @@ def main(argv=None) -> None:
     all_rows = sorted({rows, *REFERENCE_ROWS})
     rates = {r: matmul_rate(r) for r in all_rows}
     timings = {}
-    for dtype in (None, torch.bfloat16) if args.matmul_dtype == "both" else (getattr(torch, args.matmul_dtype),):
+    chosen = {"float32": (None,), "bfloat16": (torch.bfloat16,), "both": (None, torch.bfloat16)}[args.matmul_dtype]
+    for dtype in chosen:
         start = time.perf_counter()
         bounds = estimate_bounds(model, guide, images, ks=(1, args.k), batch_size=args.batch_size, matmul_dtype=dtype)
         timings[str(dtype or torch.float32).removeprefix("torch.")] = (time.perf_counter() - start, bounds)

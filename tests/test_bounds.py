@@ -125,6 +125,23 @@ def test_the_guide_runs_once_per_batch_not_once_per_chunk():
     assert guide.calls == 2
 
 
+class _TracedGuide(_ExactGuide):
+    """Overrides ``guide`` (with the same program), so the bounds run it for every chunk."""
+
+    def guide(self, x, y=None, batch_size=None):
+        super().guide(x, y, batch_size)
+
+
+def test_the_guide_once_per_batch_gives_the_same_bounds_as_once_per_chunk():
+    torch.manual_seed(0)
+    model = GaussianVAE(data_dim=6, latent_dim=3, hidden=[5]).eval()
+    x = torch.bernoulli(torch.full((4, 6), 0.4))
+    once = estimate_bounds(model, _ExactGuide(), x, ks=(1, 50), batch_size=2, points_per_chunk=7)
+    every = estimate_bounds(model, _TracedGuide(), x, ks=(1, 50), batch_size=2, points_per_chunk=7)
+    for k in (1, 50):
+        assert torch.equal(once.values[k], every.values[k])
+
+
 def _particles(k: int = 16, b: int = 4, features: int = 200, spread: float = 0.05) -> torch.Tensor:
     """(K, B, features): K particles close to each of B points, as draws from a narrow q(z | x) are."""
     return torch.randn(b, features) + spread * torch.randn(k, b, features)
@@ -159,6 +176,8 @@ def test_particle_products_leave_other_inputs_alone():
             )
             assert not torch.equal(wide(x), expected)
             with particle_products(None):
+                assert torch.equal(wide(x), expected)
+            with particle_products(torch.float32):  # the input's own dtype: as usual
                 assert torch.equal(wide(x), expected)
         assert torch.equal(wide(x), expected)  # the context is gone
 

@@ -25,6 +25,15 @@ def test_bernoulli_image_log_prob_matches_numpy_and_torch():
     torch.testing.assert_close(d.entropy(), dist.Bernoulli(logits=logits).to_event(1).entropy())
 
 
+def test_bernoulli_image_takes_integer_pixels_with_gradients():
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    x = torch.bernoulli(torch.full((3, 5), 0.5))
+    got = BernoulliImage(logits).log_prob(x.to(torch.uint8))
+    torch.testing.assert_close(got, dist.Bernoulli(logits=logits).to_event(1).log_prob(x))
+    got.sum().backward()
+    assert logits.grad is not None
+
+
 def test_bernoulli_image_shapes_sampling_and_validation():
     logits = torch.randn(5, 10)
     d = BernoulliImage(logits)
@@ -81,6 +90,20 @@ def test_reparam_normal_elsewhere_is_torchs_normal():
     np.testing.assert_allclose(expanded.log_prob(draw).detach().numpy(), expected, rtol=1e-12)
     frozen = detach_parameters(q.to_event(1))
     assert not frozen.base_dist.loc.requires_grad and frozen.base_dist._drawn is None
+
+
+def test_reparam_normal_draws_changed_or_drawn_as_constants_take_the_general_formula():
+    loc = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    scale = torch.rand(4, 3, dtype=torch.float64) + 0.2
+    q = ReparamNormal(loc, scale)
+    z = q.rsample()
+    with torch.no_grad():
+        z.add_(1.0)  # changed in place after the draw
+    torch.testing.assert_close(q.log_prob(z), dist.Normal(loc, scale).log_prob(z))
+    with torch.no_grad():
+        constant = q.rsample()
+    (gradient,) = torch.autograd.grad(q.log_prob(constant).sum(), loc)
+    torch.testing.assert_close(gradient, (constant - loc.detach()) / scale**2)  # d/dloc of torch's formula
 
 
 def test_standard_normal_matches_numpy_torch_and_the_closed_form_kl():

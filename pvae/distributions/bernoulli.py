@@ -116,6 +116,8 @@ class BernoulliImage(TorchDistribution):
         if not torch.is_grad_enabled() and torch.equal(value, value.bool().to(value.dtype)):  # every pixel 0 or 1
             return binary_log_prob(self.logits, value)
         logits = self.logits
+        if value.dtype != logits.dtype:  # e.g. uint8 pixels: the loss takes targets of the logits' dtype
+            value = value.to(logits.dtype)
         if value.shape != logits.shape:
             logits, value = torch.broadcast_tensors(logits, value)
         return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)

@@ -14,8 +14,10 @@ calls need fewer, and on small batches those operations are most of the cost of 
       log q(v) = -eps^2 / 2 - log sigma - log sqrt(2 pi)
 
   the same number and, as a function of mu and sigma through v, the same gradient (the terms
-  through v and through mu cancel in the general formula). Any other value takes the general
-  formula, so a copy of the draw (DReG's) or a q with detached parameters (STL's) is unaffected.
+  through v and through mu cancel in the general formula); it has no gradient in v alone, which
+  no objective asks for. Any other value takes the general formula, so a copy of the draw
+  (DReG's) or a q with detached parameters (STL's) is unaffected, and so does the draw itself
+  once changed in place or when it was drawn without gradients and its density is taken with.
 - ``StandardNormal``, the prior N(0, 1): log p(v) = -v^2 / 2 - log sqrt(2 pi).
 
 Both are ``Normal`` subclasses, so torch's KL registrations (``TraceMeanField_ELBO``'s closed
@@ -36,21 +38,27 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 class ReparamNormal(dist.Normal):
     """``Normal(loc, scale)`` that keeps the noise of its last ``rsample`` (see the module)."""
 
-    _drawn: tuple[torch.Tensor, torch.Tensor] | None = None  # (v, eps) of the last rsample
+    # the last rsample: (v, eps, v's version counter, whether gradients were on)
+    _drawn: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         eps = _standard_normal(self._extended_shape(sample_shape), dtype=self.loc.dtype, device=self.loc.device)
         value = self.loc + eps * self.scale  # as torch's Normal.rsample, so the draws are the same
-        self._drawn = value, eps
+        self._drawn = value, eps, value._version, torch.is_grad_enabled()
         return value
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if self._drawn is None or value is not self._drawn[0]:
+        drawn = self._drawn
+        if (
+            drawn is None
+            or value is not drawn[0]
+            or value._version != drawn[2]  # changed in place since
+            or (torch.is_grad_enabled() and not drawn[3])  # drawn as a constant, differentiated now
+        ):
             return super().log_prob(value)
         if self._validate_args:
             self._validate_sample(value)
-        eps = self._drawn[1]
-        return -0.5 * eps.square() - self.scale.log() - HALF_LOG_2PI
+        return -0.5 * drawn[1].square() - self.scale.log() - HALF_LOG_2PI
 
 
 class StandardNormal(dist.Normal):
