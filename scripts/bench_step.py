@@ -27,6 +27,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 
 import pyro
@@ -42,6 +43,7 @@ from pvae.objectives import contract_traces, make_objective
 from pvae.svi import SVI, make_optimizer
 
 D, H, Z, LR = 784, 400, 50, 1e-3
+Step = Callable[[torch.Tensor], float]  # one training step on a batch
 
 
 class PlainVAE(nn.Module):
@@ -86,7 +88,7 @@ def fresh_pair(seed: int):
     )
 
 
-def steppers(objective: str, k: int) -> dict[str, callable]:
+def steppers(objective: str, k: int) -> dict[str, Step]:
     """name -> one training step on a batch, each with its own copy of the same initial weights."""
     out = {}
     model, guide = fresh_pair(0)
@@ -133,9 +135,8 @@ def steppers(objective: str, k: int) -> dict[str, callable]:
     return out
 
 
-def bench(objective: str, k: int, batch: int, data: torch.Tensor, steps: int, warmup: int) -> dict[str, float]:
-    pyro.clear_param_store()
-    fns = steppers(objective, k)
+def interleaved(fns: dict[str, Step], data: torch.Tensor, batch: int, steps: int, warmup: int) -> dict[str, float]:
+    """name -> median ms of ``steps`` steps (after ``warmup``), the steppers taking turns on each batch."""
     times = {name: [] for name in fns}
     n = len(data) // batch
     for i in range(warmup + steps):
@@ -148,6 +149,11 @@ def bench(objective: str, k: int, batch: int, data: torch.Tensor, steps: int, wa
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
+def bench(objective: str, k: int, batch: int, data: torch.Tensor, steps: int, warmup: int) -> dict[str, float]:
+    pyro.clear_param_store()
+    return interleaved(steppers(objective, k), data, batch, steps, warmup)
+
+
 def _finish(loss: torch.Tensor, params: list, opt: torch.optim.Optimizer) -> float:
     """Backward, pvae's check that every gradient is finite, the fused Adam step."""
     loss.backward()
@@ -158,7 +164,7 @@ def _finish(loss: torch.Tensor, params: list, opt: torch.optim.Optimizer) -> flo
     return loss.item()
 
 
-def layer_steppers() -> dict[str, callable]:
+def layer_steppers() -> dict[str, Step]:
     """The elbo step built up from plain PyTorch to ``SVI.step`` one layer at a time, each with the
     fused Adam and pvae's gradient check and its own copy of the same initial weights, so that the
     differences are the layers' costs."""
@@ -201,17 +207,7 @@ def layers(data: torch.Tensor, steps: int, warmup: int, batches: list[int]) -> N
     print("elbo, the step built up one layer at a time (median ms, ms over the row above, ratio to the first row)")
     pyro.enable_validation(False)  # as SVI.step after its first step
     for batch in batches:
-        fns = layer_steppers()
-        times = {name: [] for name in fns}
-        n = len(data) // batch
-        for i in range(warmup + steps):
-            x = data[(i % n) * batch : (i % n + 1) * batch]
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn(x)
-                if i >= warmup:
-                    times[name].append(time.perf_counter() - start)
-        medians = {name: 1000 * statistics.median(t) for name, t in times.items()}
+        medians = interleaved(layer_steppers(), data, batch, steps, warmup)
         first = previous = next(iter(medians.values()))
         for name, ms in medians.items():
             print(f"  batch {batch:>3}  {name:<26} {ms:6.3f} ms  {ms - previous:+.3f}  {ms / first:5.3f}")
