@@ -16,8 +16,8 @@ calls need fewer, and on small batches those operations are most of the cost of 
   the same number and, as a function of mu and sigma through v, the same gradient (the terms
   through v and through mu cancel in the general formula); it has no gradient in v alone, which
   no objective asks for. Any other value takes the general formula, so a copy of the draw
-  (DReG's) or a q with detached parameters (STL's) is unaffected, and so does the draw itself
-  once changed in place or when it was drawn without gradients and its density is taken with.
+  (DReG's) or a q with detached parameters (STL's) is unaffected; so is the draw itself once
+  changed in place, or when it was drawn without gradients and its density is taken with them.
 - ``StandardNormal``, the prior N(0, 1): log p(v) = -v^2 / 2 - log sqrt(2 pi).
 
 Both are ``Normal`` subclasses, so torch's KL registrations (``TraceMeanField_ELBO``'s closed
