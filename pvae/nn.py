@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import pyro
@@ -37,20 +36,23 @@ def activation(name: str) -> nn.Module:
 # Below this many input features the centring's passes over x and the output cost more than the
 # lower-precision product saves (one thread: 50 -> 200 took 0.36 ms centred, 0.32 ms in float32).
 MIN_LOW_PRECISION_FEATURES = 64
-_particle_dtype: ContextVar[torch.dtype | None] = ContextVar("particle_dtype", default=None)
+# The dtype of ``particle_products`` while one is active: a plain module global, not a ContextVar,
+# which ``torch.compile`` cannot trace (every Linear would break a compiled graph).
+_particle_dtype: torch.dtype | None = None
 
 
 @contextmanager
 def particle_products(dtype: torch.dtype | None) -> Iterator[None]:
     """Inside, every ``Linear`` whose input has a particle dimension (3 or more dims: the objectives
-    put the K particles first) multiplies in ``dtype`` (None: as usual). Meant for evaluation
-    without gradients: ``pvae bounds --matmul-dtype bfloat16``. Layers that are not ``Linear``
-    (the sketch and melody models' recurrent cells) are untouched."""
-    token = _particle_dtype.set(dtype)
+    put the K particles first) multiplies in ``dtype`` (None: as usual), in the whole process.
+    Meant for evaluation without gradients: ``pvae bounds --matmul-dtype bfloat16``. Layers that
+    are not ``Linear`` (the sketch and melody models' recurrent cells) are untouched."""
+    global _particle_dtype
+    before, _particle_dtype = _particle_dtype, dtype
     try:
         yield
     finally:
-        _particle_dtype.reset(token)
+        _particle_dtype = before
 
 
 class Linear(nn.Linear):
@@ -70,7 +72,7 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = _particle_dtype.get()
+        dtype = _particle_dtype
         if dtype is None or dtype == x.dtype or x.dim() < 3 or self.in_features < MIN_LOW_PRECISION_FEATURES:
             return F.linear(x, self.weight, self.bias)
         centre = x.mean(0)  # (..., in)

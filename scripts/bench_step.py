@@ -15,7 +15,8 @@ so only ratios within one run mean anything):
   as a Pyro user runs it: validation on (Pyro's default). pvae validates its first step only.
 
 With ``--layers`` it prints instead where the time of pvae's elbo step goes: the step built up from
-plain PyTorch (with the fused Adam and pvae's gradient check) to ``SVI.step``, one layer at a time.
+plain PyTorch (with the fused Adam and pvae's gradient check) to ``SVI.step``, one layer at a time,
+and the objective's loss under ``torch.jit.trace`` (a prototype).
 
     python scripts/bench_step.py [--steps 300] [--batch-sizes 128 20] [--layers]
 """
@@ -27,6 +28,7 @@ import math
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -200,7 +202,25 @@ def layer_steppers() -> dict[str, Step]:
     for name, fn in (("+ modules, distributions", modules), ("+ traces", traces), ("+ objective", objective)):
         out[name] = partial(fn, svi=fresh_svi())
     out["SVI.step"] = fresh_svi().step
+    out["objective, jit-traced"] = jit_traced(fresh_svi())
     return out
+
+
+def jit_traced(svi: SVI) -> Step:
+    """A prototype, not a pvae option: the objective's loss module traced by ``torch.jit.trace``
+    once per batch shape (as Pyro's ``JitTrace_ELBO`` does), then ``_finish``. Tracing freezes
+    every Python-side value (a KL weight that anneals, a model's schedule), and ``torch.jit`` is
+    deprecated in torch 2.13, so pvae does not do this; the row shows what it would buy."""
+    traced: dict[torch.Size, Callable] = {}
+
+    def step(x: torch.Tensor) -> float:
+        if x.shape not in traced:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the deprecation, and ObjectiveLoss's empty-batch test
+                traced[x.shape] = torch.jit.trace(svi.module, (x,), check_trace=False)
+        return _finish(traced[x.shape](x) / len(x), svi.params, svi.optimizer)
+
+    return step
 
 
 def layers(data: torch.Tensor, steps: int, warmup: int, batches: list[int]) -> None:
