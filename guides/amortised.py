@@ -70,6 +70,7 @@ class AmortisedGuide(Guide):
         if trunk == "mlp" and data_dim is None:
             raise ValueError("an MLP trunk needs data_dim")
         self.latent_dim, self.num_classes, self.kind = latent_dim, num_classes, trunk
+        self.traceable = trunk == "mlp"  # the RNN trunk packs each batch by its sequences' lengths
         if trunk == "mlp":
             self.trunk: nn.Module = MLPTrunk(data_dim, list(hidden), activation, num_classes)
         else:

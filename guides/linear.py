@@ -28,6 +28,7 @@ class LinearGuide(Guide):
 
     analytic_kl = True
     factorised = False  # True on instances with covariance="diag"
+    traceable = True
     data_kinds = ("image",)
 
     def __init__(self, data_dim: int, latent_dim: int = 2, covariance: str = "diag") -> None:

@@ -59,6 +59,7 @@ class CompletionCVAE(Model):
 
     data_kind = "image"
     binary = True
+    traceable = True
     supports_completion = True
     prior_has_parameters = True  # the prior network p(z | visible)
     train_defaults = {"latent_dim": 200, "hidden": [500, 500], "batch_size": 128}

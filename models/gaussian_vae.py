@@ -49,6 +49,7 @@ class GaussianVAE(Model):
     """
 
     data_kind = "image"
+    traceable = True
 
     def __init__(
         self,

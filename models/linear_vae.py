@@ -29,6 +29,7 @@ class LinearVAE(Model):
     """
 
     data_kind = "image"  # a Gaussian likelihood (binary is False): grey or real-valued data as they are
+    traceable = True
 
     def __init__(self, data_dim: int, latent_dim: int = 2) -> None:
         super().__init__()

@@ -138,6 +138,10 @@ class Model(nn.Module):
     - ``prior_has_parameters``: p(z | y) is learned (objectives that only sample the prior refuse it).
     - ``prior_name``: the p(z) of ``prior`` (``pvae.distributions.priors.PRIORS``); models with a
       ``prior`` constructor argument (the ``--prior`` option) set it.
+    - ``traceable``: the program's Python (its branches and the numbers it computes outside tensors)
+      depends on the shapes of its inputs alone, so a trace recorded once per batch shape computes
+      it exactly (``pvae train --jit``, ``pvae.svi.TracedLoss``); False for data-dependent loops
+      and for schedules (``set_progress``).
 
     Hooks the trainer calls, no-ops here: before the first epoch ``init_output_bias(data_mean)``
     (image data) and ``pretrain(batches, log)``; before every step ``set_progress(step, steps)``
@@ -154,6 +158,7 @@ class Model(nn.Module):
     labels_reach_decoder: bool = True
     prior_has_parameters: bool = False
     prior_name: str = "normal"
+    traceable: bool = False
     latent_dim: int
 
     def __init__(self) -> None:
@@ -219,11 +224,13 @@ class Guide(nn.Module):
     - ``density``: q(z | x) is a density (not a point estimate): importance weights, bounds on
       log p(x) and KL(q || p) exist.
     - ``data_kinds``: the data kinds it reads (``Model.data_kind``). No default: every guide states it.
+    - ``traceable``: as ``Model.traceable``, for q(z | x).
     """
 
     analytic_kl: bool = False
     density: bool = True
     factorised: bool = False
+    traceable: bool = False
     data_kinds: ClassVar[tuple[str, ...]]
     latent_dim: int
 

@@ -80,6 +80,8 @@ class Objective:
     :cvar data_kinds: the data kinds it reads (``None``: any; ``ali``'s discriminator reads images).
     :cvar trains_prior: its loss differentiates log p(z); the adversarial ones only sample the prior,
         so they refuse a model whose prior has parameters (``Model.prior_has_parameters``).
+    :cvar traceable: its loss is a function of tensors alone, so ``torch.jit.trace`` records it
+        (``pvae train --jit``); not where gradients are changed by hooks that run in Python.
     """
 
     name: ClassVar[str]
@@ -87,6 +89,7 @@ class Objective:
     requires_density: bool = False
     uses_kl: bool = True
     trains_prior: bool = True
+    traceable: bool = False
     data_kinds: tuple[str, ...] | None = None  # the data kinds it reads; None: any
     lr_ratio: float = 1.0  # learning rate of ``networks()`` over the model's and guide's
 
@@ -203,6 +206,7 @@ class TraceELBO(Objective, _ContractTraced, Trace_ELBO):
     """
 
     name = "elbo"
+    traceable = True
 
     def __init__(
         self, num_particles: int = 1, max_plate_nesting: int = 1, vectorize_particles: bool = True, **kwargs
@@ -254,6 +258,7 @@ class MeanFieldELBO(Objective, _ContractTraced, TraceMeanField_ELBO):
     """
 
     name = "meanfield"
+    traceable = True
     closed_form_kl = True
 
     def __init__(
@@ -265,6 +270,18 @@ class MeanFieldELBO(Objective, _ContractTraced, TraceMeanField_ELBO):
             vectorize_particles=vectorize_particles,
             **kwargs,
         )
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """-(1/K) sum_k ELBO_k, the surrogate of ``TraceMeanField_ELBO``, returned as it is.
+
+        Pyro's returns loss + (surrogate - float(surrogate)), the same value and gradient, since this
+        bound's guide sites are reparameterised (Pyro checks that under validation, which the first
+        step runs), but it reads the surrogate back as a Python float: a sync per step, and a number
+        a trace would keep (``--jit``). As ``JitTraceMeanField_ELBO``, we return the surrogate."""
+        loss = 0.0
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            loss = loss + self._differentiable_loss_particle(model_trace, guide_trace)[1] / self.num_particles
+        return loss
 
 
 class _LossFromDifferentiable(Objective, ELBO):
@@ -306,6 +323,7 @@ class IWAE(_LossFromDifferentiable):
     """
 
     name = "iwae"
+    traceable = True
     requires_density = True
     path_derivative = False  # True: guide terms log q with detached parameters (STL)
 
@@ -513,6 +531,7 @@ class IWAEDReG(IWAESTL):
     """
 
     name = "iwae-dreg"
+    traceable = False  # its guide gradients are reweighted by tensor hooks, which a trace does not record
 
     def _get_trace(self, model, guide, args, kwargs):
         hooks = _HookLatents()
@@ -593,6 +612,7 @@ class KLControlled(_LossFromDifferentiable):
         self.base, self.control = base, control
         self.closed_form_kl = isinstance(base, Objective) and base.closed_form_kl  # the base's
         self.requires_density = isinstance(base, Objective) and base.requires_density
+        self.traceable = isinstance(base, Objective) and base.traceable
         self.lr_ratio = base.lr_ratio if isinstance(base, Objective) else 1.0
 
     def networks(self) -> list[nn.Module]:
@@ -721,6 +741,7 @@ class AAE(_Adversarial):
     """
 
     name = "aae"
+    traceable = False  # the discriminator's detached copy is a torch.func.functional_call, which torch.jit refuses
 
     def __init__(
         self,
@@ -787,6 +808,7 @@ class ALI(_Adversarial):
     """
 
     name = "ali"
+    traceable = False  # the discriminator's detached copy is a torch.func.functional_call, which torch.jit refuses
     data_kinds = ("image",)
 
     def __init__(

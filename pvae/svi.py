@@ -7,11 +7,16 @@ all of them in a single kernel. Pyro's validation (site shapes, model/guide agre
 arguments) runs on the first step, which catches a broken model early, and is then switched off:
 on a small VAE it costs about a tenth of each step. ``scripts/bench_step.py`` measures the result
 against the same step written by hand.
+
+With ``jit=True`` (``pvae train --jit``) the loss is recorded by ``torch.jit.trace`` once per batch
+shape and replayed (``TracedLoss``), as Pyro's ``JitTrace_ELBO`` does: the Python of Pyro's traces,
+pvae's modules and distribution objects runs once per shape instead of once per step.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import pyro
 import torch
@@ -20,7 +25,8 @@ from torch import nn
 
 from pvae import distributed
 from pvae.distributed import Ranks
-from pvae.objectives import Objective
+from pvae.errors import UserError
+from pvae.objectives import KLControl, KLControlled, Objective
 
 
 class NonFinite(ArithmeticError):
@@ -64,6 +70,107 @@ def _no_guide(*args, **kwargs) -> None:
     """The guide of a model without latent sites."""
 
 
+class _WeightAsInput(nn.Module):
+    """``ObjectiveLoss`` with the KL weight w as its first argument, a 0-dim tensor, so that a trace
+    reads w at every call instead of keeping the number it saw (the trainer anneals w)."""
+
+    def __init__(self, loss: ObjectiveLoss, control: KLControl | None) -> None:
+        super().__init__()
+        self.loss, self.control = loss, control
+
+    def forward(self, weight: torch.Tensor, x: torch.Tensor, *y: torch.Tensor) -> torch.Tensor:
+        if self.control is None:
+            return self.loss(x, *y)
+        kept, self.control.weight = self.control.weight, weight
+        try:
+            return self.loss(x, *y)
+        finally:
+            self.control.weight = kept
+
+
+class TracedLoss:
+    """``ObjectiveLoss`` recorded by ``torch.jit.trace`` once per batch signature (the shapes,
+    dtypes and devices of x and y), then replayed: the recorded graph of tensor operations runs,
+    and none of the Python that built it (Pyro's trace records, effect handlers, pvae's modules and
+    distribution objects). Random draws are operations in the graph, so each call draws anew.
+    The graph runs as recorded (``torch.jit.optimized_execution(False)``): the optimising executor
+    may reorder random draws, so that the same random state gives other (equally distributed)
+    numbers than the eager program, and on CPU it was no faster here.
+
+    A trace keeps every value that Python computed while it was recorded. So it is used only for
+    programs that declare ``traceable`` (their Python depends on the shapes of the inputs alone),
+    the KL weight, which the trainer changes, is an input of the trace, and each new trace is
+    checked: from one random state, the recorded loss and its gradients must equal the eager ones
+    (relative ``TOLERANCE``), or ``UserError``. Recording and checking run on a forked random
+    state, so a run draws the same numbers with and without tracing.
+    """
+
+    TOLERANCE = 1e-4
+
+    def __init__(self, module: ObjectiveLoss) -> None:
+        objective = module.objective
+        self.control = objective.control if isinstance(objective, KLControlled) else None
+        self.module = _WeightAsInput(module, self.control)
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.traces: dict[tuple, torch.jit.ScriptModule] = {}
+        self.weight = torch.ones(())
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss summed over the batch, as ``ObjectiveLoss(x, y)``."""
+        args = (x,) if y is None else (x, y)
+        if self.weight.device != x.device:
+            self.weight = torch.ones((), device=x.device)
+        if self.control is not None:
+            self.weight.fill_(self.control.weight)
+        key = tuple((a.shape, a.dtype, a.device) for a in args)
+        traced = self.traces.get(key)
+        if traced is None:
+            traced = self.traces[key] = self._record(args)
+        with torch.jit.optimized_execution(False):
+            return traced(self.weight, *args)
+
+    def _record(self, args: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+        inputs = (self.weight, *args)
+        device = args[0].device
+        forked = [] if device.type == "cpu" else [device.index or 0]
+        with torch.random.fork_rng(forked, device_type=device.type), warnings.catch_warnings():
+            # torch.jit's deprecation, and TracerWarnings on the shape tests every program makes
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(self.module, inputs, check_trace=False)
+            eager_loss, eager_grads = self._loss_and_grads(self.module, inputs)
+            with torch.jit.optimized_execution(False):
+                traced_loss, traced_grads = self._loss_and_grads(traced, inputs)
+        pairs = [(eager_loss, traced_loss), *zip(eager_grads, traced_grads)]
+        for i, (eager, recorded) in enumerate(pairs):
+            if (eager is None) != (recorded is None) or (eager is not None and not self._close(eager, recorded)):
+                what = "loss" if i == 0 else "gradient"
+                raise UserError(
+                    f"--jit: the traced {what} differs from the eager one for this model, guide and objective "
+                    f"(loss {traced_loss.item():.6g} vs {eager_loss.item():.6g}); train without --jit"
+                )
+        return traced
+
+    def _loss_and_grads(self, fn, inputs) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """The loss and the gradients of every parameter from one fixed random state; the
+        parameters' ``.grad`` is left as it was."""
+        kept = [p.grad for p in self.params]
+        for p in self.params:
+            p.grad = None
+        torch.manual_seed(0)
+        loss = fn(*inputs)
+        loss.backward()
+        grads = [p.grad for p in self.params]
+        for p, g in zip(self.params, kept):
+            p.grad = g
+        return loss.detach(), grads
+
+    def _close(self, eager: torch.Tensor, recorded: torch.Tensor) -> bool:
+        """|recorded - eager| <= TOLERANCE max |eager|, elementwise."""
+        if not eager.numel():
+            return True
+        return bool((eager - recorded).abs().max() <= self.TOLERANCE * eager.abs().max())
+
+
 class SVI:
     """Gradient steps on ``objective`` for ``model.model`` and ``guide.guide``.
 
@@ -74,6 +181,9 @@ class SVI:
     :param optimizer: a torch optimiser over the parameters of ``model`` and ``guide``.
     :param clip_value: if given, clip every gradient element to [-clip_value, clip_value].
     :param ranks: the data-parallel processes (``pvae.distributed``); one by default.
+    :param jit: after the first (validated) step, compute the loss by ``TracedLoss``: for programs
+        whose Python depends on the shapes of their inputs alone (``traceable``; the trainer
+        refuses others); one process only.
     """
 
     def __init__(
@@ -84,12 +194,16 @@ class SVI:
         optimizer: torch.optim.Optimizer,
         clip_value: float | None = None,
         ranks: Ranks = Ranks(),
+        jit: bool = False,
     ) -> None:
+        if jit and ranks.parallel:
+            raise ValueError("jit traces the loss in one process; it does not run under data parallelism")
         self.optimizer, self.clip_value, self.ranks = optimizer, clip_value, ranks
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         device = next(model.parameters()).device
         self.module = ObjectiveLoss(model, guide, objective, reports=1 + FLAGS).to(device)
         self.loss = distributed.wrap(self.module, ranks, device)
+        self.traced = TracedLoss(self.module) if jit else None
         self.validated = False
         self.loss_sum, self.flags = 0.0, [0.0] * FLAGS
 
@@ -111,7 +225,7 @@ class SVI:
         total = x.shape[0] if total is None else total
         try:
             with pyro.validation_enabled(not self.validated):
-                summed = self.loss(x, y)
+                summed = self.traced(x, y) if self.traced is not None and self.validated else self.loss(x, y)
         except ValueError:  # validation refusing NaN parameters: say so when the batch is to blame
             if x.is_floating_point() and not torch.isfinite(x).all():
                 raise NonFinite("batch", math.nan) from None

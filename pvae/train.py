@@ -287,7 +287,10 @@ class Trainer:
         if extra:  # a discriminator, at its own learning rate
             groups.append({"params": extra, "lr_ratio": objective.lr_ratio})
         optimizer = make_optimizer(groups, config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
-        self.svi = SVI(self.model, self.guide, objective, optimizer, clip_value=config.clip_value, ranks=ranks)
+        self._check_jit(objective)
+        self.svi = SVI(
+            self.model, self.guide, objective, optimizer, clip_value=config.clip_value, ranks=ranks, jit=config.jit
+        )
         self.data_generator = torch.Generator().manual_seed(config.seed)
 
     def _check_combination(self, model_cls: type) -> None:
@@ -339,6 +342,22 @@ class Trainer:
         unused = unused_options(cfg, readers)
         if unused:
             raise UserError(unused[0])
+
+    def _check_jit(self, objective) -> None:
+        """Refuse ``--jit`` in one line where a trace could freeze a value that must change."""
+        cfg = self.config
+        if not cfg.jit:
+            return
+        if self.ranks.parallel:
+            raise UserError("--jit traces the loss in one process; train without --jit under torchrun")
+        parts = [(f"--model {cfg.model}", self.model), (f"--guide {cfg.guide}", self.guide)]
+        parts.append((f"--objective {cfg.objective}", objective))
+        for flag, part in parts:
+            if part is not None and not part.traceable:
+                raise UserError(
+                    f"--jit: {flag} computes in Python what a trace would record once (data-dependent "
+                    "loops, schedules or gradient hooks); train without --jit"
+                )
 
     def _num_classes(self) -> int:
         """C for a class-conditional run (``--conditional``), else 0."""

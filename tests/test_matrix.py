@@ -92,18 +92,19 @@ def specs(tmp_path_factory, one_thread):
         kind.load = originals[name]
 
 
-def _attempt(model: str, guide: str, objective: str, data: str, out, variant: dict) -> str:
-    """ "trained" after two finite steps, or the refusal's message."""
+def _attempt(model: str, guide: str, objective: str, data: str, out, variant: dict, steps: int = 2) -> list | str:
+    """The finite losses of ``steps`` steps on one batch, or the refusal's message."""
     tiny = dict(TINY)
     while True:
         config = TrainConfig.for_model(model=model, guide=guide, objective=objective, data=data, **tiny, **variant)
         try:
+            torch.manual_seed(0)
             trainer = Trainer(config, out, progress=False)
             x, labels = next(trainer.train_split.batches(config.batch_size, trainer.data_generator))
             y = trainer.model.condition(x, labels)
-            for _ in range(2):
-                assert math.isfinite(trainer.svi.step(x, y))
-            return "trained"
+            losses = [trainer.svi.step(x, y) for _ in range(steps)]
+            assert all(map(math.isfinite, losses))
+            return losses
         except UserError as e:
             flag = str(e).split(" ", 1)[0]
             ours = [name for name in tiny if OPTIONS[name].flag == flag]
@@ -117,8 +118,8 @@ def test_every_combination_trains_or_refuses_in_one_line(specs, tmp_path):
     outcomes = {}
     for model, guide, objective, kind in itertools.product(MODELS, GUIDES, OBJECTIVES, DATA_KINDS):
         for variant in VARIANTS.get(model, [{}]):
-            torch.manual_seed(0)
             outcome = _attempt(model, guide, objective, specs[kind], tmp_path / "unused", variant)
+            outcome = "trained" if isinstance(outcome, list) else outcome
             key = (model, guide, objective, kind, tuple(variant.values()))
             assert outcome == "trained" or (outcome and "\n" not in outcome), (*key, outcome)
             outcomes[key] = outcome
@@ -133,3 +134,26 @@ def test_every_combination_trains_or_refuses_in_one_line(specs, tmp_path):
     # refusals name the flag at fault
     assert all(o.startswith("--") for o in outcomes.values() if o != "trained")
     print(f"{len(trained)} of {len(outcomes)} combinations train; the others are refused in one line")
+
+
+def test_every_combination_traces_as_it_trains_or_refuses_jit_in_one_line(specs, tmp_path):
+    """``--jit``: a combination that trains either gives the eager run's losses, step for step from
+    the same seed (the trace draws the same numbers: ``TracedLoss`` records on a forked random
+    state), or is refused in one line that names --jit. Three steps: the first is eager
+    (validated), the second records the trace, the third replays it."""
+    traced = set()
+    for model, guide, objective, kind in itertools.product(MODELS, GUIDES, OBJECTIVES, DATA_KINDS):
+        for variant in VARIANTS.get(model, [{}]):
+            eager = _attempt(model, guide, objective, specs[kind], tmp_path / "unused", variant, steps=3)
+            if not isinstance(eager, list):
+                continue
+            jit = _attempt(model, guide, objective, specs[kind], tmp_path / "unused", {**variant, "jit": True}, 3)
+            key = (model, guide, objective, kind, tuple(variant.values()))
+            if isinstance(jit, str):
+                assert jit.startswith("--jit") and "\n" not in jit, (*key, jit)
+                continue
+            assert jit == pytest.approx(eager, rel=1e-4), key
+            traced.add(key)
+    # every model that declares itself traceable traces, with some guide and objective
+    assert {key[0] for key in traced} == {name for name, cls in MODELS.items() if cls.traceable}
+    print(f"{len(traced)} combinations train the same under --jit; the others refuse it in one line")
