@@ -200,6 +200,7 @@ class SVI:
             raise ValueError("jit traces the loss in one process; it does not run under data parallelism")
         self.optimizer, self.clip_value, self.ranks = optimizer, clip_value, ranks
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.grad_sums = None if ranks.parallel else _GradientSums(self.params)
         device = next(model.parameters()).device
         self.module = ObjectiveLoss(model, guide, objective, reports=1 + FLAGS).to(device)
         self.loss = distributed.wrap(self.module, ranks, device)
@@ -241,13 +242,14 @@ class SVI:
             self.module.report.grad = None
             self.loss_sum, self.flags = reported[0], reported[1:]
         else:
+            if self.grad_sums is not None:
+                self.grad_sums.clear()
             (summed / total).backward()
             self.loss_sum, self.flags = local, flags
         if not math.isfinite(self.loss_sum):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("loss", value)
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.sum() for g in grads]).sum()):  # NaN and inf survive a sum
+        if not self._finite_gradients():
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFinite("gradient", value)
         if self.clip_value is not None:
@@ -255,6 +257,44 @@ class SVI:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return value
+
+    def _finite_gradients(self) -> bool:
+        """Whether every gradient element is finite: NaN and inf survive a sum. Under data
+        parallelism the sums are taken after the all-reduce, so that every rank decides alike."""
+        if self.grad_sums is not None:
+            return self.grad_sums.finite()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        return not grads or bool(torch.isfinite(torch.stack([g.sum() for g in grads]).sum()))
+
+
+class _GradientSums:
+    """The sum of each parameter's gradient, taken by a hook the moment backward has written it,
+    while it is still in cache: the finiteness check then reads one number per parameter instead
+    of reading every gradient again after backward (one process; under data parallelism the
+    gradients change in the all-reduce after the hooks, so ``SVI`` sums them afterwards)."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        params = [p for p in params if p.requires_grad]
+        self.sums = torch.zeros(len(params), device=params[0].device if params else None)
+        self.handles = [p.register_post_accumulate_grad_hook(self._hook(slot)) for slot, p in zip(self.sums, params)]
+
+    @staticmethod
+    def _hook(slot: torch.Tensor):
+        def write(p: torch.Tensor) -> None:
+            torch.sum(p.grad, dim=tuple(range(p.grad.dim())), out=slot)
+
+        return write
+
+    def clear(self) -> None:
+        """Before a backward: a parameter it does not reach keeps a sum of zero."""
+        self.sums.zero_()
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.sums.sum()))
+
+    def __del__(self) -> None:
+        for handle in self.handles:
+            handle.remove()
 
 
 def make_optimizer(params, lr: float, **kwargs) -> torch.optim.Optimizer:

@@ -9,6 +9,7 @@ so only ratios within one run mean anything):
 
 - plain, ``torch.optim.Adam(params, lr)``: what a hand-written training loop usually is;
 - plain, the same fused Adam pvae uses: isolates the cost of Pyro's machinery alone;
+- pvae's step with ``jit=True`` (``pvae train --jit``): the loss traced once per batch shape;
 - pvae's step inside a Pyro handler that does nothing, so that the objectives trace the model and
   guide with Pyro's effect handlers instead of writing the traces down (``contract_traces``);
 - ``pyro.infer.SVI`` with ``pyro.optim.Adam`` and Pyro's own ``Trace_ELBO`` / ``RenyiELBO(alpha=0)``,
@@ -16,7 +17,7 @@ so only ratios within one run mean anything):
 
 With ``--layers`` it prints instead where the time of pvae's elbo step goes: the step built up from
 plain PyTorch (with the fused Adam and pvae's gradient check) to ``SVI.step``, one layer at a time,
-and the objective's loss under ``torch.jit.trace`` (a prototype).
+then ``SVI.step`` with ``jit=True``.
 
     python scripts/bench_step.py [--steps 300] [--batch-sizes 128 20] [--layers]
 """
@@ -28,7 +29,6 @@ import math
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -98,6 +98,9 @@ def steppers(objective: str, k: int) -> dict[str, Step]:
         model, guide, make_objective(objective, k), make_optimizer([*model.parameters(), *guide.parameters()], LR)
     )
     out["pvae"] = svi.step
+    model, guide = fresh_pair(0)
+    params = [*model.parameters(), *guide.parameters()]
+    out["pvae_jit"] = SVI(model, guide, make_objective(objective, k), make_optimizer(params, LR), jit=True).step
     model, guide = fresh_pair(0)
     traced = SVI(
         model, guide, make_objective(objective, k), make_optimizer([*model.parameters(), *guide.parameters()], LR)
@@ -179,10 +182,10 @@ def layer_steppers() -> dict[str, Step]:
         )
     }
 
-    def fresh_svi() -> SVI:
+    def fresh_svi(jit: bool = False) -> SVI:
         model, guide = fresh_pair(0)
         params = [*model.parameters(), *guide.parameters()]
-        return SVI(model, guide, make_objective("elbo", 1), make_optimizer(params, LR))
+        return SVI(model, guide, make_objective("elbo", 1), make_optimizer(params, LR), jit=jit)
 
     def modules(x, svi):  # pvae's networks and distributions, no trace
         model, guide = svi.module.model, svi.module.guide
@@ -202,25 +205,8 @@ def layer_steppers() -> dict[str, Step]:
     for name, fn in (("+ modules, distributions", modules), ("+ traces", traces), ("+ objective", objective)):
         out[name] = partial(fn, svi=fresh_svi())
     out["SVI.step"] = fresh_svi().step
-    out["objective, jit-traced"] = jit_traced(fresh_svi())
+    out["SVI.step, jit=True"] = fresh_svi(jit=True).step
     return out
-
-
-def jit_traced(svi: SVI) -> Step:
-    """A prototype, not a pvae option: the objective's loss module traced by ``torch.jit.trace``
-    once per batch shape (as Pyro's ``JitTrace_ELBO`` does), then ``_finish``. Tracing freezes
-    every Python-side value (a KL weight that anneals, a model's schedule), and ``torch.jit`` is
-    deprecated in torch 2.13, so pvae does not do this; the row shows what it would buy."""
-    traced: dict[torch.Size, Callable] = {}
-
-    def step(x: torch.Tensor) -> float:
-        if x.shape not in traced:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the deprecation, and ObjectiveLoss's empty-batch test
-                traced[x.shape] = torch.jit.trace(svi.module, (x,), check_trace=False)
-        return _finish(traced[x.shape](x) / len(x), svi.params, svi.optimizer)
-
-    return step
 
 
 def layers(data: torch.Tensor, steps: int, warmup: int, batches: list[int]) -> None:
@@ -252,7 +238,8 @@ def main(argv=None) -> None:
         return layers(data, args.steps, args.warmup, args.batch_sizes)
     print(
         f"{'objective':<10} {'batch':>5} {'pvae':>7} | {'plain':>7} {'ratio':>6} | "
-        f"{'plain+fused':>11} {'ratio':>6} | {'traced':>7} {'ratio':>6} | {'pyro SVI':>8} {'ratio':>6}"
+        f"{'plain+fused':>11} {'ratio':>6} | {'jit':>7} {'ratio':>6} | {'traced':>7} {'ratio':>6} | "
+        f"{'pyro SVI':>8} {'ratio':>6}"
     )
     for batch in args.batch_sizes:
         for objective, k in (("elbo", 1), ("iwae", 5)):
@@ -261,12 +248,14 @@ def main(argv=None) -> None:
             print(
                 f"{label:<10} {batch:>5} {t['pvae']:>7.2f} | {t['plain']:>7.2f} {t['pvae'] / t['plain']:>6.2f} | "
                 f"{t['plain_fused']:>11.2f} {t['pvae'] / t['plain_fused']:>6.2f} | "
+                f"{t['pvae_jit']:>7.2f} {t['pvae_jit'] / t['plain_fused']:>6.2f} | "
                 f"{t['pvae_traced']:>7.2f} {t['pvae_traced'] / t['plain_fused']:>6.2f} | "
                 f"{t['pyro_svi']:>8.2f} {t['pyro_svi'] / t['plain']:>6.2f}",
                 flush=True,
             )
     print(
-        "ratio: pvae / plain; traced: pvae through Pyro's handlers, its ratio to plain+fused; "
+        "ratio: pvae / plain; jit: pvae with jit=True (pvae train --jit) and traced: pvae through Pyro's "
+        "handlers, their ratios to plain+fused; "
         "the last column: pyro SVI / plain (torch.optim.Adam defaults)"
     )
 

@@ -16,6 +16,8 @@ import torch
 from pvae import runs
 from pvae.cli import main
 from pvae.errors import UserError
+from pvae.objectives import make_objective
+from pvae.svi import SVI, NonFinite, make_optimizer
 from pvae.train import Diverged, TrainConfig, Trainer
 
 TINY = dict(data="digits:400", epochs=2, batch_size=50, latent_dim=4, hidden=[32], seed=3)
@@ -122,6 +124,41 @@ def test_a_nan_in_the_data_is_named_as_the_cause_and_can_be_skipped(tmp_path):
     assert rows[0].endswith(",skipped") and [r.split(",")[-1] for r in rows[1:]] == ["1", "2"]
     assert [r.split(",")[1] for r in rows[1:]] == ["7", "14"]  # 8 batches an epoch, one skipped in each
     assert sum("skipped step" in line for line in lines) == 2
+
+
+@pytest.mark.parametrize("check", ["hooks", "after the all-reduce", "jit"])
+def test_a_nan_gradient_under_a_finite_loss_leaves_the_parameters_as_they_were(check):
+    """One NaN in one gradient element (a hook on the decoder's last bias puts it there after the
+    loss was computed) stops the step before the optimiser moves anything. ``check``: the
+    gradient sums the hooks take; the fallback that sums every gradient after backward (data
+    parallelism); the same through the traced loss."""
+    from guides.mlp import MLPGuide
+    from models.gaussian_vae import GaussianVAE
+
+    torch.manual_seed(0)
+    model, guide = GaussianVAE(16, 2, [8]), MLPGuide(16, 2, hidden=[8])
+    params = [*model.parameters(), *guide.parameters()]
+    svi = SVI(model, guide, make_objective("elbo"), make_optimizer(params, 1e-2), jit=check == "jit")
+    if check == "after the all-reduce":
+        svi.grad_sums = None
+    x = (torch.rand(6, 16) < 0.5).float()
+    for _ in range(2):
+        svi.step(x)
+    before = [p.detach().clone() for p in params]
+
+    def one_nan(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad[3] = float("nan")
+        return grad
+
+    handle = model.decoder.net[-1].bias.register_hook(one_nan)
+    with pytest.raises(NonFinite, match="non-finite gradient"):
+        svi.step(x)
+    handle.remove()
+    for p, q in zip(params, before):
+        assert torch.equal(p, q)
+    svi.step(x)  # and the next good step trains
+    assert not all(torch.equal(p, q) for p, q in zip(params, before))
 
 
 def test_an_exploding_loss_is_reported_once(tmp_path):
