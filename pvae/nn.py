@@ -141,7 +141,8 @@ class Model(nn.Module):
     - ``traceable``: the program's Python (its branches and the numbers it computes outside tensors)
       depends on the shapes of its inputs alone, so a trace recorded once per batch shape computes
       it exactly (``pvae train --jit``, ``pvae.svi.TracedLoss``); False for data-dependent loops
-      and for schedules (``set_progress``).
+      and for schedules (``set_progress``). A trace does not record ``torch.no_grad()``, so no
+      trainable parameter may be read inside one where its gradient would count.
 
     Hooks the trainer calls, no-ops here: before the first epoch ``init_output_bias(data_mean)``
     (image data) and ``pretrain(batches, log)``; before every step ``set_progress(step, steps)``

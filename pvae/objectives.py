@@ -274,10 +274,11 @@ class MeanFieldELBO(Objective, _ContractTraced, TraceMeanField_ELBO):
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         """-(1/K) sum_k ELBO_k, the surrogate of ``TraceMeanField_ELBO``, returned as it is.
 
-        Pyro's returns loss + (surrogate - float(surrogate)), the same value and gradient, since this
-        bound's guide sites are reparameterised (Pyro checks that under validation, which the first
-        step runs), but it reads the surrogate back as a Python float: a sync per step, and a number
-        a trace would keep (``--jit``). As ``JitTraceMeanField_ELBO``, we return the surrogate."""
+        Pyro's ``_differentiable_loss_particle`` gives (-float(ELBO_k), -ELBO_k), the same number
+        twice, and ``Trace_ELBO.differentiable_loss`` returns loss + (surrogate - float(surrogate)):
+        the same value and gradient, with the surrogate read back as a Python float, which a trace
+        would keep (``--jit``). As ``JitTraceMeanField_ELBO``, we return the surrogate. (Pyro's
+        NaN warning is not called: ``pvae.svi.SVI`` raises on a non-finite loss.)"""
         loss = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             loss = loss + self._differentiable_loss_particle(model_trace, guide_trace)[1] / self.num_particles

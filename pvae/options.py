@@ -210,8 +210,9 @@ OPTIONS: dict[str, Option] = {
         Option("seed", 0, "random seed", type=int),
         Option("checkpoint_every", 10.0, "minutes between checkpoints inside an epoch (0: after every step)",
                type=float, low=0.0, metavar="MINUTES", on_resume="change"),
-        Option("jit", False, "record the loss once per batch shape with torch.jit.trace and replay it (as Pyro's "
-               "JitTrace_ELBO); models, guides and objectives that declare it only", type=bool, on_resume="change"),
+        Option("jit", False, "record the loss once per batch shape with torch.jit.trace and replay it, as Pyro's "
+               "JitTrace_ELBO: less Python per step; a combination that could not be traced exactly is refused",
+               type=bool, on_resume="change"),
         Option("skip_nonfinite", 0, "steps with a NaN/inf loss or gradient to skip before stopping", type=int,
                low=0, metavar="N", on_resume="change"),
         # networks

@@ -15,12 +15,15 @@ pvae's modules and distribution objects runs once per shape instead of once per 
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Callable
 
 import pyro
 import torch
 from pyro.infer import ELBO
+from pyro.poutine.runtime import am_i_wrapped
 from torch import nn
 
 from pvae import distributed
@@ -102,7 +105,9 @@ class TracedLoss:
     the KL weight, which the trainer changes, is an input of the trace, and each new trace is
     checked: from one random state, the recorded loss and its gradients must equal the eager ones
     (relative ``TOLERANCE``), or ``UserError``. Recording and checking run on a forked random
-    state, so a run draws the same numbers with and without tracing.
+    state, so a run draws the same numbers with and without tracing. A call inside a Pyro handler
+    (which a trace would keep) and a batch whose eager loss or gradients are not finite (nothing
+    to compare; ``SVI.step`` then raises ``NonFinite``) take the eager program.
     """
 
     TOLERANCE = 1e-4
@@ -111,58 +116,69 @@ class TracedLoss:
         objective = module.objective
         self.control = objective.control if isinstance(objective, KLControlled) else None
         self.module = _WeightAsInput(module, self.control)
-        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
         self.traces: dict[tuple, torch.jit.ScriptModule] = {}
-        self.weight = torch.ones(())
+        self.weight = torch.ones((), dtype=torch.float64)  # w as the trainer holds it, a Python float
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The loss summed over the batch, as ``ObjectiveLoss(x, y)``."""
         args = (x,) if y is None else (x, y)
         if self.weight.device != x.device:
-            self.weight = torch.ones((), device=x.device)
+            self.weight = self.weight.to(x.device)
         if self.control is not None:
             self.weight.fill_(self.control.weight)
+        if am_i_wrapped():
+            return self.module(self.weight, *args)
         key = tuple((a.shape, a.dtype, a.device) for a in args)
         traced = self.traces.get(key)
         if traced is None:
-            traced = self.traces[key] = self._record(args)
+            traced = self._record(args)
+            if traced is None:
+                return self.module(self.weight, *args)
+            self.traces[key] = traced
         with torch.jit.optimized_execution(False):
             return traced(self.weight, *args)
 
-    def _record(self, args: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    def _record(self, args: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule | None:
+        """The checked trace for inputs like ``args``; ``None`` when the eager loss or a gradient is
+        not finite there."""
         inputs = (self.weight, *args)
         device = args[0].device
-        forked = [] if device.type == "cpu" else [device.index or 0]
-        with torch.random.fork_rng(forked, device_type=device.type), warnings.catch_warnings():
+        forked = [] if device.type == "cpu" else range(torch.get_device_module(device.type).device_count())
+        with warnings.catch_warnings(), torch.random.fork_rng(forked, device_type=device.type):
             # torch.jit's deprecation, and TracerWarnings on the shape tests every program makes
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(self.module, inputs, check_trace=False)
-            eager_loss, eager_grads = self._loss_and_grads(self.module, inputs)
+            eager = self._loss_and_grads(self.module, inputs)
+            if not all(t is None or bool(torch.isfinite(t).all()) for t in eager.values()):
+                return None
             with torch.jit.optimized_execution(False):
-                traced_loss, traced_grads = self._loss_and_grads(traced, inputs)
-        pairs = [(eager_loss, traced_loss), *zip(eager_grads, traced_grads)]
-        for i, (eager, recorded) in enumerate(pairs):
-            if (eager is None) != (recorded is None) or (eager is not None and not self._close(eager, recorded)):
-                what = "loss" if i == 0 else "gradient"
+                recorded = self._loss_and_grads(traced, inputs)
+        for name, value in eager.items():
+            other = recorded[name]
+            if (value is None) != (other is None) or (value is not None and not self._close(value, other)):
+                what = "loss" if name == "loss" else f"gradient of {name}"
                 raise UserError(
-                    f"--jit: the traced {what} differs from the eager one for this model, guide and objective "
-                    f"(loss {traced_loss.item():.6g} vs {eager_loss.item():.6g}); train without --jit"
+                    f"--jit: the traced {what} differs from the eager one for this model, guide and objective; "
+                    "train without --jit"
                 )
         return traced
 
-    def _loss_and_grads(self, fn, inputs) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-        """The loss and the gradients of every parameter from one fixed random state; the
+    def _loss_and_grads(
+        self, fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...]
+    ) -> dict[str, torch.Tensor | None]:
+        """``{"loss": the loss, parameter name: its gradient}`` from one fixed random state; the
         parameters' ``.grad`` is left as it was."""
-        kept = [p.grad for p in self.params]
-        for p in self.params:
+        kept = [p.grad for _, p in self.named]
+        for _, p in self.named:
             p.grad = None
         torch.manual_seed(0)
         loss = fn(*inputs)
         loss.backward()
-        grads = [p.grad for p in self.params]
-        for p, g in zip(self.params, kept):
+        out = {"loss": loss.detach(), **{name: p.grad for name, p in self.named}}
+        for (_, p), g in zip(self.named, kept):
             p.grad = g
-        return loss.detach(), grads
+        return out
 
     def _close(self, eager: torch.Tensor, recorded: torch.Tensor) -> bool:
         """|recorded - eager| <= TOLERANCE max |eager|, elementwise."""
@@ -200,7 +216,7 @@ class SVI:
             raise ValueError("jit traces the loss in one process; it does not run under data parallelism")
         self.optimizer, self.clip_value, self.ranks = optimizer, clip_value, ranks
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.grad_sums = None if ranks.parallel else _GradientSums(self.params)
+        self.grad_sums = None if ranks.parallel else GradientSums(self.params)
         device = next(model.parameters()).device
         self.module = ObjectiveLoss(model, guide, objective, reports=1 + FLAGS).to(device)
         self.loss = distributed.wrap(self.module, ranks, device)
@@ -267,21 +283,26 @@ class SVI:
         return not grads or bool(torch.isfinite(torch.stack([g.sum() for g in grads]).sum()))
 
 
-class _GradientSums:
+class GradientSums:
     """The sum of each parameter's gradient, taken by a hook the moment backward has written it,
-    while it is still in cache: the finiteness check then reads one number per parameter instead
-    of reading every gradient again after backward (one process; under data parallelism the
-    gradients change in the all-reduce after the hooks, so ``SVI`` sums them afterwards)."""
+    while it is still in cache, so that checking every gradient for NaN and inf (which survive a
+    sum) reads one number per parameter instead of every gradient again after backward.
+
+    Hooks are registered on the parameters that require gradients now; sums are taken in the
+    widest of their dtypes. Under data parallelism the gradients change in the all-reduce after
+    the hooks, so ``SVI`` sums them after backward instead.
+    """
 
     def __init__(self, params: list[torch.Tensor]) -> None:
         params = [p for p in params if p.requires_grad]
-        self.sums = torch.zeros(len(params), device=params[0].device if params else None)
+        dtype = functools.reduce(torch.promote_types, (p.dtype for p in params), torch.float32)
+        self.sums = torch.zeros(len(params), dtype=dtype, device=params[0].device if params else None)
         self.handles = [p.register_post_accumulate_grad_hook(self._hook(slot)) for slot, p in zip(self.sums, params)]
 
     @staticmethod
-    def _hook(slot: torch.Tensor):
+    def _hook(slot: torch.Tensor) -> Callable[[torch.Tensor], None]:
         def write(p: torch.Tensor) -> None:
-            torch.sum(p.grad, dim=tuple(range(p.grad.dim())), out=slot)
+            torch.sum(p.grad, dim=tuple(range(p.grad.dim())), dtype=slot.dtype, out=slot)
 
         return write
 
@@ -290,6 +311,7 @@ class _GradientSums:
         self.sums.zero_()
 
     def finite(self) -> bool:
+        """Whether every gradient summed since ``clear`` is finite."""
         return bool(torch.isfinite(self.sums.sum()))
 
     def __del__(self) -> None:

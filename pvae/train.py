@@ -46,7 +46,7 @@ from pvae.data import absolute_spec, class_count
 from pvae.data.kinds import DATA_KINDS, kind_of_spec
 from pvae.distributed import Ranks
 from pvae.errors import UserError
-from pvae.objectives import OBJECTIVES, KLControl, make_objective
+from pvae.objectives import OBJECTIVES, KLControl, Objective, make_objective
 from pvae.options import ANNEAL_LEFT, CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, annealing, unused_options
 from pvae.svi import SVI, NonFinite, make_optimizer
 
@@ -343,7 +343,7 @@ class Trainer:
         if unused:
             raise UserError(unused[0])
 
-    def _check_jit(self, objective) -> None:
+    def _check_jit(self, objective: Objective) -> None:
         """Refuse ``--jit`` in one line where a trace could freeze a value that must change."""
         cfg = self.config
         if not cfg.jit:
@@ -355,8 +355,8 @@ class Trainer:
         for flag, part in parts:
             if part is not None and not part.traceable:
                 raise UserError(
-                    f"--jit: {flag} computes in Python what a trace would record once (data-dependent "
-                    "loops, schedules or gradient hooks); train without --jit"
+                    f"--jit: {flag} is not traceable (its Python reads the data, follows a schedule, or "
+                    "calls what a trace does not record); train without --jit"
                 )
 
     def _num_classes(self) -> int:

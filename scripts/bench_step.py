@@ -42,7 +42,7 @@ from pvae import runs
 from pvae.data import binarize, load_digits
 from pvae.memory import keep_freed_memory
 from pvae.objectives import contract_traces, make_objective
-from pvae.svi import SVI, make_optimizer
+from pvae.svi import SVI, GradientSums, make_optimizer
 
 D, H, Z, LR = 784, 400, 50, 1e-3
 Step = Callable[[torch.Tensor], float]  # one training step on a batch
@@ -159,10 +159,11 @@ def bench(objective: str, k: int, batch: int, data: torch.Tensor, steps: int, wa
     return interleaved(steppers(objective, k), data, batch, steps, warmup)
 
 
-def _finish(loss: torch.Tensor, params: list, opt: torch.optim.Optimizer) -> float:
-    """Backward, pvae's check that every gradient is finite, the fused Adam step."""
+def _finish(loss: torch.Tensor, sums: GradientSums, opt: torch.optim.Optimizer) -> float:
+    """Backward, pvae's check that every gradient is finite (the sums its hooks take), the fused Adam step."""
+    sums.clear()
     loss.backward()
-    if not torch.isfinite(torch.stack([p.grad.sum() for p in params if p.grad is not None]).sum()):
+    if not sums.finite():
         raise FloatingPointError("a non-finite gradient")
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -176,8 +177,9 @@ def layer_steppers() -> dict[str, Step]:
     plain = PlainVAE(*fresh_pair(0))
     out = {
         "plain + check": partial(
-            lambda x, m, opt: _finish(m.loss(x, 1, False), list(m.parameters()), opt),
+            lambda x, m, sums, opt: _finish(m.loss(x, 1, False), sums, opt),
             m=plain,
+            sums=GradientSums(list(plain.parameters())),
             opt=torch.optim.Adam(plain.parameters(), lr=LR, fused=True),
         )
     }
@@ -192,15 +194,15 @@ def layer_steppers() -> dict[str, Step]:
         q = guide.posterior(x)
         z = q.rsample()
         log_w = model.likelihood(z).log_prob(x) + model.prior(len(x)).log_prob(z) - q.log_prob(z)
-        return _finish(-log_w.mean(), svi.params, svi.optimizer)
+        return _finish(-log_w.mean(), svi.grad_sums, svi.optimizer)
 
     def traces(x, svi):  # the same, through the traces the objectives read
         model, guide = svi.module.model, svi.module.guide
         model_trace, guide_trace = contract_traces(model.model, guide.guide, (x,), {}, None, -1)
-        return _finish((guide_trace.log_prob_sum() - model_trace.log_prob_sum()) / len(x), svi.params, svi.optimizer)
+        return _finish((guide_trace.log_prob_sum() - model_trace.log_prob_sum()) / len(x), svi.grad_sums, svi.optimizer)
 
     def objective(x, svi):  # the objective's loss through ``ObjectiveLoss``, the module SVI differentiates
-        return _finish(svi.module(x) / len(x), svi.params, svi.optimizer)
+        return _finish(svi.module(x) / len(x), svi.grad_sums, svi.optimizer)
 
     for name, fn in (("+ modules, distributions", modules), ("+ traces", traces), ("+ objective", objective)):
         out[name] = partial(fn, svi=fresh_svi())

@@ -149,8 +149,8 @@ def test_every_combination_traces_as_it_trains_or_refuses_jit_in_one_line(specs,
                 continue
             jit = _attempt(model, guide, objective, specs[kind], tmp_path / "unused", {**variant, "jit": True}, 3)
             key = (model, guide, objective, kind, tuple(variant.values()))
-            if isinstance(jit, str):
-                assert jit.startswith("--jit") and "\n" not in jit, (*key, jit)
+            if isinstance(jit, str):  # the trainer's refusal, never a trace that differs
+                assert jit.startswith("--jit: --") and "not traceable" in jit and "\n" not in jit, (*key, jit)
                 continue
             assert jit == pytest.approx(eager, rel=1e-4), key
             traced.add(key)
