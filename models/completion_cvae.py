@@ -134,3 +134,4 @@ class CompletionCVAE(Model):
                 log(f"baseline epoch {epoch + 1}/{self.baseline_epochs}  masked BCE {total / count:.2f} nats per image")
         finally:
             self.baseline.requires_grad_(False)
+            self.baseline.zero_grad(set_to_none=True)  # the trainer's Adam steps every parameter with a .grad

@@ -17,6 +17,7 @@ from pvae.data import load_digits
 from pvae.distributions import BernoulliImage
 from pvae.errors import UserError
 from pvae.inspect import class_samples
+from pvae.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +157,21 @@ def test_completion_cvae_model_scores_hidden_pixels_given_the_visible():
     lik = model.likelihood(z, y)
     assert torch.allclose(lik.log_prob(x), lik.log_prob(changed))  # visible pixels are not scored
     assert not torch.allclose(model.prior(4, y).mean, model.prior(4, model.condition(changed, None)).mean)
+
+
+def test_the_completion_baseline_stays_as_pretrained_while_the_cvae_trains(tmp_path):
+    """Frozen after pretraining: its last pretraining gradients must not reach the trainer's Adam."""
+    cfg = TrainConfig.for_model(
+        model="completion", data="digits:64", latent_dim=2, hidden=[8], baseline_epochs=1, batch_size=16, steps=3
+    )
+    trainer = Trainer(cfg, tmp_path / "run", progress=False, log=lambda line: None)
+    pretrain, pretrained = trainer.model.pretrain, {}
+
+    def keeping(*args, **kwargs):
+        pretrain(*args, **kwargs)
+        pretrained.update({k: v.clone() for k, v in trainer.model.baseline.state_dict().items()})
+
+    trainer.model.pretrain = keeping
+    trainer.train()
+    for name, value in trainer.model.baseline.state_dict().items():
+        assert torch.equal(value, pretrained[name]), name
