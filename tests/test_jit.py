@@ -27,6 +27,15 @@ def _rows(run) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _tiny_svi(model_cls: type[GaussianVAE] = GaussianVAE, **kwargs) -> tuple[SVI, torch.Tensor]:
+    """An ``SVI`` with ``jit=True`` (unless ``kwargs`` say otherwise) on a 16-pixel VAE, and a batch of 5."""
+    torch.manual_seed(0)
+    model, guide = model_cls(data_dim=16, latent_dim=2, hidden=[8]), MLPGuide(16, 2, hidden=[8])
+    optimizer = make_optimizer([*model.parameters(), *guide.parameters()], 1e-3)
+    svi = SVI(model, guide, make_objective("elbo"), optimizer, **{"jit": True, **kwargs})
+    return svi, (torch.rand(5, 16) < 0.5).float()
+
+
 def test_a_traced_run_is_the_eager_run_with_an_annealed_kl_weight_and_a_floor(tmp_path):
     """Annealing changes w every step: were w frozen in the trace, the losses would part. 400
     training images in batches of 60 make two batch shapes (60 and 40), so two traces."""
@@ -58,11 +67,7 @@ class _PythonNoise(GaussianVAE):
 
 
 def test_a_value_that_python_computes_anew_each_step_is_caught_when_the_trace_is_recorded():
-    torch.manual_seed(0)
-    model, guide = _PythonNoise(data_dim=16, latent_dim=2, hidden=[8]), MLPGuide(16, 2, hidden=[8])
-    params = [*model.parameters(), *guide.parameters()]
-    svi = SVI(model, guide, make_objective("elbo"), make_optimizer(params, 1e-3), jit=True)
-    x = (torch.rand(5, 16) < 0.5).float()
+    svi, x = _tiny_svi(_PythonNoise)
     svi.step(x)  # the first step is eager (validated)
     with pytest.raises(UserError, match=r"^--jit: the traced loss differs from the eager one"):
         svi.step(x)
@@ -77,10 +82,8 @@ def test_jit_is_refused_in_one_line_where_a_trace_could_freeze_a_value(tmp_path)
     for objective, message in refusals.items():
         with pytest.raises(UserError, match=f"^{message}"):
             Trainer(TrainConfig(**base, objective=objective), tmp_path / objective, progress=False)
-    model, guide = GaussianVAE(16, 2, [8]), MLPGuide(16, 2, hidden=[8])
-    optimizer = make_optimizer([*model.parameters(), *guide.parameters()], 1e-3)
     with pytest.raises(ValueError, match="one process"):
-        SVI(model, guide, make_objective("elbo"), optimizer, ranks=Ranks(rank=0, world=2), jit=True)
+        _tiny_svi(ranks=Ranks(rank=0, world=2))
 
 
 def test_a_traceable_model_has_no_schedule_of_its_own():
@@ -90,17 +93,8 @@ def test_a_traceable_model_has_no_schedule_of_its_own():
             assert cls.set_progress is Model.set_progress, name
 
 
-def _pair(seed: int = 0) -> tuple[GaussianVAE, MLPGuide]:
-    torch.manual_seed(seed)
-    return GaussianVAE(16, 2, [8]), MLPGuide(16, 2, hidden=[8])
-
-
 def test_a_nan_batch_where_a_trace_would_be_recorded_raises_as_without_jit_and_records_nothing():
-    model, guide = _pair()
-    svi = SVI(
-        model, guide, make_objective("elbo"), make_optimizer([*model.parameters(), *guide.parameters()], 1e-3), jit=True
-    )
-    x = (torch.rand(5, 16) < 0.5).float()
+    svi, x = _tiny_svi()
     svi.step(x)
     poisoned = x.clone()
     poisoned[0, 0] = float("nan")
@@ -113,11 +107,7 @@ def test_a_nan_batch_where_a_trace_would_be_recorded_raises_as_without_jit_and_r
 
 def test_inside_a_pyro_handler_the_eager_program_runs():
     """A trace would keep the handler it was recorded under (or miss one added later)."""
-    model, guide = _pair()
-    svi = SVI(
-        model, guide, make_objective("elbo"), make_optimizer([*model.parameters(), *guide.parameters()], 1e-3), jit=True
-    )
-    x = (torch.rand(5, 16) < 0.5).float()
+    svi, x = _tiny_svi()
     svi.step(x)
     svi.step(x)  # recorded, outside any handler
     values = {}
