@@ -114,8 +114,7 @@ class TracedLoss:
 
     def __init__(self, module: ObjectiveLoss) -> None:
         objective = module.objective
-        self.control = objective.control if isinstance(objective, KLControlled) else None
-        self.module = _WeightAsInput(module, self.control)
+        self.module = _WeightAsInput(module, objective.control if isinstance(objective, KLControlled) else None)
         self.named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
         self.traces: dict[tuple, torch.jit.ScriptModule] = {}
         self.weight = torch.ones((), dtype=torch.float64)  # w as the trainer holds it, a Python float
@@ -125,8 +124,8 @@ class TracedLoss:
         args = (x,) if y is None else (x, y)
         if self.weight.device != x.device:
             self.weight = self.weight.to(x.device)
-        if self.control is not None:
-            self.weight.fill_(self.control.weight)
+        if self.module.control is not None:
+            self.weight.fill_(self.module.control.weight)
         if am_i_wrapped():
             return self.module(self.weight, *args)
         key = tuple((a.shape, a.dtype, a.device) for a in args)

@@ -351,8 +351,7 @@ class Trainer:
         if self.ranks.parallel:
             raise UserError("--jit traces the loss in one process; train without --jit under torchrun")
         parts = [(f"--model {cfg.model}", self.model), (f"--guide {cfg.guide}", self.guide)]
-        parts.append((f"--objective {cfg.objective}", objective))
-        for flag, part in parts:
+        for flag, part in [*parts, (f"--objective {cfg.objective}", objective)]:
             if part is not None and not part.traceable:
                 raise UserError(
                     f"--jit: {flag} is not traceable (its Python reads the data, follows a schedule, or "
