@@ -99,10 +99,18 @@ class GaussianVAE(Model):
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         """p(x | z) or p(x | z, y): batch ``z.shape[:-1]``, event ``(D,)``."""
+        return self.decoder(self._code(z, y))
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``Model.log_likelihood`` by ``PixelDecoder.log_prob`` (in place without gradients)."""
+        return self.decoder.log_prob(self._code(z, y), x)
+
+    def _code(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """What the decoder reads: z, or [z, onehot(y)] where the labels reach it."""
         if not self.num_classes or self.label_regularised:
-            return self.decoder(z)
+            return z
         code = one_hot(self._labels(y), self.num_classes, z).expand(*z.shape[:-1], self.num_classes)
-        return self.decoder(torch.cat([z, code], -1))
+        return torch.cat([z, code], -1)
 
     def _labels(self, y: torch.Tensor | None) -> torch.Tensor:
         if y is None:

@@ -1,7 +1,8 @@
 """Per-datapoint estimates of the ELBO and of the importance-weighted bounds L_k (Burda et al. 2015).
 
 For each datapoint x we draw S = max(k) samples z_s ~ q(z | x) once, in chunks of particles
-vectorised by ``IWAE.log_weights`` so memory stays bounded, and keep the log weights
+vectorised by ``IWAE.log_weights`` (for a contract pair, the same numbers without its traces) so
+memory stays bounded, and keep the log weights
 
     log w_s = log p(x, z_s) - log q(z_s | x)        (float64 from here on)
 
@@ -31,8 +32,8 @@ from tqdm.auto import tqdm
 
 from pvae import render, runs
 from pvae.errors import UserError
-from pvae.nn import Guide, batched, particle_products
-from pvae.objectives import IWAE
+from pvae.nn import Guide, Model, batched, particle_products
+from pvae.objectives import IWAE, _contract_call
 
 DEFAULT_KS = (1, 5, 50, 500, 5000)
 # Particles x datapoints evaluated at once (memory ~ this x activations). Small enough that one
@@ -74,21 +75,44 @@ def log_weights(
 ) -> torch.Tensor:
     """log w for ``num_samples`` samples per datapoint of ``x`` (condition ``y``): float64 ``(num_samples, B)``.
     With ``matmul_dtype`` the networks' products over particles run in it (``pvae.nn.particle_products``)."""
-    objectives: dict[int, IWAE] = {}
+    args = (x,) if y is None else (x, y)
     out = []
-    if guide is None:
-        guide_fn = _empty_guide
-    elif isinstance(guide, Guide) and type(guide).guide is Guide.guide:
-        guide_fn = _FixedPosterior(guide.posterior(x, y)).guide
-    else:
-        guide_fn = guide.guide
     with pyro.validation_enabled(False), particle_products(matmul_dtype):
+        if guide is not None and _contract_call(model.model, guide.guide, args, {}) is not None:
+            q, prior = guide.posterior(x, y), model.prior(x.shape[0], y)
+            for start in range(0, num_samples, chunk):
+                out.append(_contract_log_weights(model, q, prior, x, y, min(chunk, num_samples - start)).double())
+            return torch.cat(out)
+        objectives: dict[int, IWAE] = {}
+        if guide is None:
+            guide_fn = _empty_guide
+        elif isinstance(guide, Guide) and type(guide).guide is Guide.guide:
+            guide_fn = _FixedPosterior(guide.posterior(x, y)).guide
+        else:
+            guide_fn = guide.guide
         for start in range(0, num_samples, chunk):
             k = min(chunk, num_samples - start)
             objective = objectives.setdefault(k, IWAE(num_particles=k))
-            log_w, _ = objective.log_weights(model.model, guide_fn, x, y)
+            log_w, _ = objective.log_weights(model.model, guide_fn, *args)
             out.append(log_w.double())
     return torch.cat(out)
+
+
+def _contract_log_weights(
+    model: Model,
+    q: torch.distributions.Distribution,
+    prior: torch.distributions.Distribution,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    k: int,
+) -> torch.Tensor:
+    """log w = log p(z) + log p(x | z) - log q(z | x) for k particles z ~ q of each datapoint of a
+    contract pair, ``(k, B)``: the numbers ``IWAE.log_weights`` takes from ``contract_traces``
+    (the same draws, in the same order), without building traces, and with p(x | z) from
+    ``Model.log_likelihood``, which a model may compute faster than its ``likelihood``."""
+    qk = q.expand((k, *q.batch_shape))
+    z = qk.rsample() if qk.has_rsample else qk.sample()
+    return prior.log_prob(z) + model.log_likelihood(x, z, y) - qk.log_prob(z)
 
 
 def bounds_from_log_weights(log_w: torch.Tensor, ks: Sequence[int]) -> dict[int, torch.Tensor]:

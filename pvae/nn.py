@@ -3,6 +3,7 @@ import each other)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -72,13 +73,35 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = _particle_dtype
-        if dtype is None or dtype == x.dtype or x.dim() < 3 or self.in_features < MIN_LOW_PRECISION_FEATURES:
+        if not self._centred(x):
             return F.linear(x, self.weight, self.bias)
+        spread, offset = self._spread_and_offset(x)
+        return spread.add_(offset)
+
+    def scaled(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """(W x + b) * ``scale``, a fresh tensor; ``scale`` broadcasts to the output's shape (e.g. one
+        row per datapoint). Centred, the scale joins the offset in one pass over the output,
+        W (x - m) * scale + (W m + b) * scale, instead of a second pass after ``forward``."""
+        if not self._centred(x):
+            return F.linear(x, self.weight, self.bias).mul_(scale)
+        spread, offset = self._spread_and_offset(x)
+        return torch.addcmul(offset * scale, spread, scale, out=spread)
+
+    def _centred(self, x: torch.Tensor) -> bool:
+        """x is multiplied centred, in the dtype of ``particle_products``."""
+        dtype = _particle_dtype
+        return (
+            dtype is not None and dtype != x.dtype and x.dim() >= 3 and self.in_features >= MIN_LOW_PRECISION_FEATURES
+        )
+
+    def _spread_and_offset(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """W (x - m) multiplied in the particle dtype, returned fresh in x's dtype ``(K, ..., out)``, and
+        W m + b ``(..., out)``."""
+        dtype = _particle_dtype
         centre = x.mean(0)  # (..., in)
-        offset = F.linear(centre, self.weight, self.bias)  # W m + b: (..., out)
-        spread = F.linear((x - centre).to(dtype), self.weight.to(dtype))  # W (x - m): (K, ..., out)
-        return spread.to(x.dtype).add_(offset)
+        offset = F.linear(centre, self.weight, self.bias)
+        spread = F.linear((x - centre).to(dtype), self.weight.to(dtype))
+        return spread.to(x.dtype), offset
 
 
 def mlp(sizes: Sequence[int], act: str, final_activation: bool = False) -> nn.Sequential:
@@ -144,6 +167,9 @@ class Model(nn.Module):
       and for schedules (``set_progress``). A trace does not record ``torch.no_grad()``, so no
       trainable parameter may be read inside one where its gradient would count.
 
+    ``log_likelihood(x, z, y)`` is ``likelihood(z, y).log_prob(x)`` unless a subclass computes it
+    faster (exactly); ``pvae.bounds`` scores every particle with it.
+
     Hooks the trainer calls, no-ops here: before the first epoch ``init_output_bias(data_mean)``
     (image data) and ``pretrain(batches, log)``; before every step ``set_progress(step, steps)``
     (a schedule of the model's own over the run's planned steps).
@@ -187,6 +213,11 @@ class Model(nn.Module):
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
         raise NotImplementedError
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x | z, y), shape ``z.shape[:-1]``: ``likelihood(z, y).log_prob(x)``, which a model may
+        compute faster where it knows more (``pvae.bounds`` scores every particle with it)."""
+        return self.likelihood(z, y).log_prob(x)
 
     def model(
         self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, batch_size: int | None = None
@@ -344,6 +375,34 @@ class PixelDecoder(nn.Module):
             return dist.Normal(out, torch.full_like(out, self.obs_scale)).to_event(1)
         scale = nn.functional.softplus(self.raw_scale) + PIXEL_MIN_SCALE
         return dist.Normal(out, scale.expand_as(out)).to_event(1)
+
+    def log_prob(self, code: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x | code), shape ``code.shape[:-1]``: ``self(code).log_prob(x)``, computed with fewer
+        passes over the logits where that is exact: without gradients, for Bernoulli pixels all 0
+        or 1 (and distribution validation off), the last layer gives s l with s = 2 x - 1 in one pass
+        (``Linear.scaled``), and ``log_sigmoid_sum_`` scores that buffer in place, which nothing else
+        holds. A row it leaves at -inf is scored again by ``self(code).log_prob``.
+        """
+        from pvae.distributions import BernoulliImage
+        from pvae.distributions.bernoulli import is_binary, log_sigmoid_sum_
+
+        if (
+            self.likelihood != "bernoulli"
+            or torch.is_grad_enabled()
+            or BernoulliImage._validate_args
+            or code.shape[:-1] != torch.broadcast_shapes(code.shape[:-1], x.shape[:-1])
+            or not is_binary(x)
+        ):
+            return self(code).log_prob(x)
+        *hidden, last = self.net
+        h = code
+        for layer in hidden:
+            h = layer(h)
+        out = log_sigmoid_sum_(last.scaled(h, 2 * x.to(h.dtype) - 1))  # sum_d log sigmoid(s_d l_d)
+        lost = out == -math.inf
+        if lost.any():
+            out[lost] = self(code[lost]).log_prob(x.expand(*out.shape, -1)[lost])
+        return out
 
     @torch.no_grad()
     def init_output_bias(self, data_mean: torch.Tensor) -> None:

@@ -3,6 +3,7 @@ whatever the chunk size, the guide's network once per batch, and centred low-pre
 
 from __future__ import annotations
 
+import pyro
 import pytest
 import torch
 from torch.nn import functional as F
@@ -10,8 +11,8 @@ from torch.nn import functional as F
 from models.gaussian_vae import GaussianVAE
 from pvae.bounds import estimate_bounds
 from pvae.distributions import BernoulliImage
-from pvae.distributions.bernoulli import MAX_GROUP, binary_log_prob, group_size
-from pvae.nn import MIN_LOW_PRECISION_FEATURES, Guide, Linear, particle_products, standard_normal
+from pvae.distributions.bernoulli import MAX_GROUP, binary_log_prob, group_size, log_sigmoid_sum_
+from pvae.nn import MIN_LOW_PRECISION_FEATURES, Guide, Linear, PixelDecoder, particle_products, standard_normal
 
 
 def _exact(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -192,3 +193,86 @@ def test_bfloat16_products_move_the_bounds_by_little():
     for k in (1, 500):
         difference = (low.values[k] - exact.values[k]).abs()
         assert 0 < difference.max() < 0.01, k
+
+
+def test_log_sigmoid_sum_gives_every_row_its_factors_can():
+    """Against float64 log sigmoid: exact where every factor is at least float32's tiny (underflowed
+    groups included), -inf on the rows where one is not (a pixel below about -87 nats)."""
+    torch.manual_seed(5)
+    y = torch.randn(6, 9, 784) * 40 + 30  # many groups underflow; a few pixels are below -87
+    expected = F.logsigmoid(y.double()).sum(-1)
+    lost = (torch.sigmoid(y) < torch.finfo(torch.float32).tiny).any(-1)
+    got = log_sigmoid_sum_(y.clone())
+    assert 0 < lost.sum() < lost.numel()
+    assert torch.equal(got == -float("inf"), lost)
+    torch.testing.assert_close(got[~lost].double(), expected[~lost], rtol=1e-6, atol=0)
+
+
+def _decoder(likelihood: str = "bernoulli", weight_scale: float = 1.0) -> PixelDecoder:
+    """A float64 784-pixel decoder from a 3-dim code; ``weight_scale`` multiplies its last layer."""
+    torch.manual_seed(6)
+    decoder = PixelDecoder(3, 784, [200], "tanh", likelihood, obs_scale=0.5 if likelihood == "gaussian" else None)
+    with torch.no_grad():
+        decoder.net[-1].weight.mul_(weight_scale)
+    return decoder.double()
+
+
+@pytest.mark.parametrize(
+    "dtype, weight_scale, rtol",
+    [(torch.float64, 1.0, 1e-12), (torch.float32, 1.0, 1e-6), (torch.float32, 100.0, 1e-6)],  # 100: rows lost
+)
+def test_pixel_decoder_log_prob_is_its_distributions(dtype, weight_scale, rtol):
+    decoder = _decoder(weight_scale=weight_scale).to(dtype)
+    code = torch.randn(5, 4, 3, dtype=dtype)
+    x = torch.bernoulli(torch.full((4, 784), 0.3, dtype=dtype))
+    with torch.no_grad(), pyro.validation_enabled(False):  # as in the bounds: the in-place path
+        logits = decoder.net(code)
+        got = decoder.log_prob(code, x)
+        if weight_scale > 1:  # some rows, not all, have a pixel below float32's tiny, scored again
+            lost = (torch.sigmoid((2 * x - 1) * logits) < torch.finfo(dtype).tiny).any(-1)
+            assert 0 < lost.sum() < lost.numel()
+    assert got.shape == (5, 4)
+    expected = _exact(logits, x)
+    torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=0)
+    torch.testing.assert_close(decoder.log_prob(code, x).double(), expected, rtol=rtol, atol=0)  # with gradients
+
+
+def test_pixel_decoder_log_prob_of_grey_pixels_and_gaussian_pixels():
+    code = torch.randn(5, 4, 3, dtype=torch.float64)
+    grey = torch.rand(4, 784, dtype=torch.float64)
+    for decoder, x in ((_decoder(), grey), (_decoder("gaussian"), grey)):
+        with torch.no_grad(), pyro.validation_enabled(False):  # grey pixels are outside Bernoulli's support
+            torch.testing.assert_close(decoder.log_prob(code, x), decoder(code).log_prob(x), rtol=0, atol=0)
+
+
+def test_scaled_linear_is_the_product_with_the_scale():
+    torch.manual_seed(7)
+    layer = Linear(200, 300)
+    x, scale = _particles(), torch.randn(4, 300)
+    with torch.no_grad():
+        torch.testing.assert_close(layer.scaled(x, scale), layer(x) * scale, rtol=1e-6, atol=1e-6)
+        with particle_products(torch.bfloat16):
+            exact = F.linear(x.double(), layer.weight.double(), layer.bias.double()) * scale.double()
+            error = (layer.scaled(x, scale).double() - exact).abs().max()
+            assert error <= 2 * ((layer(x) * scale).double() - exact).abs().max()  # as precise as forward
+
+
+def test_contract_pairs_give_the_numbers_of_the_traces():
+    """``log_weights`` evaluates a contract pair (here class-conditional) without Pyro's traces, and
+    with ``Model.log_likelihood``: the traced IWAE's log w from the same seed."""
+    from guides.amortised import DiagGuide
+    from models.cvae import CVAE
+    from pvae.bounds import log_weights
+    from pvae.objectives import IWAE
+
+    torch.manual_seed(8)
+    model = CVAE(data_dim=784, latent_dim=4, hidden=[200], num_classes=3).eval()
+    guide = DiagGuide(latent_dim=4, data_dim=784, hidden=[32], num_classes=3).eval()
+    x, y = torch.bernoulli(torch.full((5, 784), 0.3)), torch.tensor([0, 2, 1, 1, 0])
+    torch.manual_seed(9)
+    got = log_weights(model, guide, x, 12, 12, y)
+    torch.manual_seed(9)
+    with torch.no_grad():
+        expected, _ = IWAE(num_particles=12).log_weights(model.model, guide.guide, x, y)
+    assert got.shape == (12, 5)
+    torch.testing.assert_close(got, expected.double(), rtol=1e-6, atol=1e-4)
