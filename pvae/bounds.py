@@ -109,7 +109,8 @@ def _contract_log_weights(
     """log w = log p(z) + log p(x | z) - log q(z | x) for k particles z ~ q of each datapoint of a
     contract pair, ``(k, B)``: the numbers ``IWAE.log_weights`` takes from ``contract_traces``
     (the same draws, in the same order), without building traces, and with p(x | z) from
-    ``Model.log_likelihood``, which a model may compute faster than its ``likelihood``."""
+    ``Model.log_likelihood``, which a model may compute faster than its ``likelihood``. A q without
+    ``rsample`` is sampled (no gradients are taken here), where the traced IWAE refuses it."""
     qk = q.expand((k, *q.batch_shape))
     z = qk.rsample() if qk.has_rsample else qk.sample()
     return prior.log_prob(z) + model.log_likelihood(x, z, y) - qk.log_prob(z)

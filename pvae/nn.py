@@ -381,10 +381,10 @@ class PixelDecoder(nn.Module):
         passes over the logits where that is exact: without gradients, for Bernoulli pixels all 0
         or 1 (and distribution validation off), the last layer gives s l with s = 2 x - 1 in one pass
         (``Linear.scaled``), and ``log_sigmoid_sum_`` scores that buffer in place, which nothing else
-        holds. A row it leaves at -inf is scored again by ``self(code).log_prob``.
+        holds. A row it leaves at -inf is scored again from the logits (``binary_log_prob``).
         """
         from pvae.distributions import BernoulliImage
-        from pvae.distributions.bernoulli import is_binary, log_sigmoid_sum_
+        from pvae.distributions.bernoulli import binary_log_prob, is_binary, log_sigmoid_sum_
 
         if (
             self.likelihood != "bernoulli"
@@ -398,10 +398,11 @@ class PixelDecoder(nn.Module):
         h = code
         for layer in hidden:
             h = layer(h)
-        out = log_sigmoid_sum_(last.scaled(h, 2 * x.to(h.dtype) - 1))  # sum_d log sigmoid(s_d l_d)
+        x = x.to(h.dtype)  # as BernoulliImage scores pixels: in the logits' dtype
+        out = log_sigmoid_sum_(last.scaled(h, 2 * x - 1))  # sum_d log sigmoid(s_d l_d)
         lost = out == -math.inf
-        if lost.any():
-            out[lost] = self(code[lost]).log_prob(x.expand(*out.shape, -1)[lost])
+        if lost.any():  # the same logits again, all of them (a subset would be centred otherwise)
+            out[lost] = binary_log_prob(last(h), x)[lost]
         return out
 
     @torch.no_grad()

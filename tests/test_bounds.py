@@ -237,6 +237,19 @@ def test_pixel_decoder_log_prob_is_its_distributions(dtype, weight_scale, rtol):
     torch.testing.assert_close(decoder.log_prob(code, x).double(), expected, rtol=rtol, atol=0)  # with gradients
 
 
+@pytest.mark.parametrize("pixels", [torch.uint8, torch.bool, torch.float64])
+def test_pixels_of_another_dtype_are_scored_as_the_logits_dtype(pixels):
+    """As ``binary_cross_entropy_with_logits`` takes its targets: uint8 pixels give s = -1, not 255."""
+    decoder = _decoder(weight_scale=100.0).float()  # rows lost too
+    code = torch.randn(5, 4, 3)
+    x = torch.bernoulli(torch.full((4, 784), 0.3))
+    with torch.no_grad(), pyro.validation_enabled(False):
+        expected = _exact(decoder.net(code), x)
+        for got in (decoder.log_prob(code, x.to(pixels)), binary_log_prob(decoder.net(code), x.to(pixels))):
+            assert got.dtype == torch.float32
+            torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=0)
+
+
 def test_pixel_decoder_log_prob_of_grey_pixels_and_gaussian_pixels():
     code = torch.randn(5, 4, 3, dtype=torch.float64)
     grey = torch.rand(4, 784, dtype=torch.float64)
@@ -257,22 +270,31 @@ def test_scaled_linear_is_the_product_with_the_scale():
             assert error <= 2 * ((layer(x) * scale).double() - exact).abs().max()  # as precise as forward
 
 
-def test_contract_pairs_give_the_numbers_of_the_traces():
+@pytest.mark.parametrize("guide_name", ["diag", "iaf"])
+@pytest.mark.parametrize("matmul_dtype", [None, torch.bfloat16])
+@pytest.mark.parametrize("weight_scale", [1.0, 400.0])  # 400: particles lost by the in-place scoring
+def test_contract_pairs_give_the_numbers_of_the_traces(guide_name, matmul_dtype, weight_scale):
     """``log_weights`` evaluates a contract pair (here class-conditional) without Pyro's traces, and
-    with ``Model.log_likelihood``: the traced IWAE's log w from the same seed."""
-    from guides.amortised import DiagGuide
+    with ``Model.log_likelihood``: the traced IWAE's log w from the same seed, to the bit."""
+    from guides import GUIDES
     from models.cvae import CVAE
     from pvae.bounds import log_weights
     from pvae.objectives import IWAE
 
     torch.manual_seed(8)
-    model = CVAE(data_dim=784, latent_dim=4, hidden=[200], num_classes=3).eval()
-    guide = DiagGuide(latent_dim=4, data_dim=784, hidden=[32], num_classes=3).eval()
-    x, y = torch.bernoulli(torch.full((5, 784), 0.3)), torch.tensor([0, 2, 1, 1, 0])
-    torch.manual_seed(9)
-    got = log_weights(model, guide, x, 12, 12, y)
-    torch.manual_seed(9)
+    model = CVAE(data_dim=784, latent_dim=4, hidden=[200, 200], num_classes=3).eval()
+    guide = GUIDES[guide_name](latent_dim=4, data_dim=784, hidden=[32], num_classes=3).eval()
     with torch.no_grad():
+        model.decoder.net[-1].weight.mul_(weight_scale)
+    x, y = torch.bernoulli(torch.full((5, 784), 0.3)), torch.tensor([0, 2, 1, 1, 0])
+    with torch.no_grad():
+        logits = model.decoder.net(model._code(guide.posterior(x, y).sample((12,)), y))
+        lost = (torch.sigmoid((2 * x - 1) * logits) < torch.finfo(torch.float32).tiny).any(-1)
+    assert (lost.sum() == 0) if weight_scale == 1 else (0 < lost.sum() < lost.numel())
+    torch.manual_seed(9)
+    got = log_weights(model, guide, x, 12, 12, y, matmul_dtype)
+    torch.manual_seed(9)
+    with torch.no_grad(), pyro.validation_enabled(False), particle_products(matmul_dtype):
         expected, _ = IWAE(num_particles=12).log_weights(model.model, guide.guide, x, y)
     assert got.shape == (12, 5)
-    torch.testing.assert_close(got, expected.double(), rtol=1e-6, atol=1e-4)
+    assert torch.equal(got, expected.double())

@@ -72,8 +72,10 @@ def log_sigmoid_sum_(y: torch.Tensor) -> torch.Tensor:
 def binary_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """sum_d log sigmoid(s_d l_d), s_d = 2 x_d - 1, for pixels ``x`` in {0, 1} and ``logits`` ``(..., D)``
     (broadcasting): shape ``broadcast(x, logits).shape[:-1]``, by ``log_sigmoid_sum_`` of s l; a row
-    it leaves at -inf is summed again term by term, log sigmoid(s l) = -softplus(-s l)."""
-    sign = 2 * x - 1
+    it leaves at -inf is summed again term by term, log sigmoid(s l) = -softplus(-s l). Computed in
+    the logits' dtype, as ``binary_cross_entropy_with_logits`` takes its targets (so uint8 pixels
+    give s = -1, not 255)."""
+    sign = 2 * x.to(logits.dtype) - 1
     out = log_sigmoid_sum_(torch.mul(logits, sign))
     lost = out == -math.inf
     if lost.any():
