@@ -1,5 +1,6 @@
-"""The bound estimator's numerics: ``BernoulliImage.log_prob`` by products of sigmoids, L_k
-whatever the chunk size, the guide's network once per batch, and centred low-precision products."""
+"""The bound estimator's numerics: ``BernoulliImage.log_prob`` by products of sigmoids (and in place,
+``PixelDecoder.log_prob``), L_k whatever the chunk size, the guide's network once per batch, centred
+low-precision products, and contract pairs scored without traces."""
 
 from __future__ import annotations
 
