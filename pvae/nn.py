@@ -390,14 +390,11 @@ class PixelDecoder(nn.Module):
             self.likelihood != "bernoulli"
             or torch.is_grad_enabled()
             or BernoulliImage._validate_args
-            or code.shape[:-1] != torch.broadcast_shapes(code.shape[:-1], x.shape[:-1])
+            or code.shape[:-1] != torch.broadcast_shapes(code.shape[:-1], x.shape[:-1])  # x would widen the logits
             or not is_binary(x)
         ):
             return self(code).log_prob(x)
-        *hidden, last = self.net
-        h = code
-        for layer in hidden:
-            h = layer(h)
+        h, last = self.net[:-1](code), self.net[-1]
         x = x.to(h.dtype)  # as BernoulliImage scores pixels: in the logits' dtype
         out = log_sigmoid_sum_(last.scaled(h, 2 * x - 1))  # sum_d log sigmoid(s_d l_d)
         lost = out == -math.inf
