@@ -1,5 +1,5 @@
 """Amortised guides q(z | x), one module each; see docs/architecture.md for the Guide contract and
-``pvae.nn.Guide`` for the capabilities each class declares (``analytic_kl``, ``factorised``,
+``pvae.contracts.Guide`` for the capabilities each class declares (``analytic_kl``, ``factorised``,
 ``data_kinds``).
 
 ``diag``, ``lowrank``, ``full`` and ``iaf`` share one encoder trunk, chosen by the data (MLP for
@@ -8,40 +8,25 @@ full-covariance Gaussian, or an inverse autoregressive flow. ``mlp`` and ``rnn``
 the trunk fixed (``rnn`` with sketch-rnn's sigma = exp(r / 2)), kept with their original
 constructor arguments and parameter names; ``linear`` is the linear-Gaussian guide of pPCA;
 ``delta`` is the same trunk with a point estimate, a deterministic encoder.
+
+``GUIDES`` holds every guide by name: each class of this package's modules with a ``name`` of its
+own, and those of installed plug-ins (entry point group ``pvae.guides``; ``pvae.registry``). The
+classes are also this package's attributes by class name (``from guides import DiagGuide``).
 """
 
-from guides.amortised import (
-    AmortisedGuide,
-    DeltaGuide,
-    DiagGuide,
-    FullGuide,
-    IAFGuide,
-    LowRankGuide,
-)
-from guides.linear import LinearGuide
-from guides.mlp import MLPGuide
-from guides.rnn import RNNGuide
+from __future__ import annotations
 
-GUIDES = {
-    "mlp": MLPGuide,
-    "linear": LinearGuide,
-    "rnn": RNNGuide,
-    "diag": DiagGuide,
-    "lowrank": LowRankGuide,
-    "full": FullGuide,
-    "iaf": IAFGuide,
-    "delta": DeltaGuide,
-}
+from pvae.contracts import Guide
+from pvae.registry import Registry
 
-__all__ = [
-    "GUIDES",
-    "AmortisedGuide",
-    "DeltaGuide",
-    "DiagGuide",
-    "FullGuide",
-    "IAFGuide",
-    "LinearGuide",
-    "LowRankGuide",
-    "MLPGuide",
-    "RNNGuide",
-]
+GUIDES: Registry[type[Guide]] = Registry("guide", Guide, __name__, "pvae.guides")
+
+
+def __getattr__(name: str) -> type[Guide]:
+    """A registered guide class by its class name (PEP 562)."""
+    if name.startswith("__"):  # module attributes Python looks up (__all__, __path__, ...): not a part's
+        raise AttributeError(name)
+    for cls in GUIDES.values():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ or the completion model's visible image) it is ignored.
 fixed (and, for ``RNNGuide``, sketch-rnn's sigma = exp(r / 2)), kept under their names and
 constructor arguments so run folders that name them still load.
 
-The capabilities of ``pvae.nn.Guide`` are declared per class: every head reads all three data kinds;
+The capabilities of ``pvae.contracts.Guide`` are declared per class: every head reads all three data kinds;
 the Gaussian heads have ``analytic_kl`` (KL(q || p) in closed form against a diagonal Normal prior:
 needed by ``--objective meanfield``), the diagonal one is also ``factorised`` (needed by free
 bits, ``--kl-floor-mode per-dim``); the flow has neither; the point estimate ``DeltaGuide`` has no
@@ -31,11 +31,31 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from guides.heads import DeltaHead, DiagonalHead, FullHead, IAFHead, LowRankHead
-from guides.trunks import MLPTrunk, RNNTrunk
-from pvae.nn import Guide
+from guides.heads import SCALES, DeltaHead, DiagonalHead, FullHead, IAFHead, LowRankHead
+from guides.trunks import ENC_HIDDEN, MLPTrunk, RNNTrunk
+from pvae.contracts import LATENT_DIM, Guide, Option
+from pvae.layers import ACTIVATION, HIDDEN
 
 TRUNKS = ("mlp", "rnn")
+
+POSTERIOR_SCALE = Option(
+    "posterior_scale", "softplus", "how the guide makes sigma", "networks", scope="guide", choices=SCALES, arg="scale"
+)
+RANK = Option("rank", 2, "lowrank guide: columns of the covariance factor", "networks", int, low=1, scope="guide")
+FLOWS = Option("flows", 2, "iaf guide: IAF steps", "networks", int, low=1, scope="guide")
+FLOW_HIDDEN = Option(
+    "flow_hidden",
+    None,
+    "iaf guide: MADE hidden units",
+    "networks",
+    int,
+    low=1,
+    optional=True,
+    scope="guide",
+    metavar="H",
+    default_text="2 Z, at least 16",
+)
+TRUNK_OPTIONS = (LATENT_DIM, HIDDEN, ACTIVATION, ENC_HIDDEN)  # what every trunk reads
 
 
 class AmortisedGuide(Guide):
@@ -91,13 +111,15 @@ class DiagGuide(AmortisedGuide):
     :param vocab: V of event tokens (chooses the LSTM trunk over onehot tokens).
     :param trunk: ``"mlp"`` or ``"rnn"``, to choose explicitly.
     :param hidden: MLP hidden sizes, from x inwards.
-    :param activation: MLP hidden activation (``pvae.nn.ACTIVATIONS``).
+    :param activation: MLP hidden activation (``pvae.layers.ACTIVATIONS``).
     :param enc_hidden: LSTM size of each direction.
     :param scale: how the head makes sigma: ``"softplus"``, ``"exp"`` (the IWAE paper's) or ``"logvar"``
-        (sigma = exp(r / 2), sketch-rnn's); plus ``pvae.nn.MIN_SCALE``.
+        (sigma = exp(r / 2), sketch-rnn's); plus ``pvae.layers.MIN_SCALE``.
     :param num_classes: C > 0 reads class labels y as onehot(y).
     """
 
+    name = "diag"
+    options = (*TRUNK_OPTIONS, POSTERIOR_SCALE)
     factorised = True
 
     def __init__(self, latent_dim: int = 20, scale: str = "softplus", **trunk: Any) -> None:
@@ -113,6 +135,8 @@ class DeltaGuide(AmortisedGuide):
     and bounds on log p(x) refuse it. Arguments as ``DiagGuide``, less ``scale``.
     """
 
+    name = "delta"
+    options = TRUNK_OPTIONS
     analytic_kl = True
     density = False
 
@@ -126,12 +150,18 @@ class LowRankGuide(AmortisedGuide):
     :param rank: columns of F.
     """
 
+    name = "lowrank"
+    options = (*TRUNK_OPTIONS, POSTERIOR_SCALE, RANK)
+
     def __init__(self, latent_dim: int = 20, scale: str = "softplus", rank: int = 2, **trunk: Any) -> None:
         super().__init__(lambda h: LowRankHead(h, latent_dim, scale, rank), latent_dim, **trunk)
 
 
 class FullGuide(AmortisedGuide):
     """q(z | x) = N(mu, L L^T) with a full lower-triangular L per datapoint; arguments as ``DiagGuide``."""
+
+    name = "full"
+    options = (*TRUNK_OPTIONS, POSTERIOR_SCALE)
 
     def __init__(self, latent_dim: int = 20, scale: str = "softplus", **trunk: Any) -> None:
         super().__init__(lambda h: FullHead(h, latent_dim, scale), latent_dim, **trunk)
@@ -145,6 +175,8 @@ class IAFGuide(AmortisedGuide):
     :param flow_hidden: hidden units of each step's MADE (default 2 Z, at least 16).
     """
 
+    name = "iaf"
+    options = (*TRUNK_OPTIONS, POSTERIOR_SCALE, FLOWS, FLOW_HIDDEN)
     analytic_kl = False
 
     def __init__(

@@ -7,7 +7,7 @@
 - ``DeltaHead``: a point mass at mu = W h + b (a deterministic encoder).
 
 g is softplus (default), exp, or exp(r / 2) (``"logvar"``: r is log sigma^2, sketch-rnn's
-parameterisation), plus a floor of ``pvae.nn.MIN_SCALE``. The Gaussian heads' distributions
+parameterisation), plus a floor of ``pvae.layers.MIN_SCALE``. The Gaussian heads' distributions
 have KL(q || p) in closed form against a diagonal Normal prior (registered here for torch's
 ``kl_divergence``, so ``meanfield`` and the analytic KL of ``pvae.bounds`` work with them); the flow
 has none.
@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from guides.flows import MADE, FlowPosterior, IAFStep
 from pvae.distributions import ReparamNormal
-from pvae.nn import MIN_SCALE
+from pvae.layers import MIN_SCALE
 
 SCALES = ("softplus", "exp", "logvar")
 

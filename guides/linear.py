@@ -15,7 +15,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from guides.heads import FullCovarianceNormal
-from pvae.nn import MIN_SCALE, Guide
+from pvae.contracts import LATENT_DIM, Guide, Option
+from pvae.layers import MIN_SCALE
+
+COVARIANCE = Option(
+    "covariance",
+    "diag",
+    "linear guide: diagonal or full covariance",
+    "networks",
+    choices=("diag", "full"),
+    scope="guide",
+)
 
 
 class LinearGuide(Guide):
@@ -26,6 +36,8 @@ class LinearGuide(Guide):
     :param covariance: ``"diag"`` or ``"full"``.
     """
 
+    name = "linear"
+    options = (LATENT_DIM, COVARIANCE)
     analytic_kl = True
     factorised = False  # True on instances with covariance="diag"
     traceable = True

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from guides.amortised import DiagGuide
+from guides.amortised import POSTERIOR_SCALE, DiagGuide
+from pvae.contracts import LATENT_DIM
+from pvae.layers import ACTIVATION, HIDDEN
 
 
 class MLPGuide(DiagGuide):
@@ -20,11 +22,13 @@ class MLPGuide(DiagGuide):
     :param data_dim: D, the size of one flattened datapoint.
     :param latent_dim: Z.
     :param hidden: encoder hidden sizes, from x inwards.
-    :param activation: hidden activation name (see ``pvae.nn.ACTIVATIONS``).
+    :param activation: hidden activation name (see ``pvae.layers.ACTIVATIONS``).
     :param scale: how the head's output becomes sigma: ``"softplus"``, ``"exp"`` or ``"logvar"``.
     :param num_classes: C > 0 makes q(z | x, y) for class labels y: the MLP reads [x, onehot(y)].
     """
 
+    name = "mlp"
+    options = (LATENT_DIM, HIDDEN, ACTIVATION, POSTERIOR_SCALE)
     data_kinds = ("image",)
 
     def __init__(

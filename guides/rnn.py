@@ -16,6 +16,8 @@ folders load.
 from __future__ import annotations
 
 from guides.amortised import DiagGuide
+from guides.trunks import ENC_HIDDEN
+from pvae.contracts import LATENT_DIM
 
 
 class RNNGuide(DiagGuide):
@@ -27,6 +29,8 @@ class RNNGuide(DiagGuide):
     :param num_classes: C > 0 conditions on class labels y 0..C-1 too.
     """
 
+    name = "rnn"
+    options = (LATENT_DIM, ENC_HIDDEN)
     data_kinds = ("strokes",)
 
     def __init__(self, latent_dim: int = 128, enc_hidden: int = 256, num_classes: int = 0) -> None:

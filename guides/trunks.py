@@ -18,14 +18,19 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from pvae.contracts import Option
 from pvae.distributions.strokes import sketch_lengths
-from pvae.nn import mlp, one_hot
+from pvae.layers import mlp, one_hot
+
+ENC_HIDDEN = Option(
+    "enc_hidden", 256, "encoder LSTM size (stroke and melody guides)", "networks", int, low=1, scope="guide"
+)
 
 
 class MLPTrunk(nn.Sequential):
     """h = MLP([x, onehot(y)]) ``(B, out_dim)``; with no hidden layers, h is the input itself.
 
-    A ``Sequential`` of the layers of ``pvae.nn.mlp``, so its parameters are named ``0.weight``,
+    A ``Sequential`` of the layers of ``pvae.layers.mlp``, so its parameters are named ``0.weight``,
     ``0.bias``, ... as in the image guides' checkpoints.
     """
 

@@ -1,22 +1,24 @@
 """Generative models p(x, z), one module each; see docs/architecture.md for the Model contract and
-``pvae.nn.Model`` for the capabilities each class declares (``data_kind``, ``binary``, ...)."""
+``pvae.contracts.Model`` for the capabilities each class declares (``name``, ``data_kind``, ...).
 
-from models.completion_cvae import CompletionCVAE
-from models.cvae import CVAE
-from models.gaussian_vae import GaussianVAE
-from models.linear_vae import LinearVAE
-from models.melody_vae import MelodyVAE
-from models.sketch_vae import SketchVAE
-from models.strokes_raster import StrokesRaster
+``MODELS`` holds every model by name: each class of this package's modules with a ``name`` of its
+own, and those of installed plug-ins (entry point group ``pvae.models``; ``pvae.registry``). The
+classes are also this package's attributes by class name (``from models import GaussianVAE``).
+"""
 
-MODELS = {
-    "gaussian": GaussianVAE,
-    "linear": LinearVAE,
-    "sketch": SketchVAE,
-    "cvae": CVAE,
-    "completion": CompletionCVAE,
-    "strokes-raster": StrokesRaster,
-    "melody": MelodyVAE,
-}
+from __future__ import annotations
 
-__all__ = ["CVAE", "CompletionCVAE", "GaussianVAE", "LinearVAE", "MODELS", "MelodyVAE", "SketchVAE", "StrokesRaster"]
+from pvae.contracts import Model
+from pvae.registry import Registry
+
+MODELS: Registry[type[Model]] = Registry("model", Model, __name__, "pvae.models")
+
+
+def __getattr__(name: str) -> type[Model]:
+    """A registered model class by its class name (PEP 562)."""
+    if name.startswith("__"):  # module attributes Python looks up (__all__, __path__, ...): not a part's
+        raise AttributeError(name)
+    for cls in MODELS.values():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

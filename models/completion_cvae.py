@@ -23,14 +23,29 @@ import pyro.distributions as dist
 import torch
 from torch.nn import functional as F
 
+from pvae.contracts import LATENT_DIM, Model, Option
 from pvae.distributions import BernoulliImage
 from pvae.errors import UserError
-from pvae.nn import Model, PixelDecoder, mlp
+from pvae.layers import ACTIVATION, HIDDEN, PixelDecoder, mlp
 
 HIDDEN_FILL = -1.0  # the value of hidden pixels in the condition, as in Pyro's example
 # The baseline is frozen outside its own pretraining, so pyro.module leaves it out of the param store
 # (as intended) and says so for each of its parameters at every call.
 warnings.filterwarnings("ignore", message=r"baseline\..* was not registered in the param store")
+
+VISIBLE_QUADRANTS = Option(
+    "visible_quadrants",
+    1,
+    "completion: quadrants given",
+    "conditioning",
+    int,
+    choices=(1, 2, 3),
+    scope="model",
+    metavar="Q",
+)
+BASELINE_EPOCHS = Option(
+    "baseline_epochs", 10, "completion: baseline network epochs first", "conditioning", int, low=0, scope="model"
+)
 
 
 def hidden_mask(visible_quadrants: int, side: int = 28) -> torch.Tensor:
@@ -57,6 +72,8 @@ class CompletionCVAE(Model):
     :param baseline_epochs: epochs of the baseline's training before the CVAE's.
     """
 
+    name = "completion"
+    options = (LATENT_DIM, HIDDEN, ACTIVATION, VISIBLE_QUADRANTS, BASELINE_EPOCHS)
     data_kind = "image"
     binary = True
     traceable = True

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.gaussian_vae import GaussianVAE
+from models.gaussian_vae import LEARNED_PRIOR, GaussianVAE
+from pvae.contracts import CONDITIONAL, LATENT_DIM
+from pvae.layers import ACTIVATION, HIDDEN, LIKELIHOOD, OBS_SCALE
 
 
 class CVAE(GaussianVAE):
@@ -28,6 +30,8 @@ class CVAE(GaussianVAE):
     :param learned_prior: p(z | y) with a mean and std per class instead of N(0, I).
     """
 
+    name = "cvae"
+    options = (LATENT_DIM, HIDDEN, ACTIVATION, LIKELIHOOD, OBS_SCALE, CONDITIONAL, LEARNED_PRIOR)
     train_defaults = {"conditional": True}
 
     def __init__(

@@ -23,10 +23,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pvae.contracts import CONDITIONAL, LATENT_DIM, PRIOR, Model, Option
 from pvae.distributions.priors import MOG_COMPONENTS, checked_prior, mixture_component
-from pvae.nn import Model, PixelDecoder, one_hot
+from pvae.layers import ACTIVATION, HIDDEN, LIKELIHOOD, OBS_SCALE, PixelDecoder, one_hot
 
 SOFTPLUS_INV_ONE = 0.5413248546129181  # softplus(0 + c) = 1: a learned prior starts as N(0, I)
+
+LEARNED_PRIOR = Option("learned_prior", False, "p(z | y) learned per class", "conditioning", bool, scope="model")
+LABEL_REGULARISED = Option(
+    "label_regularised",
+    False,
+    "labels pick a mog10 component of p(z | y) and reach no network (label-regularised AAE)",
+    "conditioning",
+    bool,
+    scope="model",
+)
 
 
 class GaussianVAE(Model):
@@ -35,7 +46,7 @@ class GaussianVAE(Model):
     :param data_dim: pixels per image, D.
     :param latent_dim: Z.
     :param hidden: decoder hidden sizes, from z outwards.
-    :param activation: hidden activation name (see ``pvae.nn.ACTIVATIONS``).
+    :param activation: hidden activation name (see ``pvae.layers.ACTIVATIONS``).
     :param likelihood: ``"bernoulli"`` or ``"gaussian"``.
     :param obs_scale: Gaussian only: a fixed pixel std, or ``None`` to learn one per pixel.
     :param num_classes: C > 0: p(x | z, y) for class labels y in 0..C-1 (the decoder reads
@@ -48,6 +59,18 @@ class GaussianVAE(Model):
         ``prior="mog10"`` and at most 10 classes.
     """
 
+    name = "gaussian"
+    options = (
+        LATENT_DIM,
+        HIDDEN,
+        ACTIVATION,
+        PRIOR,
+        LIKELIHOOD,
+        OBS_SCALE,
+        CONDITIONAL,
+        LEARNED_PRIOR,
+        LABEL_REGULARISED,
+    )
     data_kind = "image"
     traceable = True
 

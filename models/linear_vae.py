@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pvae.nn import Model
+from pvae.contracts import LATENT_DIM, Model
 
 MIN_VARIANCE = 1e-6
 
@@ -28,6 +28,8 @@ class LinearVAE(Model):
     :param latent_dim: Z.
     """
 
+    name = "linear"
+    options = (LATENT_DIM,)
     data_kind = "image"  # a Gaussian likelihood (binary is False): grey or real-valued data as they are
     traceable = True
 

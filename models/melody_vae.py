@@ -29,10 +29,41 @@ from torch import nn
 from torch.distributions import constraints
 from torch.nn import functional as F
 
+from pvae.contracts import LATENT_DIM, Model, Option
 from pvae.distributions.events import EventSequence
-from pvae.nn import Model
+from pvae.layers import DEC_HIDDEN
 
 DECODERS = ("flat", "hierarchical")
+
+DECODER = Option(
+    "decoder",
+    "hierarchical",
+    "a flat LSTM over all steps, or MusicVAE's conductor over segments and a bottom LSTM per segment",
+    "melody",
+    choices=DECODERS,
+    scope="model",
+)
+DEC_LAYERS = Option("dec_layers", 2, "layers of the melody decoder LSTMs", "melody", int, low=1, scope="model")
+CONDUCTOR_HIDDEN = Option(
+    "conductor_hidden",
+    128,
+    "conductor LSTM size",
+    "melody",
+    int,
+    low=1,
+    scope="model",
+    needs=(lambda c: c.decoder == "hierarchical", "--decoder hierarchical"),
+)
+SEGMENT_BARS = Option(
+    "segment_bars",
+    1,
+    "bars per conductor step (dividing --bars)",
+    "melody",
+    int,
+    low=1,
+    scope="model",
+    needs=(lambda c: c.decoder == "hierarchical", "--decoder hierarchical"),
+)
 
 
 class MelodyVAE(Model):
@@ -50,6 +81,8 @@ class MelodyVAE(Model):
     :param segment_bars: bars per conductor step (hierarchical; must divide ``bars``).
     """
 
+    name = "melody"
+    options = (LATENT_DIM, DEC_HIDDEN, DECODER, DEC_LAYERS, CONDUCTOR_HIDDEN, SEGMENT_BARS)
     data_kind = "events"
     train_defaults = {
         "data": "folk:essen",

@@ -24,11 +24,30 @@ from pyro.distributions import TorchDistribution
 from torch import nn
 from torch.distributions import constraints
 
+from pvae.contracts import CONDITIONAL, LATENT_DIM, Model, Option, batch_size_of
 from pvae.distributions.strokes import StrokeSequence, StrokeStep
-from pvae.nn import LSTM, Model, batch_size_of, one_hot
+from pvae.layers import DEC_HIDDEN, LSTM, one_hot
 
 START = (0.0, 0.0, 1.0, 0.0, 0.0)  # S_0
 PAD = (0.0, 0.0, 0.0, 0.0, 1.0)
+
+MIXTURES = Option("mixtures", 20, "sketch mixture components", "networks", int, low=1, scope="model", metavar="M")
+LAYER_NORM = Option("layer_norm", False, "layer-normalised decoder LSTM (slower)", "networks", bool, scope="model")
+RECURRENT_DROPOUT = Option(
+    "recurrent_dropout",
+    0.0,
+    "decoder recurrent dropout probability (slower)",
+    "networks",
+    scope="model",
+    type=float,
+    low=0.0,
+    high=1.0,
+    high_open=True,
+)
+UNCONDITIONAL = Option(
+    "unconditional", False, "decoder-only sketch model (no z, no guide)", "networks", bool, scope="model"
+)
+MASK_PEN = Option("mask_pen", False, "pen loss only up to each sketch's end", "networks", bool, scope="model")
 
 
 class SketchVAE(Model):
@@ -38,13 +57,15 @@ class SketchVAE(Model):
     :param latent_dim: Z (ignored when ``unconditional``).
     :param dec_hidden: decoder LSTM size.
     :param mixtures: M, bivariate normals per step.
-    :param layer_norm: layer-normalised decoder LSTM (``pvae.nn.LSTM``, a slower Python loop).
-    :param recurrent_dropout: drop probability of the decoder's cell candidate (``pvae.nn.LSTM``).
+    :param layer_norm: layer-normalised decoder LSTM (``pvae.layers.LSTM``, a slower Python loop).
+    :param recurrent_dropout: drop probability of the decoder's cell candidate (``pvae.layers.LSTM``).
     :param unconditional: the decoder-only model: no z, zero initial state.
     :param mask_pen: count the pen term only up to the end of each sketch (see ``StrokeSequence``).
     :param num_classes: C > 0 conditions the decoder on class labels y 0..C-1 (``condition``).
     """
 
+    name = "sketch"
+    options = (LATENT_DIM, DEC_HIDDEN, MIXTURES, LAYER_NORM, RECURRENT_DROPOUT, UNCONDITIONAL, MASK_PEN, CONDITIONAL)
     data_kind = "strokes"
     train_defaults = {
         "data": "glyphs",

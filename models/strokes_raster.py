@@ -36,9 +36,10 @@ from collections.abc import Callable, Sequence
 import pyro.distributions as dist
 import torch
 
+from pvae.contracts import LATENT_DIM, PRIOR, Model, Option
 from pvae.distributions import BernoulliImage
 from pvae.distributions.priors import checked_prior
-from pvae.nn import Model, mlp
+from pvae.layers import ACTIVATION, HIDDEN, mlp
 from pvae.raster import CONTROL_POINTS, WIDTH_RANGE, NeuralRenderer, Strokes, soft_render
 
 RENDERERS = ("soft", "neural")
@@ -52,13 +53,71 @@ warnings.filterwarnings("ignore", message=r"renderer\..* was not registered in t
 _FITTED: dict[tuple, dict[str, torch.Tensor]] = {}  # neural renderers trained in this process, by settings
 
 
+def _sigma_final_at_most_sigma(config) -> str | None:
+    if config.sigma_final > config.sigma:
+        return f"--sigma-final {config.sigma_final}: must be at most --sigma {config.sigma}"
+    return None
+
+
+SEGMENTS = Option("segments", 8, "strokes per image, N", "drawing", int, low=1, scope="model", metavar="N")
+PRIMITIVE = Option(
+    "primitive",
+    "line",
+    "stroke shape: a line or a quadratic Bezier",
+    "drawing",
+    choices=tuple(CONTROL_POINTS),
+    scope="model",
+)
+RENDERER = Option(
+    "renderer",
+    "soft",
+    "soft (analytic, differentiable) or neural (imitates a hard rasteriser)",
+    "drawing",
+    choices=RENDERERS,
+    scope="model",
+)
+SIGMA = Option(
+    "sigma",
+    2.0,
+    "soft renderer: ink falloff width in pixels at the start",
+    "drawing",
+    float,
+    low=0.0,
+    low_open=True,
+    scope="model",
+    needs=(lambda c: c.renderer == "soft", "--renderer soft"),
+)
+SIGMA_FINAL = Option(
+    "sigma_final",
+    0.5,
+    "soft renderer: the width annealed to (at most --sigma)",
+    "drawing",
+    float,
+    low=0.0,
+    low_open=True,
+    scope="model",
+    needs=(lambda c: c.renderer == "soft", "--renderer soft"),
+    check_with=_sigma_final_at_most_sigma,
+)
+RENDERER_STEPS = Option(
+    "renderer_steps",
+    2000,
+    "neural renderer: its training steps before SVI",
+    "drawing",
+    int,
+    low=1,
+    scope="model",
+    needs=(lambda c: c.renderer == "neural", "--renderer neural"),
+)
+
+
 class StrokesRaster(Model):
     """Images drawn by ``segments`` lines or quadratic Béziers through a soft or neural renderer.
 
     :param data_dim: pixels per image, S^2 (square images).
     :param latent_dim: Z.
     :param hidden: decoder MLP hidden sizes, from z outwards.
-    :param activation: hidden activation name (``pvae.nn.ACTIVATIONS``).
+    :param activation: hidden activation name (``pvae.layers.ACTIVATIONS``).
     :param segments: N, strokes per image.
     :param primitive: ``"line"`` or ``"bezier"``.
     :param renderer: ``"soft"`` or ``"neural"``.
@@ -68,6 +127,8 @@ class StrokesRaster(Model):
     :param prior: p(z), a name of ``pvae.distributions.priors.PRIORS``.
     """
 
+    name = "strokes-raster"
+    options = (LATENT_DIM, HIDDEN, ACTIVATION, PRIOR, SEGMENTS, PRIMITIVE, RENDERER, SIGMA, SIGMA_FINAL, RENDERER_STEPS)
     data_kind = "image"
     binary = True
     supports_vectorise = True

@@ -31,9 +31,11 @@ from torch.distributions import kl_divergence
 from tqdm.auto import tqdm
 
 from pvae import render, runs
+from pvae.contracts import Guide, Model
 from pvae.errors import UserError
-from pvae.nn import Guide, Model, batched, particle_products
-from pvae.objectives import IWAE, _contract_call
+from pvae.layers import batched, particle_products
+from pvae.objectives import IWAE
+from pvae.objectives.base import contract_call
 
 DEFAULT_KS = (1, 5, 50, 500, 5000)
 # Particles x datapoints evaluated at once (memory ~ this x activations). Small enough that one
@@ -74,11 +76,11 @@ def log_weights(
     matmul_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """log w for ``num_samples`` samples per datapoint of ``x`` (condition ``y``): float64 ``(num_samples, B)``.
-    With ``matmul_dtype`` the networks' products over particles run in it (``pvae.nn.particle_products``)."""
+    With ``matmul_dtype`` the networks' products over particles run in it (``pvae.layers.particle_products``)."""
     args = (x,) if y is None else (x, y)
     out = []
     with pyro.validation_enabled(False), particle_products(matmul_dtype):
-        if guide is not None and _contract_call(model.model, guide.guide, args, {}) is not None:
+        if guide is not None and contract_call(model.model, guide.guide, args, {}) is not None:
             q, prior = guide.posterior(x, y), model.prior(x.shape[0], y)
             for start in range(0, num_samples, chunk):
                 out.append(_contract_log_weights(model, q, prior, x, y, min(chunk, num_samples - start)).double())

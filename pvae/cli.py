@@ -1,5 +1,9 @@
 """The ``pvae`` command: thin flag parsing over the library
-(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | vectorise | style``)."""
+(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | vectorise | style``).
+
+Each command imports what it runs inside its own function (CLI start-up time: torch, Pyro and
+the registries' parts load only for the command that needs them); the kinds are reached through
+their registry alone (``pvae.kinds.base``)."""
 
 from __future__ import annotations
 
@@ -24,15 +28,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_parser(sub) -> None:
-    from pvae.data.kinds import SPECS
+    from pvae.kinds.base import spec_forms  # lazy, as every import below: CLI start-up time
     from pvae.options import add_arguments
 
     p = sub.add_parser(
         "train",
         help="train a model/guide pair with SVI",
         description="Train a VAE with SVI and write a run folder (config, checkpoint, metrics, figures). "
-        f"--data takes one of: {', '.join(SPECS)}. A model's own defaults (e.g. sketch-rnn's for --model sketch) "
-        "are shown beside each option's.",
+        f"--data takes one of: {', '.join(spec_forms())}. A model's own defaults (e.g. sketch-rnn's for --model "
+        "sketch) are shown beside each option's.",
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/MODEL-OBJECTIVE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -51,7 +55,7 @@ def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
     """``pvae train --nproc N ...``: the same command in N processes, started by torchrun's own
     launcher (``elastic_launch``, as ``torchrun --standalone``); a failed rank ends the others and
     is reported in one line."""
-    import logging
+    import logging  # lazy: CLI start-up time
     import uuid
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -100,7 +104,7 @@ def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pvae import distributed
+    from pvae import distributed  # lazy: CLI start-up time
 
     ranks, device = distributed.start(args.device)
     try:
@@ -112,8 +116,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
-    from pvae import runs
-    from pvae.data import absolute_spec
+    from pvae import runs  # lazy: CLI start-up time
+    from pvae.kinds.base import absolute_spec
     from pvae.options import OPTIONS, TrainConfig, given_values
     from pvae.train import Interrupted, train
 
@@ -152,7 +156,7 @@ def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
 
 
 def _bounds_parser(sub) -> None:
-    from pvae.bounds import DEFAULT_KS
+    from pvae.bounds import DEFAULT_KS  # lazy: CLI start-up time
 
     p = sub.add_parser(
         "bounds",
@@ -180,7 +184,7 @@ def _bounds_parser(sub) -> None:
 
 
 def _bounds(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # lazy: CLI start-up time
 
     from pvae.bounds import bounds_for_run
 
@@ -219,7 +223,7 @@ def _inspect_parser(sub) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pvae.inspect import inspect_run
+    from pvae.posterior import inspect_run  # lazy: CLI start-up time
 
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
@@ -235,7 +239,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _generation_parsers(sub) -> None:
-    from pvae.sketching import COMPLETION_CODES
+    from pvae.kinds.base import KINDS  # lazy: CLI start-up time (the registry imports every kind)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("run", type=Path, help="run folder")
@@ -275,12 +279,6 @@ def _generation_parsers(sub) -> None:
     p.add_argument("--samples", type=int, default=4, help="continuations of each (default 4)")
     p.add_argument("--fraction", type=float, default=0.5, help="the part given (default 0.5)")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
-    p.add_argument(
-        "--z",
-        choices=COMPLETION_CODES,
-        help="sketch runs with a latent code: z of the continuations, the code of the given part or a draw "
-        f"from the prior for each (default {COMPLETION_CODES[0]}; the decoder reads the given part either way)",
-    )
     p = sub.add_parser(
         "vectorise",
         parents=[common],
@@ -302,11 +300,14 @@ def _generation_parsers(sub) -> None:
     p.add_argument("--to", type=Path, metavar="FONT", help="a second font: write a style interpolation sheet")
     p.add_argument("--steps", type=int, default=8, help="interpolation rows with --to (default 8)")
     p.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
+    for kind in KINDS.values():  # the flags that only one kind's commands read
+        for command, parser in sub.choices.items():
+            kind.add_arguments(command, parser)
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from pvae import runs
-    from pvae.data.kinds import generate
+    from pvae import runs  # lazy: CLI start-up time
+    from pvae.kinds.base import generate
 
     for flag in ("n", "samples", "steps"):
         value = getattr(args, flag, None)

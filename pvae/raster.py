@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm import tqdm
 
 CONTROL_POINTS = {"line": 2, "bezier": 3}  # primitive -> control points per stroke
 BEZIER_PIECES = 8  # lines a quadratic Bézier is flattened into by the soft renderer
@@ -244,8 +245,6 @@ class NeuralRenderer(nn.Module):
         per pixel against the covered fractions), then freeze. Returns the held-out BCE per pixel
         (nats) on ``heldout`` other strokes, also kept in ``heldout_bce`` beside its floor
         ``heldout_entropy`` (the hard renders' own entropy, which a perfect imitation reaches)."""
-        from tqdm import tqdm
-
         like = next(self.parameters())
         generator = np.random.default_rng(seed)
 

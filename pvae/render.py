@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
+import svgwrite
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from pvae.raster import Strokes
 
 # Figures are built with matplotlib's object API (no pyplot), so drawing needs no display and
 # leaves the user's pyplot state and backend alone.
@@ -171,8 +175,6 @@ def sketches_svg(
     drawings: Sequence[Drawing], path: str | os.PathLike, ncol: int = 10, cell: float = 80.0, stroke_width: float = 1.5
 ) -> None:
     """Save drawings as one SVG grid (``ncol`` per row), each scaled to fit a ``cell``-pixel square."""
-    import svgwrite
-
     nrow = max(1, -(-len(drawings) // ncol))
     svg = svgwrite.Drawing(str(path), size=(f"{ncol * cell:.0f}px", f"{nrow * cell:.0f}px"), profile="tiny")
     svg.add(svg.rect(insert=(0, 0), size=(ncol * cell, nrow * cell), fill="white"))
@@ -229,8 +231,6 @@ SVG_SCALE = 10  # the SVG's displayed size is this many times the canvas
 
 def strokes_svg(strokes, size: int, path: str | os.PathLike) -> None:
     """Save one drawing (``Strokes`` with points ``(N, K, 2)``) as an SVG with N ``<path>`` elements."""
-    import svgwrite
-
     s = strokes.numpy()
     shown = f"{size * SVG_SCALE}px"
     svg = svgwrite.Drawing(str(path), size=(shown, shown), viewBox=f"0 0 {size} {size}")
@@ -254,10 +254,6 @@ def strokes_svg(strokes, size: int, path: str | os.PathLike) -> None:
 def read_strokes_svg(path: str | os.PathLike):
     """The drawing in an SVG written by ``strokes_svg`` (``Strokes`` of numpy arrays), read from the
     file's ``<path>`` elements alone: what a viewer of the file would draw."""
-    import xml.etree.ElementTree as ET
-
-    from pvae.raster import Strokes
-
     points, widths, inks = [], [], []
     for element in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}path"):
         numbers = [float(v) for v in element.get("d").replace("M", " ").replace("L", " ").replace("Q", " ").split()]

@@ -14,31 +14,26 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pvae.data import load_dataset
-from pvae.data.kinds import kind_of
+from guides import GUIDES
+from models import MODELS
 from pvae.errors import UserError
+from pvae.kinds.base import kind_of, load_dataset
 
 CONFIG, CHECKPOINT, METRICS, FIGURES, SAMPLES = "config.json", "checkpoint.pt", "metrics.csv", "figures", "samples"
 PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the newest, kept in case the newest is damaged
 TIMING, LOCK = "timing.csv", ".lock"
 
 
-def registry(kind: str) -> dict[str, type[nn.Module]]:
+def registry(kind: str) -> Mapping[str, type[nn.Module]]:
     """Model or guide classes by name (``kind`` is "model" or "guide")."""
-    if kind == "model":
-        from models import MODELS
-
-        return MODELS
-    from guides import GUIDES
-
-    return GUIDES
+    return MODELS if kind == "model" else GUIDES
 
 
 def constructor_kwargs(cls: type, candidates: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +168,7 @@ class RunLock:
         self.path, self.file = run / LOCK, None
 
     def __enter__(self) -> RunLock:
-        import fcntl
+        import fcntl  # lazy: POSIX only
 
         self.file = open(self.path, "a")
         try:

@@ -19,6 +19,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import pyro
 import torch
@@ -27,6 +28,7 @@ from pyro.poutine.runtime import am_i_wrapped
 from torch import nn
 
 from pvae import distributed
+from pvae.contracts import Option
 from pvae.distributed import Ranks
 from pvae.errors import UserError
 from pvae.objectives import KLControl, KLControlled, Objective
@@ -324,3 +326,44 @@ def make_optimizer(params, lr: float, **kwargs) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
     except (RuntimeError, TypeError):  # a torch or device without the fused kernel
         return torch.optim.Adam(params, lr=lr, **kwargs)
+
+
+def iwae_lr_factor(epoch: int) -> float:
+    """Burda et al.'s schedule: stage i = 1, 2, ... lasts 3^(i-1) epochs at lr * 10^(-(i-1)/7)
+    (eight stages, 3280 epochs, in the paper); ``epoch`` counts from 0."""
+    stage, end = 1, 1
+    while epoch >= end:
+        stage += 1
+        end += 3 ** (stage - 1)
+    return 10 ** (-(stage - 1) / 7)
+
+
+def sketch_lr(config, step: int) -> float:
+    """sketch-rnn's decay: (lr - min_lr) * decay^step + min_lr."""
+    return (config.lr - config.min_lr) * config.lr_decay**step + config.min_lr
+
+
+LR_SCHEDULES: dict[str, Callable[[Any, int, int], float]] = {
+    "constant": lambda config, epoch, step: config.lr,
+    "iwae": lambda config, epoch, step: config.lr * iwae_lr_factor(epoch),
+    "sketch": lambda config, epoch, step: sketch_lr(config, step),
+}
+"""The learning rate of a run's config at (epoch, step): ``iwae`` (Burda et al.): stage i lasts
+3^(i-1) epochs at lr 10^(-(i-1)/7); ``sketch`` (Ha & Eck): lr_s = (lr - min_lr) decay^s + min_lr."""
+
+_sketch_schedule = (lambda c: c.lr_schedule == "sketch", "--lr-schedule sketch")
+OPTIMISER_OPTIONS = (
+    Option("lr", 1e-3, "Adam learning rate", "optimiser", float, low=0.0, low_open=True),
+    Option("adam_betas", [0.9, 0.999], "Adam betas", "optimiser", float, low=0.0, high=1.0, high_open=True, nargs=2,
+           metavar="B"),
+    Option("adam_eps", 1e-8, "Adam epsilon", "optimiser", float, low=0.0, low_open=True),
+    Option("lr_schedule", "constant", "constant; iwae (Burda et al.); sketch (decay to --min-lr)", "optimiser",
+           choices=tuple(LR_SCHEDULES)),
+    Option("lr_decay", 0.9999, "sketch schedule: lr decay per step", "optimiser", float, low=0.0,
+           low_open=True, high=1.0, needs=_sketch_schedule),
+    Option("min_lr", 1e-5, "sketch schedule: the lr it decays to", "optimiser", float, low=0.0, low_open=True,
+           needs=_sketch_schedule),
+    Option("clip_value", None, "clip every gradient element to +-this", "optimiser", float, low=0.0, low_open=True,
+           optional=True, default_text="no clipping"),
+)  # fmt: skip
+"""The optimiser's options, read by the trainer (``make_optimizer``, ``LR_SCHEDULES``, ``SVI``'s clipping)."""

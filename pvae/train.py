@@ -1,37 +1,25 @@
-"""Training: SVI steps with a progress bar, per-epoch metrics, atomic checkpoints, resume, figures.
+"""Training: the ``Trainer`` builds and checks a combination of data, model, guide and objective,
+then runs SVI steps with a progress bar, per-epoch evaluation, checkpoints and resume.
 
 A run is reproducible from its seed: the seed fixes the initial weights, the data's per-epoch
 randomness (shuffling, dynamic binarisation, stroke augmentation: all drawn from a data generator
 whose state is saved at the start of each epoch) and the Monte Carlo draws (torch's global
-generator, saved in every checkpoint). An interrupted run (Ctrl-C, SIGTERM) saves a checkpoint at
-the batch it reached; ``resume`` replays the epoch from the saved generator state, skips the
-finished batches and continues, so an interrupted and resumed run ends with the same weights as
-one that was never stopped.
-
-Schedules (per optimiser step s, or per epoch e):
-
-- learning rate ``iwae`` (Burda et al.): stage i lasts 3^(i-1) epochs at lr 10^(-(i-1)/7);
-  ``sketch`` (Ha & Eck): lr_s = (lr - min_lr) decay^s + min_lr.
-- KL weight (sketch-rnn's annealing): w_s = w - (w - w_start) rate^s, with ``--kl-anneal-rate``, or
-  with ``--kl-anneal-fraction F`` rate = 0.01^(1 / (F P)) over the run's P planned steps, so that
-  w - w_s is 1% of w - w_start at s = F P. P is the plan when the run started (kept in the
-  checkpoint): a run resumed with other limits keeps its schedule.
+generator, saved in every checkpoint). What a checkpoint holds and how a run resumes is
+``pvae.checkpoints``; the rows, lines and figures of each epoch are ``pvae.reporting``; the
+schedules are the optimiser's (``pvae.svi.LR_SCHEDULES``) and the KL controls'
+(``pvae.objectives.kl.kl_weight``). A resumed run keeps the schedule of the steps it was planned
+for when it started (kept in the checkpoint).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
 import math
-import random
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,117 +28,27 @@ import torch
 from tqdm.auto import tqdm
 
 import pvae
-from pvae import render, runs
+from guides import GUIDES
+from models import MODELS
+from pvae import reporting, runs
 from pvae.bounds import elbo_sums
-from pvae.data import absolute_spec, class_count
-from pvae.data.kinds import DATA_KINDS, kind_of_spec
+from pvae.checkpoints import (
+    Interrupted,
+    Position,
+    StopRequests,
+    checkpoint_state,
+    restore,
+    restore_rng,
+    rng_state,
+)
+from pvae.data.splits import class_count
 from pvae.distributed import Ranks
 from pvae.errors import UserError
+from pvae.kinds.base import KINDS, absolute_spec, kind_of_spec
 from pvae.objectives import OBJECTIVES, KLControl, Objective, make_objective
-from pvae.options import ANNEAL_LEFT, CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, annealing, unused_options
-from pvae.svi import SVI, NonFinite, make_optimizer
-
-METRIC_FIELDS = ("epoch", "step", "train_loss", "test_elbo", "test_recon", "test_kl")  # then the kind's, "skipped"
-
-
-def iwae_lr_factor(epoch: int) -> float:
-    """Burda et al.'s schedule: stage i = 1, 2, ... lasts 3^(i-1) epochs at lr * 10^(-(i-1)/7)
-    (eight stages, 3280 epochs, in the paper); ``epoch`` counts from 0."""
-    stage, end = 1, 1
-    while epoch >= end:
-        stage += 1
-        end += 3 ** (stage - 1)
-    return 10 ** (-(stage - 1) / 7)
-
-
-def sketch_lr(config: TrainConfig, step: int) -> float:
-    """sketch-rnn's decay: (lr - min_lr) * decay^step + min_lr."""
-    return (config.lr - config.min_lr) * config.lr_decay**step + config.min_lr
-
-
-LR_SCHEDULES: dict[str, Callable[[TrainConfig, int, int], float]] = {
-    "constant": lambda config, epoch, step: config.lr,
-    "iwae": lambda config, epoch, step: config.lr * iwae_lr_factor(epoch),
-    "sketch": lambda config, epoch, step: sketch_lr(config, step),
-}
-
-
-def kl_anneal_rate(config: TrainConfig, planned: int) -> float | None:
-    """The annealing rate: ``--kl-anneal-rate``, or from ``--kl-anneal-fraction`` F of the run's
-    ``planned`` steps P, rate = 0.01^(1 / (F P)), so that rate^(F P) = 0.01 (``ANNEAL_LEFT``);
-    ``None`` when neither is set."""
-    if config.kl_anneal_fraction is None:
-        return config.kl_anneal_rate
-    return ANNEAL_LEFT ** (1 / (config.kl_anneal_fraction * planned))
-
-
-def kl_weight(config: TrainConfig, step: int, planned: int) -> float:
-    """sketch-rnn's annealing w - (w - w_start) rate^step (``kl_anneal_rate`` of a run of ``planned``
-    steps); constant w without annealing."""
-    if not annealing(config):
-        return config.kl_weight
-    return config.kl_weight - (config.kl_weight - config.kl_weight_start) * kl_anneal_rate(config, planned) ** step
-
-
-def _rng_state() -> dict[str, Any]:
-    """The random states a run draws from: torch's CPU generator, CUDA's where in use, Python's."""
-    version, internal, gauss = random.getstate()
-    state = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss]}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def _read_rows(path: Path, upto_step: int, count: int | None) -> list[dict[str, str]]:
-    """The first ``count`` rows of a per-epoch csv file (those written before the checkpoint a run
-    resumes from), or for checkpoints that do not count them, the rows up to step ``upto_step``."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return rows[:count] if count is not None else [row for row in rows if int(row["step"]) <= upto_step]
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    """Write ``rows`` as csv atomically (a kill leaves the old file or the new one)."""
-    runs.atomic_write_text(path, _csv_text(rows, fields))
-
-
-def _csv_text(rows: list[dict[str, Any]], fields: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-@dataclass
-class Position:
-    """Where training stands: saved in every checkpoint, so a run resumes at the same batch."""
-
-    epoch: int = 0  # epochs completed
-    batch: int = 0  # batches completed in the current epoch (skipped ones included)
-    step: int = 0  # optimiser steps in all
-    loss_sum: float = 0.0  # sum of per-datapoint losses over the current epoch
-    count: int = 0  # datapoints seen in the current epoch
-    skipped: int = 0  # steps skipped in all for a non-finite loss or gradient (--skip-nonfinite)
-    rows: int | None = None  # rows of metrics.csv when the checkpoint was written (None: before this field)
-
-
-class Interrupted(Exception):
-    """Training stopped by a signal (``signum``); what was saved is in the message."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
-        super().__init__(message)
-        self.signum = signum
+from pvae.objectives.kl import annealing, kl_weight
+from pvae.options import CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, unused_options
+from pvae.svi import LR_SCHEDULES, SVI, NonFinite, make_optimizer
 
 
 class Diverged(UserError):
@@ -168,33 +66,6 @@ def _flushed_denormals() -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(False)
-
-
-class _StopRequests:
-    """SIGINT and SIGTERM while training: the first asks to stop after the step in flight (so the
-    checkpoint is exactly the state after a whole step, and a resumed run equals one never
-    stopped); a second stops at once (``KeyboardInterrupt``). Handlers are installed in the main
-    thread only, and restored on exit."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __enter__(self) -> _StopRequests:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 class Trainer:
@@ -230,7 +101,7 @@ class Trainer:
         self.device = _device(device)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if ranks.main else _silent
         self.kind = kind_of_spec(config.data)
-        model_cls = runs.registry("model")[config.model]
+        model_cls = MODELS[config.model]
         if model_cls.data_kind != self.kind.name:
             raise UserError(
                 f"--model {config.model} reads {model_cls.data_kind} data ({_specs(model_cls.data_kind)}); "
@@ -298,7 +169,7 @@ class Trainer:
         any option set away from its default that nothing here reads."""
         cfg = self.config
         has_latent = self.model.latent_dim > 0
-        guide_cls = runs.registry("guide").get(cfg.guide) if has_latent else None
+        guide_cls = GUIDES.get(cfg.guide) if has_latent else None
         objective_cls = OBJECTIVES[cfg.objective]
         if not objective_cls.trains_prior and self.model.prior_has_parameters:
             raise UserError(
@@ -312,9 +183,9 @@ class Trainer:
             )
         if has_latent:
             if guide_cls is None:
-                raise UserError(f"--guide {cfg.guide}: unknown; choose one of {', '.join(runs.registry('guide'))}")
+                raise UserError(f"--guide {cfg.guide}: unknown; choose one of {', '.join(GUIDES)}")
             if self.kind.name not in guide_cls.data_kinds:
-                readable = [k for k, g in runs.registry("guide").items() if self.kind.name in g.data_kinds]
+                readable = [k for k, g in GUIDES.items() if self.kind.name in g.data_kinds]
                 raise UserError(
                     f"--guide {cfg.guide} reads {' or '.join(guide_cls.data_kinds)} data; --data {cfg.data} is "
                     f"{self.kind.name} data (guides for it: {', '.join(readable)})"
@@ -335,7 +206,7 @@ class Trainer:
             "model": (model_args.__contains__, f"--model {cfg.model}"),
             "guide": (guide_args.__contains__, f"--guide {cfg.guide}" if has_latent else no_latent),
             "networks": (lambda a: a in model_args or a in guide_args, pair),
-            "data": (self.kind.options.__contains__, f"{self.kind.name} data (--data {cfg.data})"),
+            "data": ({o.name for o in self.kind.options}.__contains__, f"{self.kind.name} data (--data {cfg.data})"),
             "latent": (lambda name: has_latent and objective_cls.uses_kl, no_kl),
             "objective": (objective_args.__contains__, f"--objective {cfg.objective}"),
         }
@@ -408,24 +279,17 @@ class Trainer:
     def _checkpoint(self, at: Position, epoch_state: torch.Tensor) -> None:
         """Save the run at ``at`` (rank 0 writes; every rank calls this at the same step, since the
         random states of all ranks are kept)."""
-        rng = self.ranks.gather(_rng_state())
+        rng = self.ranks.gather(rng_state())
         if self.ranks.main:
-            runs.save_checkpoint(
-                self.out,
-                {
-                    "model": self.model.state_dict(),
-                    "objective": self.svi.module.networks.state_dict(),  # a discriminator, if any
-                    "guide": None if self.guide is None else self.guide.state_dict(),
-                    "optimizer": self.svi.optimizer.state_dict(),
-                    "position": dataclasses.asdict(dataclasses.replace(at, rows=len(self._metrics))),
-                    "data_generator": epoch_state,  # data generator state at the start of the epoch
-                    "rng": rng[0] if len(rng) == 1 else rng,  # one state per rank in a parallel run
-                    "planned_steps": self._planned,  # the plan at the run's start: schedules keep it on resume
-                },
+            at = dataclasses.replace(at, rows=len(self._metrics))
+            svi = self.svi
+            state = checkpoint_state(
+                self.model, self.guide, svi.module.networks, svi.optimizer, at, epoch_state, rng, self._planned
             )
+            runs.save_checkpoint(self.out, state)
         self._saved, self._saved_at = at.step, time.monotonic()
 
-    def _train_epoch(self, at: Position, bar: tqdm, epoch_state: torch.Tensor, stop: _StopRequests) -> None:
+    def _train_epoch(self, at: Position, bar: tqdm, epoch_state: torch.Tensor, stop: StopRequests) -> None:
         """The rest of epoch ``at.epoch``, from batch ``at.batch`` on; updates ``at`` as it goes.
         Returns early at the step limit or after the step in flight when a stop was requested."""
         cfg = self.config
@@ -474,7 +338,7 @@ class Trainer:
         limits = [n for n in (cfg.steps, None if cfg.epochs is None else cfg.epochs * per_epoch) if n is not None]
         return min(limits)
 
-    def _agree_to_stop(self, requests: float, stop: _StopRequests) -> None:
+    def _agree_to_stop(self, requests: float, stop: StopRequests) -> None:
         """Stop after this step when any rank had a stop request (``requests`` > 0, summed over
         the ranks): every rank decides from the same number, never from its own signal alone."""
         if requests and self._stopping is None:
@@ -503,7 +367,7 @@ class Trainer:
             )
         self._best = loss if best is None else min(best, loss)
 
-    def evaluate(self, stop: _StopRequests | None = None) -> dict[str, float]:
+    def evaluate(self, stop: StopRequests | None = None) -> dict[str, float]:
         """Test ELBO, reconstruction and KL in nats per datapoint, and the data kind's own terms
         (sketch-rnn's L_R, L_KL for strokes); each rank evaluates its part, the sums are reduced
         (with the ranks' stop requests, when training)."""
@@ -539,33 +403,25 @@ class Trainer:
             out.mkdir(parents=True, exist_ok=True)
         with (
             runs.RunLock(out) if self.ranks.main else contextlib.nullcontext(),
-            _StopRequests() as stop,
+            StopRequests() as stop,
             _flushed_denormals(),
         ):
             return self._train(resume, stop)
 
-    def _train(self, resume: bool, stop: _StopRequests) -> Path:
+    def _train(self, resume: bool, stop: StopRequests) -> Path:
         cfg, out = self.config, self.out
         at = Position()
         self._best, self._warned = None, False
         if resume:  # rank 0 reads the checkpoint and sends it to the others
             state = runs.load_checkpoint(out, warn=self.log) if self.ranks.main else None
             state = self.ranks.broadcast(state)
-            at = Position(**state["position"])
-            spent = self._limit_reached(at)
+            spent = self._limit_reached(Position(**state["position"]))
             if spent is not None:
                 self.log(f"{out}: nothing to do: the run has reached {spent}; pass a larger --epochs or --steps")
                 return out
-            self.model.load_state_dict(state["model"])
-            if self.guide is not None:
-                self.guide.load_state_dict(state["guide"])
-            self.svi.module.networks.load_state_dict(state.get("objective", {}))
-            ratios = [group["lr_ratio"] for group in self.svi.optimizer.param_groups]
-            self.svi.optimizer.load_state_dict(state["optimizer"])  # takes the saved groups' keys
-            for group, ratio in zip(self.svi.optimizer.param_groups, ratios):
-                group["lr_ratio"] = ratio
-            self.data_generator.set_state(state["data_generator"])
-            self._restore_rng(state["rng"], at.step)
+            svi = self.svi
+            at = restore(state, self.model, self.guide, svi.module.networks, svi.optimizer, self.data_generator)
+            restore_rng(state["rng"], self.ranks.rank, self.ranks.world, cfg.seed, at.step)
             self._planned = state.get("planned_steps", self._planned)  # absent in checkpoints of older versions
             self.svi.validated = True
         else:
@@ -579,8 +435,8 @@ class Trainer:
         if self.ranks.main:
             runs.save_config(out, self.run)
         self.log(f"run folder: {out}" + (f" ({self.ranks.world} data-parallel ranks)" if self.ranks.parallel else ""))
-        metrics = _read_rows(out / runs.METRICS, at.step, at.rows)
-        timing = _read_rows(out / runs.TIMING, at.step, at.rows)
+        metrics = reporting.read_rows(out / runs.METRICS, at.step, at.rows)
+        timing = reporting.read_rows(out / runs.TIMING, at.step, at.rows)
         self._metrics, self._stopping = metrics, None
         self._saved, self._saved_at = at.step, time.monotonic()
 
@@ -615,29 +471,20 @@ class Trainer:
                 )
             test = self.evaluate(stop)
             seconds = time.perf_counter() - started
-            row = {"epoch": at.epoch + 1, "step": at.step, "train_loss": f"{at.loss_sum / max(at.count, 1):.4f}"}
-            row.update({f"test_{k}": f"{v:.4f}" for k, v in test.items()})
-            row["skipped"] = at.skipped
+            row = reporting.epoch_row(at.epoch + 1, at.step, at.loss_sum / max(at.count, 1), test, at.skipped)
             metrics.append(row)
             timing.append({"epoch": row["epoch"], "step": at.step, "seconds": f"{seconds:.2f}"})
             # metrics first: a kill between the two leaves rows past the checkpoint's count, dropped on resume
             if self.ranks.main:
-                _write_rows(out / runs.METRICS, metrics, [*METRIC_FIELDS, *self._kind_fields(), "skipped"])
-                _write_rows(out / runs.TIMING, timing, ["epoch", "step", "seconds"])
+                reporting.write_rows(out / runs.METRICS, metrics, reporting.metric_fields(self.kind))
+                reporting.write_rows(out / runs.TIMING, timing, list(reporting.TIMING_FIELDS))
             if at.batch < n_batches:  # stopped by --steps inside the epoch: resume there
                 self._checkpoint(at, epoch_state)
             else:
                 at = Position(epoch=at.epoch + 1, step=at.step, skipped=at.skipped)
                 self._checkpoint(at, self.data_generator.get_state())
-            extra = "".join(f"  {k} {test[k]:.3f}" for k in test if k not in ("elbo", "recon", "kl"))
-            if self.guide is None or self.guide.density:
-                summary = f"test ELBO {test['elbo']:.2f} nats (KL {test['kl']:.2f})"
-            else:  # a point estimate: log p(x, z) at z = mu(x), and -log p(z) in the KL's place
-                summary = f"test log p(x, mu(x)) {test['elbo']:.2f} nats (-log p(mu(x)) {test['kl']:.2f})"
-            self.log(
-                f"epoch {row['epoch']}{'' if cfg.epochs is None else f'/{cfg.epochs}'}  step {at.step}  "
-                f"train loss {row['train_loss']}  {summary}{extra}  ({seconds:.1f} s)"
-            )
+            density = self.guide is None or self.guide.density
+            self.log(reporting.epoch_line(row, cfg.epochs, test, density, seconds))
             if self._stopping is not None:
                 raise Interrupted(
                     f"stopped after epoch {row['epoch']} (step {at.step}); checkpoint saved. "
@@ -646,36 +493,8 @@ class Trainer:
                 )
         self.log(f"stopped at step {at.step} (epoch {at.epoch + (at.batch > 0)}): reached {limit}")
         if self.ranks.main:
-            self.figures(metrics)
+            reporting.figures(out, metrics, self.kind, self.model, self.guide, self.test, self.run)
         return out
-
-    def _restore_rng(self, saved: dict | list, step: int) -> None:
-        """This rank's random state from a checkpoint: its own where the run had as many ranks;
-        after a change of rank count, rank 0's, and other ranks reseeded from (seed, step, rank)."""
-        states = saved if isinstance(saved, list) else [saved]
-        _set_rng_state(states[self.ranks.rank] if len(states) == self.ranks.world else states[0])
-        if len(states) != self.ranks.world and self.ranks.rank:
-            torch.manual_seed(self.config.seed + 1_000_003 * step + self.ranks.rank)
-
-    def _kind_fields(self) -> list[str]:
-        return [f"test_{term}" for term in self.kind.report_terms]
-
-    def figures(self, metrics: list[dict[str, Any]]) -> None:
-        """The loss curve, and the data kind's own figures of the trained pair."""
-        folder = self.out / runs.FIGURES
-        folder.mkdir(exist_ok=True)
-        if metrics:
-            epochs = [int(r["epoch"]) for r in metrics]
-            render.loss_curves(
-                epochs,
-                {
-                    f"train loss ({self.config.objective})": [float(r["train_loss"]) for r in metrics],
-                    "test -ELBO": [-float(r["test_elbo"]) for r in metrics],
-                },
-                folder / "loss.png",
-                ylabel="nats per datapoint",
-            )
-        self.kind.training_figures(self.out, self.model, self.guide, self.test, self.run, seed=self.config.seed)
 
 
 def _silent(line: str) -> None:
@@ -683,7 +502,7 @@ def _silent(line: str) -> None:
 
 
 def _specs(kind: str) -> str:
-    return ", ".join(DATA_KINDS[kind].schemes.values())
+    return ", ".join(KINDS[kind].schemes.values())
 
 
 def _device(name: str) -> torch.device:

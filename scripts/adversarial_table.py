@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -36,9 +35,10 @@ from matplotlib.figure import Figure
 
 from pvae import render, runs
 from pvae.bounds import estimate_bounds
-from pvae.inspect import ACTIVE_THRESHOLD, decode_mean, posterior_means
-from pvae.memory import keep_freed_memory
+from pvae.posterior import ACTIVE_THRESHOLD, decode_mean, posterior_means
 from pvae.train import TrainConfig, Trainer
+
+from tables import int_flags, markdown, start_script, write_table
 
 RUNS = {  # name -> the options that differ
     "VAE (elbo)": dict(objective="elbo"),
@@ -101,19 +101,11 @@ def scatter(results: dict[str, dict], path: Path) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="binarized-mnist:FILE (train, valid and test with test labels)")
-    p.add_argument("--latent-dim", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--k", type=int, default=5000)
-    p.add_argument("--nll-images", type=int, default=200)
-    p.add_argument("--parzen-samples", type=int, default=10000)
-    p.add_argument("--parzen-images", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    int_flags(p, latent_dim=8, epochs=10, k=5000, nll_images=200, parzen_samples=10000, parzen_images=1000, seed=0)
     p.add_argument("--out", type=Path, default=Path("runs/adversarial_table"))
     p.add_argument("--figure", type=Path, help="also save the latent scatter here")
     args = p.parse_args(argv)
-    keep_freed_memory()
-    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
-    print(f"command: {command}", flush=True)
+    command = start_script()
     started = time.perf_counter()
     results = {}
     for name, options in RUNS.items():
@@ -132,22 +124,30 @@ def main(argv=None) -> None:
     if args.figure is not None:
         scatter(results, args.figure)
     minutes = (time.perf_counter() - started) / 60
+    columns = [
+        "run",
+        f"NLL (-L_{args.k}, {args.nll_images} images)",
+        f"Parzen log-likelihood ({args.parzen_samples} samples, {args.parzen_images} images)",
+        "sigma",
+        "active units",
+    ]
+    rows = [
+        (
+            name,
+            f"{r['nll']:.1f}",
+            f"{r['parzen']:.0f} +- {r['parzen_se']:.0f}",
+            r["sigma"],
+            f"{r['active']} of {args.latent_dim}",
+        )
+        for name, r in results.items()
+    ]
     lines = [
         f"`{command}`: Z = {args.latent_dim}, {args.epochs} epochs, seed {args.seed}; {minutes:.0f} min in all",
         "",
-        f"| run | NLL (-L_{args.k}, {args.nll_images} images) | Parzen log-likelihood ({args.parzen_samples} samples, "
-        f"{args.parzen_images} images) | sigma | active units |",
-        "|---|---|---|---|---|",
+        *markdown(columns, rows),
+        f"| AAE paper (Makhzani et al. 2015) | | {PAPER_PARZEN} | | |",  # markdown() would widen its empty cells
     ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['nll']:.1f} | {r['parzen']:.0f} +- {r['parzen_se']:.0f} | {r['sigma']} | "
-            f"{r['active']} of {args.latent_dim} |"
-        )
-    lines.append(f"| AAE paper (Makhzani et al. 2015) | | {PAPER_PARZEN} | | |")
-    table = "\n".join(lines)
-    print(table)
-    (args.out / "table.md").write_text(table + "\n")
+    write_table(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ REFERENCE_ROWS = (2**10, 2**12, 2**14, 2**15)  # row counts torch.matmul is also
 def test_images(n: int, data: Path | None) -> tuple[torch.Tensor, str]:
     """The first n test images of binarized MNIST (``data``), or binarised built-in digits."""
     if data is not None:
-        from pvae.data.mnist import load_binarized_mnist
+        from pvae.kinds.image.mnist import load_binarized_mnist
 
         return load_binarized_mnist(data).split("test").images[:n], f"binarized MNIST test ({data.name})"
-    from pvae.data import binarize, load_digits
+    from pvae.kinds.image.data import binarize
+    from pvae.kinds.image.digits import load_digits
 
     return binarize(load_digits(max(n, 100)).split("test").images[:n], seed=0), "built-in digits, binarised"
 

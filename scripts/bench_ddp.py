@@ -29,7 +29,7 @@ def memory_worker(spec: str) -> None:
     import resource
 
     from pvae import distributed
-    from pvae.data import load_dataset
+    from pvae.kinds.base import load_dataset
 
     ranks, _ = distributed.start("cpu")
     train = load_dataset(spec).split("train")

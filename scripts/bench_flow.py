@@ -34,6 +34,8 @@ from guides.flows import FlowPosterior
 from models.gaussian_vae import GaussianVAE
 from pvae.objectives import make_objective
 
+from tables import int_flags
+
 
 @contextlib.contextmanager
 def inverted() -> Iterator[None]:
@@ -54,12 +56,7 @@ def gradient(objective, model, guide, x, params) -> list[torch.Tensor]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100, help="timed gradient evaluations per variant")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--latent-dim", type=int, default=50)
-    p.add_argument("--flows", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=20)
-    p.add_argument("--particles", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
+    int_flags(p, warmup=10, latent_dim=50, flows=2, batch_size=20, particles=5, threads=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -38,7 +38,7 @@ FLOOR, WEIGHT, CLIP, LR = 0.2, 0.5, 1.0, 1e-3
 def batch(size: int, rows: int, data: Path | None) -> torch.Tensor:
     """A batch of sketches from a sketch-rnn ``.npz`` (``data``, e.g. aaron_sheep.npz) or random
     strokes, ``(size, rows, 5)``."""
-    from pvae.data.strokes import prepare, read_stroke_file, to_stroke5
+    from pvae.kinds.strokes.data import prepare, read_stroke_file, to_stroke5
 
     if data is not None:
         sketches = [s[: rows - 1].copy() for s in prepare(read_stroke_file(data), data.stem).split("train").sketches]

@@ -39,7 +39,8 @@ from pyro.poutine.messenger import Messenger
 from torch import nn
 
 from pvae import runs
-from pvae.data import binarize, load_digits
+from pvae.kinds.image.data import binarize
+from pvae.kinds.image.digits import load_digits
 from pvae.memory import keep_freed_memory
 from pvae.objectives import contract_traces, make_objective
 from pvae.svi import SVI, GradientSums, make_optimizer

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -41,10 +40,11 @@ import torch
 
 from pvae import runs
 from pvae.bounds import estimate_bounds
-from pvae.inspect import ACTIVE_THRESHOLD, posterior_means
-from pvae.memory import keep_freed_memory
 from pvae.objectives import OBJECTIVES
+from pvae.posterior import ACTIVE_THRESHOLD, posterior_means
 from pvae.train import TrainConfig, Trainer
+
+from tables import markdown, start_script, write_table
 
 PAPER_NLL = {("VAE", 1): 86.76, ("VAE", 5): 86.47, ("VAE", 50): 86.35, ("IWAE", 5): 85.54, ("IWAE", 50): 84.78}
 LABELS = {"meanfield": "VAE", "iwae": "IWAE", "elbo": "VAE-MC", "elbo-stl": "VAE-STL"}
@@ -154,9 +154,7 @@ def main(argv=None) -> None:
         objectives = [parse_objective(spec, args.particles) for spec in args.objectives]
     except argparse.ArgumentTypeError as e:
         p.error(f"--objectives {e}")
-    keep_freed_memory()
-    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
-    print(f"command: {command}", flush=True)
+    command = start_script()
     plan = [(guide, objective, k) for guide in args.guides for objective, k in objectives]
     results = []
     started = time.perf_counter()
@@ -171,32 +169,38 @@ def main(argv=None) -> None:
     wall = time.perf_counter() - started
     show_guide = args.guides != [DEFAULT_GUIDE]
 
+    columns = [
+        "model (training k)",
+        "test NLL, ours",
+        "test NLL, paper",
+        "test ELBO, ours",
+        "active units, ours",
+        "training min",
+    ]
+    rows = []
+    for r in results:
+        paper = PAPER_NLL.get((r["model"], r["k"])) if r["guide"] == DEFAULT_GUIDE else None
+        guide = f", {r['guide']} guide" if show_guide else ""
+        rows.append(
+            [
+                f"{r['model']} (k={r['k']}){guide}",
+                f"{r['nll']:.2f} ± {r['nll_stderr']:.2f}",
+                "—" if paper is None else f"{paper:.2f}",
+                f"{r['elbo']:.2f} ± {r['elbo_stderr']:.2f}",
+                r["active_units"],
+                f"{r['train_seconds'] / 60:.1f}",
+            ]
+        )
     lines = [
         f"Command: `{command}` ({wall / 60:.1f} min wall time for this invocation on "
         f"{torch.get_num_threads()} CPU threads)",
         "",
-        "| model (training k) | test NLL, ours | test NLL, paper | test ELBO, ours | active units, ours "
-        "| training min |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        paper = PAPER_NLL.get((r["model"], r["k"])) if r["guide"] == DEFAULT_GUIDE else None
-        guide = f", {r['guide']} guide" if show_guide else ""
-        lines.append(
-            f"| {r['model']} (k={r['k']}){guide} | {r['nll']:.2f} ± {r['nll_stderr']:.2f} | "
-            f"{'—' if paper is None else f'{paper:.2f}'} | {r['elbo']:.2f} ± {r['elbo_stderr']:.2f} | "
-            f"{r['active_units']} | {r['train_seconds'] / 60:.1f} |"
-        )
-    lines.append("")
-    lines.append(
+        *markdown(columns, rows),
+        "",
         f"NLL = -L_5000 and ELBO = L_1 on {results[0]['test_images']} test images, ± one standard error; "
-        f"{args.epochs} epochs here, 3280 in the paper (which also binarised MNIST dynamically)."
-    )
-    table = "\n".join(lines)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps({"command": command, "results": results}, indent=2))
+        f"{args.epochs} epochs here, 3280 in the paper (which also binarised MNIST dynamically).",
+    ]
+    write_table(args.out, lines, {"command": command, "results": results})
 
 
 if __name__ == "__main__":

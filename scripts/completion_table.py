@@ -21,17 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from pvae import imaging, runs
+from pvae import runs
 from pvae.bounds import log_weights
-from pvae.memory import keep_freed_memory
-from pvae.nn import batched
+from pvae.kinds.image import generate as imaging
+from pvae.layers import batched
 from pvae.train import TrainConfig, Trainer
+
+from tables import markdown, start_script, write_table
 
 PYRO = {1: (100.4, 71.8), 2: (61.9, 51.0), 3: (25.4, 24.2)}  # baseline, CVAE -ELBO (REFERENCES.md)
 ELBO_PARTICLES, IW_PARTICLES = 10, 100
@@ -80,8 +81,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/completion_table"))
     args = p.parse_args(argv)
-    keep_freed_memory()
-    print(f"command: python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}", flush=True)
+    start_script()
     started = time.perf_counter()
     results = {}
     for q in (1, 2, 3):
@@ -94,24 +94,25 @@ def main(argv=None) -> None:
         imaging.complete_run(out, n=8, samples=5, seed=args.seed)
         print(f"{q} quadrant(s): {json.dumps(results[q])}", flush=True)
     minutes = (time.perf_counter() - started) / 60
+    columns = [
+        "visible quadrants",
+        "baseline masked BCE",
+        "CVAE -ELBO (10 particles)",
+        "CVAE -L_100",
+        "Pyro baseline",
+        "Pyro CVAE -ELBO",
+    ]
+    rows = [
+        (q, *(f"{r[name]:.1f} ± {r[f'{name}_se']:.1f}" for name in ("baseline", "elbo", "iw")), *PYRO[q])
+        for q, r in results.items()
+    ]
     lines = [
         f"{args.data}, {results[1]['n']} test images, {args.epochs} CVAE epochs after {args.baseline_epochs} "
         f"baseline epochs, seed {args.seed}; {minutes:.1f} min",
         "",
-        "| visible quadrants | baseline masked BCE | CVAE -ELBO (10 particles) | CVAE -L_100 | "
-        "Pyro baseline | Pyro CVAE -ELBO |",
-        "|---|---|---|---|---|---|",
+        *markdown(columns, rows),
     ]
-    for q, r in results.items():
-        lines.append(
-            f"| {q} | {r['baseline']:.1f} ± {r['baseline_se']:.1f} | {r['elbo']:.1f} ± {r['elbo_se']:.1f} | "
-            f"{r['iw']:.1f} ± {r['iw_se']:.1f} | {PYRO[q][0]} | {PYRO[q][1]} |"
-        )
-    table = "\n".join(lines)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps({str(q): r for q, r in results.items()}, indent=2))
+    write_table(args.out, lines, {str(q): r for q, r in results.items()})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Every run trains the IWAE paper's 1-stochastic-layer network (encoder 784-200-200 tanh and a
 linear layer to (mu, r), 50 each; decoder 50-200-200-784 tanh, Bernoulli logits, output bias at
-the logit of the training pixel mean clamped to [1e-3, 1 - 1e-3], ``pvae.nn.PixelDecoder``) on the
+the logit of the training pixel mean clamped to [1e-3, 1 - 1e-3], ``pvae.layers.PixelDecoder``) on the
 fixed binarisation of MNIST, batch 20, Adam(lr 1e-3, betas (0.9, 0.999), eps 1e-8) at a constant
 lr, and differs from the ``plain`` row (pythae's recipe) in what ``RUNS`` says. For each seed the
 networks are built once (``torch.manual_seed(seed)``) and every run starts from a copy of those
@@ -14,7 +14,7 @@ every run: runs with the same estimator and sigma map agree there.
 
 The ``pvae-*`` rows are pvae's own classes (``models.gaussian_vae.GaussianVAE``,
 ``guides.mlp.MLPGuide`` with ``scale`` logvar, exp or softplus; the last adds
-``pvae.nn.MIN_SCALE`` = 1e-5 to sigma) and objectives (``pvae.objectives.make_objective``: ``elbo``,
+``pvae.layers.MIN_SCALE`` = 1e-5 to sigma) and objectives (``pvae.objectives.make_objective``: ``elbo``,
 ``meanfield``) stepped by ``pvae.svi.SVI`` with ``pvae.svi.make_optimizer`` (fused Adam), as
 ``pvae.train.Trainer`` builds them with ``--lr-schedule constant``. What the trainer adds around the
 step and these rows lack: flushing denormals to zero while training, its progress bar,
@@ -65,11 +65,13 @@ from torch.nn import functional as F
 
 from guides.mlp import MLPGuide
 from models.gaussian_vae import GaussianVAE
-from pvae.data.mnist import load_binarized_mnist
+from pvae.kinds.image.mnist import load_binarized_mnist
+from pvae.layers import PixelDecoder, mlp
 from pvae.memory import keep_freed_memory
-from pvae.nn import PixelDecoder, mlp
 from pvae.objectives import make_objective
 from pvae.svi import SVI, make_optimizer
+
+from tables import markdown
 
 D, Z, HIDDEN, ACT = 784, 50, (200, 200), "tanh"  # the IWAE paper's 1-layer network
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
@@ -373,10 +375,8 @@ def shown_command(argv: list[str]) -> str:
 
 
 def table(results: list[dict], names: list[str], seeds: list[int]) -> str:
-    lines = [
-        "| run | " + " | ".join(f"NLL seed {s}" for s in seeds) + " | NLL mean | test ELBO mean | train s |",
-        "|---|" + "---|" * (len(seeds) + 3),
-    ]
+    columns = ["run", *(f"NLL seed {s}" for s in seeds), "NLL mean", "test ELBO mean", "train s"]
+    body = []
     for name in names:
         rows = {r["seed"]: r for r in results if r["run"] == name}
         cells = [f"{rows[s]['nll']:.2f} ± {rows[s]['nll_stderr']:.2f}" if s in rows else "—" for s in seeds]
@@ -385,8 +385,8 @@ def table(results: list[dict], names: list[str], seeds: list[int]) -> str:
             f"{sum(r[key] for r in done) / len(done):.{digits}f}" if done else "—"
             for key, digits in (("nll", 2), ("elbo", 2), ("seconds", 0))
         ]
-        lines.append(f"| {name} | " + " | ".join(cells + means) + " |")
-    return "\n".join(lines)
+        body.append([name, *cells, *means])
+    return "\n".join(markdown(columns, body))
 
 
 def main(argv: list[str] | None = None) -> None:

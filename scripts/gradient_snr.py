@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -42,9 +41,10 @@ import torch
 from matplotlib.figure import Figure
 
 from pvae import runs
-from pvae.memory import keep_freed_memory
 from pvae.objectives import OBJECTIVES, make_objective
 from pvae.train import TrainConfig, Trainer
+
+from tables import markdown, start_script
 
 ESTIMATORS = ("iwae", "iwae-stl", "iwae-dreg")
 
@@ -162,10 +162,8 @@ def main(argv=None) -> None:
         return
     if args.draws < 2 or args.data_size < 1 or min(args.ks) < 1:
         p.error("--draws must be at least 2, --data-size and every K at least 1")
-    keep_freed_memory()
+    command = start_script()
     torch.set_num_threads(args.threads)
-    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
-    print(f"command: {command}", flush=True)
 
     run = args.run if args.run is not None else train_small(args)
     config, model, guide = runs.load_run(run)
@@ -192,13 +190,18 @@ def main(argv=None) -> None:
         f"Command: `{command}` ({config['model']['name']} model, {config['guide']['name']} guide, run {run}; "
         f"{args.draws} draws on {len(x)} datapoints)",
         "",
-        "| estimator | K | guide SNR | model SNR | ESS/K | seconds |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['estimator']} | {r['k']} | {r['guide']:.4f} | {r['model']:.4f} | {r['ess_fraction']:.4f} | "
-        f"{r['seconds']:.1f} |"
-        for r in results
+        *markdown(
+            ["estimator", "K", "guide SNR", "model SNR", "ESS/K", "seconds"],
+            [
+                (
+                    r["estimator"],
+                    r["k"],
+                    *(f"{r[key]:.4f}" for key in ("guide", "model", "ess_fraction")),
+                    f"{r['seconds']:.1f}",
+                )
+                for r in results
+            ],
+        ),
     ]
     table = "\n".join(lines)
     print(table)

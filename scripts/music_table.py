@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -33,9 +32,10 @@ from torch.distributions import kl_divergence
 
 from pvae import runs
 from pvae.bounds import estimate_bounds
-from pvae.memory import keep_freed_memory
-from pvae.music import reconstruction_accuracy
+from pvae.kinds.events.generate import reconstruction_accuracy
 from pvae.train import TrainConfig, Trainer
+
+from tables import int_flags, markdown, start_script, write_table
 
 RUNS = {  # name -> the options that differ
     "flat, 16 bars": dict(decoder="flat", bars=16),
@@ -74,19 +74,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="folk:essen", help="melody spec (default folk:essen)")
     p.add_argument("--steps", type=int, default=2000, help="optimiser steps of every run")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--latent-dim", type=int, default=64)
-    p.add_argument("--enc-hidden", type=int, default=128)
-    p.add_argument("--dec-hidden", type=int, default=128)
+    int_flags(p, batch_size=64, latent_dim=64, enc_hidden=128, dec_hidden=128)
     p.add_argument("--transpose", type=int, default=5, help="training transposition, semitones either way")
     p.add_argument("--test-windows", type=int, default=500)
     p.add_argument("--temperature", type=float, default=0.1, help="sampled accuracy: the decoder's tau")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/music_table"))
     args = p.parse_args(argv)
-    keep_freed_memory()
-    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
-    print(f"command: {command}", flush=True)
+    command = start_script()
     sizes = dict(latent_dim=args.latent_dim, enc_hidden=args.enc_hidden, dec_hidden=args.dec_hidden)
     results, minutes = {}, {}
     for name, options in RUNS.items():
@@ -117,26 +112,42 @@ def main(argv=None) -> None:
             minutes[name] = sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
         results[name] = evaluate(out, args)
         print(f"{name}: {json.dumps(results[name])} ({minutes[name]:.1f} min)", flush=True)
+    columns = [
+        "model",
+        "accuracy: teacher-forced / sampled",
+        "on note-ons: teacher-forced / sampled",
+        "always no-event",
+        "z read (nats / window)",
+        "test ELBO (nats / window)",
+        "KL",
+        "test windows",
+        "train min",
+        "paper (recalled): teacher-forced / sampled",
+    ]
+    rows = [
+        (
+            name,
+            f"{r['teacher_forced']:.3f} / {r['sampled']:.3f}",
+            f"{r['teacher_forced_notes']:.3f} / {r['sampled_notes']:.3f}",
+            f"{r['baseline']:.3f}",
+            f"{r['reads_z']:.1f}",
+            f"{r['elbo']:.1f}",
+            f"{r['kl']:.1f}",
+            r["windows"],
+            f"{minutes[name]:.0f}",
+            PAPER[name],
+        )
+        for name, r in results.items()
+    ]
     lines = [
         f"`{command}`: z {args.latent_dim}, encoder BiLSTM {args.enc_hidden}, decoder LSTMs 2 x {args.dec_hidden} "
         f"(conductor 2 x {args.dec_hidden}), batch {args.batch_size}, {args.steps} steps, transposition up to "
         f"+-{args.transpose}, seed {args.seed}; "
         f"sampled at tau {args.temperature:g}; {sum(minutes.values()):.0f} min in all",
         "",
-        "| model | accuracy: teacher-forced / sampled | on note-ons: teacher-forced / sampled | always no-event | "
-        "z read (nats / window) | test ELBO (nats / window) | KL | test windows | train min | "
-        "paper (recalled): teacher-forced / sampled |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *markdown(columns, rows),
     ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['teacher_forced']:.3f} / {r['sampled']:.3f} | {r['teacher_forced_notes']:.3f} / "
-            f"{r['sampled_notes']:.3f} | {r['baseline']:.3f} | {r['reads_z']:.1f} | {r['elbo']:.1f} | {r['kl']:.1f} | "
-            f"{r['windows']} | {minutes[name]:.0f} | {PAPER[name]} |"
-        )
-    table = "\n".join(lines)
-    print(table)
-    (args.out / "table.md").write_text(table + "\n")
+    write_table(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,12 @@ import numpy as np
 import torch
 
 from pvae import runs
-from pvae.data.mnist import load_binarized_mnist, read_idx
-from pvae.data.quickdraw import read_ndjson
-from pvae.data.strokes import read_stroke_file, save_stroke_cache
 from pvae.errors import DataError
+from pvae.kinds.image.mnist import load_binarized_mnist, read_idx
+from pvae.kinds.strokes.data import read_stroke_file, save_stroke_cache
+from pvae.kinds.strokes.quickdraw import read_ndjson
+
+from tables import markdown
 
 CLI = [sys.executable, "-m", "pvae.cli", "train", "--no-progress"]
 MB = 1 << 20
@@ -184,8 +186,8 @@ def fuzz(folder: Path, n: int, rng: random.Random) -> dict[str, tuple[int, int]]
 HOSTILE_READ = """
 import sys, tracemalloc, warnings
 from pvae.errors import DataError
-from pvae.data.mnist import read_idx, load_binarized_mnist
-from pvae.data.quickdraw import read_ndjson
+from pvae.kinds.image.mnist import load_binarized_mnist, read_idx
+from pvae.kinds.strokes.quickdraw import read_ndjson
 reader = {"idx": read_idx, "npz": load_binarized_mnist, "ndjson": read_ndjson}[sys.argv[1]]
 tracemalloc.start()
 try:
@@ -295,10 +297,7 @@ def main(argv=None) -> None:
         for case, (trials, passed, peak) in hostile(folder).items():
             rows.append((case, trials, passed, "", f"{peak:.2f} MB"))
         rows.append(("crafted pickles (bare and in a zip, protocols 2-5)", *crafted_pickles(folder), "", ""))
-    print("| case | trials | passed | worst loss of work | peak memory |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(map(str, row)) + " |")
+    print("\n".join(markdown(["case", "trials", "passed", "worst loss of work", "peak memory"], rows)))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ go unused.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +27,9 @@ import torch
 
 from pvae import runs
 from pvae.bounds import elbo_terms
-from pvae.memory import keep_freed_memory
 from pvae.train import TrainConfig, Trainer
+
+from tables import int_flags, markdown, start_script, write_table
 
 PAPER = {  # Ha & Eck (2017), Table 1: L_R / L_KL for w_KL = 1.00, 0.50, 0.25, then decoder-only L_R
     "cat (paper)": ["-0.98 / 0.29", "-1.33 / 0.70", "-1.46 / 1.01", "-0.57"],
@@ -73,21 +72,14 @@ def test_losses(run: Path) -> dict[str, float]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="glyphs", help="a --data spec of stroke data (default glyphs)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--enc-hidden", type=int, default=128)
-    p.add_argument("--dec-hidden", type=int, default=64)
-    p.add_argument("--mixtures", type=int, default=10)
+    int_flags(p, steps=1500, batch_size=100, latent_dim=32, enc_hidden=128, dec_hidden=64, mixtures=10)
     p.add_argument(
         "--kl-floor", type=float, default=0.0, help="nats per latent dimension not penalised (sketch-rnn's: 0.2)"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/sketch_table"))
     args = p.parse_args(argv)
-    keep_freed_memory()
-    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
-    print(f"command: {command}", flush=True)
+    command = start_script()
     started = time.perf_counter()
     results = {}
     for weight in (*WEIGHTS, None):
@@ -97,24 +89,20 @@ def main(argv=None) -> None:
         Trainer(config(args, weight), out, progress=False).train(resume=(out / runs.CHECKPOINT).is_file())
         results[name] = test_losses(out)
     wall = time.perf_counter() - started
-    cells = [f"{results[f'w{w:g}']['L_R']:.3f} / {results[f'w{w:g}']['L_KL']:.3f}" for w in WEIGHTS]
-    cells.append(f"{results['decoder-only']['L_R']:.3f}")
+    ours = [f"{args.data} (ours)"]
+    ours += [f"{results[f'w{w:g}']['L_R']:.3f} / {results[f'w{w:g}']['L_KL']:.3f}" for w in WEIGHTS]
+    ours.append(f"{results['decoder-only']['L_R']:.3f}")
+    columns = ["dataset", "w_KL = 1.00", "w_KL = 0.50", "w_KL = 0.25", "decoder only"]
     lines = [
         f"Command: `{command}` ({wall / 60:.1f} min wall time on {torch.get_num_threads()} CPU threads; "
         f"z {args.latent_dim}, encoder {args.enc_hidden}, decoder {args.dec_hidden}, M {args.mixtures}, "
         f"KL floor {args.kl_floor:g}, batch {args.batch_size}, {args.steps} steps, T = {results['w1']['rows']})",
         "",
-        "| dataset | w_KL = 1.00 | w_KL = 0.50 | w_KL = 0.25 | decoder only |",
-        "|---|---|---|---|---|",
-        f"| {args.data} (ours) | " + " | ".join(cells) + " |",
+        *markdown(columns, [ours, *([row, *values] for row, values in PAPER.items())]),
+        "",
+        "Each cell: test L_R / L_KL (sketch-rnn's units: nats per time step / per latent dimension).",
     ]
-    lines += [f"| {row} | " + " | ".join(values) + " |" for row, values in PAPER.items()]
-    lines += ["", "Each cell: test L_R / L_KL (sketch-rnn's units: nats per time step / per latent dimension)."]
-    table = "\n".join(lines)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps({"command": command, "results": results}, indent=2))
+    write_table(args.out, lines, {"command": command, "results": results})
 
 
 if __name__ == "__main__":

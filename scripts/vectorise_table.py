@@ -27,22 +27,23 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from pvae import imaging, runs
+from pvae import runs
 from pvae.bounds import elbo_sums, estimate_bounds
-from pvae.data.images import binarize
-from pvae.data.kinds import DATA_KINDS
-from pvae.inspect import point_estimate
-from pvae.memory import keep_freed_memory
-from pvae.nn import batched
+from pvae.kinds.base import KINDS
+from pvae.kinds.image import generate as imaging
+from pvae.kinds.image.data import binarize
+from pvae.layers import batched
+from pvae.posterior import point_estimate
 from pvae.raster import BEZIER_PIECES
 from pvae.train import TrainConfig, Trainer
+
+from tables import markdown, start_script, write_table
 
 MNIST_CLASSIFIER_TRAIN = 8000  # binarized MNIST: test images the classifier trains on; the rest evaluate
 
@@ -70,7 +71,7 @@ def datasets(args: argparse.Namespace) -> dict[str, dict]:
     """Per dataset: its --data spec, the classifier, and the evaluation images (originals) with labels."""
     out = {}
     if not args.no_digits:
-        digits = DATA_KINDS["image"].load("digits")
+        digits = KINDS["image"].load("digits")
         train, test = digits.split("train"), digits.split("test")
         out["digits"] = dict(
             spec="digits",
@@ -80,7 +81,7 @@ def datasets(args: argparse.Namespace) -> dict[str, dict]:
         )
     if args.binarized_mnist is not None:
         spec = f"binarized-mnist:{args.binarized_mnist.resolve()}"
-        test = DATA_KINDS["image"].load(spec).split("test")
+        test = KINDS["image"].load(spec).split("test")
         order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))  # sorted by class
         fit, rest = order[:MNIST_CLASSIFIER_TRAIN], order[MNIST_CLASSIFIER_TRAIN:]
         out["binarized MNIST"] = dict(
@@ -153,9 +154,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/vectorise_table"))
     args = p.parse_args(argv)
-    keep_freed_memory()
-    command = f"python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}"
-    print(f"command: {command}", flush=True)
+    command = start_script()
     started = time.perf_counter()
     rows = []
     for name, data in datasets(args).items():
@@ -170,26 +169,36 @@ def main(argv=None) -> None:
             print(json.dumps(row), flush=True)
             rows.append(row)
     minutes = (time.perf_counter() - started) / 60
+    columns = [
+        "data",
+        "N",
+        "primitive",
+        "renderer",
+        "guide",
+        "log p(x, z) / ELBO",
+        f"NLL (L_{args.k}, {args.nll_images} images)",
+        "accuracy: vectorised",
+        "originals",
+        "train s",
+    ]
+    cells = [
+        (
+            *(r[key] for key in ("data", "N", "primitive", "renderer", "guide")),
+            f"{r['joint_or_elbo']:.1f}",
+            f"{r['nll']:.1f}" if "nll" in r else "no density",
+            f"{r['accuracy']:.3f}",
+            f"{r['original_accuracy']:.3f}",
+            f"{r['train_s']:.0f}",
+        )
+        for r in rows
+    ]
     lines = [
         f"`{command}`: {args.steps} steps of {args.batch_size} images per run, seed {args.seed}; "
         f"{minutes:.0f} min in all",
         "",
-        f"| data | N | primitive | renderer | guide | log p(x, z) / ELBO | NLL (L_{args.k}, {args.nll_images} images) "
-        "| accuracy: vectorised | originals | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *markdown(columns, cells),
     ]
-    for r in rows:
-        nll = f"{r['nll']:.1f}" if "nll" in r else "no density"
-        lines.append(
-            f"| {r['data']} | {r['N']} | {r['primitive']} | {r['renderer']} | {r['guide']} | "
-            f"{r['joint_or_elbo']:.1f} | {nll} | {r['accuracy']:.3f} | {r['original_accuracy']:.3f} | "
-            f"{r['train_s']:.0f} |"
-        )
-    table = "\n".join(lines)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+    write_table(args.out, lines, rows)
 
 
 if __name__ == "__main__":

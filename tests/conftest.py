@@ -76,7 +76,7 @@ def one_thread():
 
 
 def _shapes(n: int, seed: int = 0) -> list[np.ndarray]:
-    from pvae.data.strokes import lines_to_stroke3
+    from pvae.kinds.strokes.data import lines_to_stroke3
 
     rng = np.random.default_rng(seed)
     out = []

@@ -11,9 +11,11 @@ from torch.nn import functional as F
 
 from models.gaussian_vae import GaussianVAE
 from pvae.bounds import estimate_bounds
+from pvae.contracts import Guide
 from pvae.distributions import BernoulliImage
 from pvae.distributions.bernoulli import MAX_GROUP, binary_log_prob, group_size, log_sigmoid_sum_
-from pvae.nn import MIN_LOW_PRECISION_FEATURES, Guide, Linear, PixelDecoder, particle_products, standard_normal
+from pvae.distributions.priors import standard_normal
+from pvae.layers import MIN_LOW_PRECISION_FEATURES, Linear, PixelDecoder, particle_products
 
 
 def _exact(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,9 @@ import torch
 
 from pvae import runs
 from pvae.cli import main
-from pvae.inspect import importance_resampled, posterior_predictive
-from pvae.train import TrainConfig, Trainer, iwae_lr_factor
+from pvae.posterior import importance_resampled, posterior_predictive
+from pvae.svi import iwae_lr_factor
+from pvae.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from models.cvae import CVAE
 from models.gaussian_vae import GaussianVAE
 from pvae import runs
 from pvae.cli import main
-from pvae.data import load_digits
 from pvae.distributions import BernoulliImage
 from pvae.errors import UserError
-from pvae.inspect import class_samples
+from pvae.kinds.image.digits import load_digits
+from pvae.kinds.image.figures import class_samples
 from pvae.train import TrainConfig, Trainer
 
 

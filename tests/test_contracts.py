@@ -1,11 +1,11 @@
-"""The Model and Guide contracts (docs/architecture.md, ``pvae.nn``) for every registered class:
+"""The Model and Guide contracts (docs/architecture.md, ``pvae.contracts``) for every registered class:
 declared capabilities that are true, Pyro's conventions (``Predictive`` from the prior with no
 data), and run folders of the original layouts (``mlp``, ``rnn``, ``cvae`` before they became
 configurations of ``DiagGuide`` and ``GaussianVAE``) still loading.
 
-Only ``models``, ``guides``, ``pvae.nn`` and ``pvae.distributions`` are imported: the trainer and
+Only ``models``, ``guides``, ``pvae.contracts``, ``pvae.layers`` and ``pvae.distributions`` are imported: the trainer and
 the commands meet these classes through the same attributes.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from guides import GUIDES, DiagGuide, LinearGuide, MLPGuide, RNNGuide
 from models import MODELS, GaussianVAE
 from models.cvae import CVAE
+from pvae.contracts import Guide, Model
+from pvae.distributions.priors import standard_normal
 from pvae.distributions.strokes import sketch_lengths
-from pvae.nn import MIN_SCALE, Guide, Model, standard_normal
+from pvae.layers import MIN_SCALE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

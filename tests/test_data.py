@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.data import ImageSplit, binarize, load_dataset
-from pvae.data.digits import num_fonts, render_digits
 from pvae.data.fonts import has_real_digits, matplotlib_font_files
-from pvae.data.mnist import load_binarized_mnist, load_mnist, read_idx
 from pvae.errors import DataError
+from pvae.kinds.base import load_dataset
+from pvae.kinds.image.data import ImageSplit, binarize
+from pvae.kinds.image.digits import num_fonts, render_digits
+from pvae.kinds.image.mnist import load_binarized_mnist, load_mnist, read_idx
 
 
 def write_idx(path, array: np.ndarray, magic: int | None = None, gz: bool = False, cut: int = 0) -> None:

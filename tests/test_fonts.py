@@ -8,9 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from pvae.data import absolute_spec, load_dataset
-from pvae.data.fonts import GLYPH_CHARS, font_sketches, glyph_contours, matplotlib_font_files, read_glyphs
+from pvae.data.fonts import GLYPH_CHARS, glyph_contours, matplotlib_font_files
 from pvae.errors import DataError
+from pvae.kinds.base import absolute_spec, load_dataset
+from pvae.kinds.strokes.glyphs import font_sketches, read_glyphs
 
 
 def _font(name: str):

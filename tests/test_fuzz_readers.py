@@ -24,11 +24,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pvae.data.fonts import GLYPH_CHARS, glyph_contours, matplotlib_font_files, read_glyphs
-from pvae.data.mnist import load_binarized_mnist, load_mnist, read_idx
-from pvae.data.quickdraw import read_ndjson
-from pvae.data.strokes import prepare, read_stroke_file, save_stroke_cache
+from pvae.data.fonts import GLYPH_CHARS, glyph_contours, matplotlib_font_files
 from pvae.errors import DataError
+from pvae.kinds.image.mnist import load_binarized_mnist, load_mnist, read_idx
+from pvae.kinds.strokes.data import prepare, read_stroke_file, save_stroke_cache
+from pvae.kinds.strokes.glyphs import read_glyphs
+from pvae.kinds.strokes.quickdraw import read_ndjson
 
 FUZZ = settings(
     max_examples=600,
@@ -371,9 +372,9 @@ def test_a_glyph_without_outline_is_left_out(tmp_path):
 
 _MEASURE = """
 import json, os, resource, sys, tracemalloc
-from pvae.data.mnist import load_binarized_mnist, read_idx
-from pvae.data.quickdraw import read_ndjson
-from pvae.data.strokes import prepare, read_stroke_file
+from pvae.kinds.image.mnist import load_binarized_mnist, read_idx
+from pvae.kinds.strokes.quickdraw import read_ndjson
+from pvae.kinds.strokes.data import prepare, read_stroke_file
 from pvae.errors import DataError
 
 READERS = {

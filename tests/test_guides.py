@@ -19,9 +19,9 @@ from guides.flows import IAFStep
 from guides.heads import FullCovarianceNormal, LowRankNormal
 from pvae import runs
 from pvae.cli import main
-from pvae.data.strokes import prepare
-from pvae.inspect import marginal_moments
+from pvae.kinds.strokes.data import prepare
 from pvae.objectives import detach_parameters
+from pvae.posterior import marginal_moments
 from pvae.train import TrainConfig, Trainer
 
 NEW_GUIDES = ["diag", "lowrank", "full", "iaf"]

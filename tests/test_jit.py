@@ -14,9 +14,9 @@ from pyro import poutine
 from guides.mlp import MLPGuide
 from models import MODELS
 from models.gaussian_vae import GaussianVAE
+from pvae.contracts import Model
 from pvae.distributed import Ranks
 from pvae.errors import UserError
-from pvae.nn import Model
 from pvae.objectives import make_objective
 from pvae.svi import SVI, NonFinite, make_optimizer
 from pvae.train import TrainConfig, Trainer

@@ -16,9 +16,9 @@ from conftest import write_abc_tunes
 
 from guides import GUIDES
 from models import MODELS
-from pvae.data.kinds import DATA_KINDS
-from pvae.data.strokes import save_stroke_cache
 from pvae.errors import UserError
+from pvae.kinds.base import KINDS
+from pvae.kinds.strokes.data import save_stroke_cache
 from pvae.objectives import OBJECTIVES
 from pvae.options import OPTIONS
 from pvae.train import TrainConfig, Trainer
@@ -82,13 +82,13 @@ def _memoised(load):
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory, one_thread):
     folder = tmp_path_factory.mktemp("matrix")
-    missing = set(DATA_KINDS) - set(TINY_DATA)
+    missing = set(KINDS) - set(TINY_DATA)
     assert not missing, f"give the data kinds {missing} a tiny dataset in TINY_DATA"
-    originals = {name: kind.load for name, kind in DATA_KINDS.items()}
-    for kind in DATA_KINDS.values():  # each tiny dataset is read once for the whole matrix
+    originals = {name: kind.load for name, kind in KINDS.items()}
+    for kind in KINDS.values():  # each tiny dataset is read once for the whole matrix
         kind.load = _memoised(kind.load)
     yield {name: make(folder) for name, make in TINY_DATA.items()}
-    for name, kind in DATA_KINDS.items():
+    for name, kind in KINDS.items():
         kind.load = originals[name]
 
 
@@ -116,7 +116,7 @@ def _attempt(model: str, guide: str, objective: str, data: str, out, variant: di
 
 def test_every_combination_trains_or_refuses_in_one_line(specs, tmp_path):
     outcomes = {}
-    for model, guide, objective, kind in itertools.product(MODELS, GUIDES, OBJECTIVES, DATA_KINDS):
+    for model, guide, objective, kind in itertools.product(MODELS, GUIDES, OBJECTIVES, KINDS):
         for variant in VARIANTS.get(model, [{}]):
             outcome = _attempt(model, guide, objective, specs[kind], tmp_path / "unused", variant)
             outcome = "trained" if isinstance(outcome, list) else outcome
@@ -128,7 +128,7 @@ def test_every_combination_trains_or_refuses_in_one_line(specs, tmp_path):
     assert {c[0] for c in trained} == set(MODELS)
     assert {c[1] for c in trained} == set(GUIDES)
     assert {c[2] for c in trained} == set(OBJECTIVES)
-    assert {c[3] for c in trained} == set(DATA_KINDS)
+    assert {c[3] for c in trained} == set(KINDS)
     for model, variants in VARIANTS.items():  # and each variant of a model
         assert {c[4] for c in trained if c[0] == model} == {tuple(v.values()) for v in variants}
     # refusals name the flag at fault
@@ -142,7 +142,7 @@ def test_every_combination_traces_as_it_trains_or_refuses_jit_in_one_line(specs,
     state), or is refused in one line that names --jit. Three steps: the first is eager
     (validated), the second records the trace, the third replays it."""
     traced = set()
-    for model, guide, objective, kind in itertools.product(MODELS, GUIDES, OBJECTIVES, DATA_KINDS):
+    for model, guide, objective, kind in itertools.product(MODELS, GUIDES, OBJECTIVES, KINDS):
         for variant in VARIANTS.get(model, [{}]):
             eager = _attempt(model, guide, objective, specs[kind], tmp_path / "unused", variant, steps=3)
             if not isinstance(eager, list):

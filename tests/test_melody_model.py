@@ -111,7 +111,7 @@ def test_bad_sizes():
 
 def test_reconstruction_accuracy_counts_right_steps():
     from guides import DiagGuide
-    from pvae.music import reconstruction_accuracy
+    from pvae.kinds.events.generate import reconstruction_accuracy
 
     model = _model("hierarchical")
     guide = DiagGuide(3, vocab=9, enc_hidden=4).double()

@@ -13,8 +13,9 @@ mido = pytest.importorskip("mido")
 from conftest import write_abc_tunes  # noqa: E402
 
 from pvae.cli import main  # noqa: E402
-from pvae.data.music import decode, load_melodies  # noqa: E402
-from pvae.music import TICKS_PER_STEP  # noqa: E402
+from pvae.kinds.events.data import load_melodies  # noqa: E402
+from pvae.kinds.events.encoding import decode  # noqa: E402
+from pvae.kinds.events.generate import TICKS_PER_STEP  # noqa: E402
 from pvae.train import TrainConfig, Trainer  # noqa: E402
 
 TINY = ["--latent-dim", "3", "--enc-hidden", "8", "--dec-hidden", "8", "--batch-size", "4"]

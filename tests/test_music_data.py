@@ -1,4 +1,5 @@
-"""Melody data (pvae.data.music): events and tokens, ABC and MIDI reading, windows, splits, cache."""
+"""Melody data (pvae.kinds.events: encoding, readers, data): events and tokens, ABC and MIDI reading,
+windows, splits, cache."""
 
 from __future__ import annotations
 
@@ -12,26 +13,21 @@ import torch
 music21 = pytest.importorskip("music21")
 mido = pytest.importorskip("mido")
 
-from pvae.data import music  # noqa: E402
-from pvae.data.music import (  # noqa: E402
-    NO_EVENT,
-    NOTE_OFF,
-    MelodySplit,
+from pvae.data.splits import split_seeded  # noqa: E402
+from pvae.errors import DataError, UserError  # noqa: E402
+from pvae.kinds.events import data as melody_data  # noqa: E402
+from pvae.kinds.events import readers  # noqa: E402
+from pvae.kinds.events.data import MelodySplit, load_melodies, prepare  # noqa: E402
+from pvae.kinds.events.encoding import NO_EVENT, NOTE_OFF, decode, encode, vocab_size  # noqa: E402
+from pvae.kinds.events.readers import (  # noqa: E402
     Tunes,
     corpus_files,
-    decode,
-    encode,
-    load_melodies,
     melody_from_stream,
-    prepare,
     read_abc,
     read_midi,
     read_tunes,
     stream_from_melody,
-    vocab_size,
 )
-from pvae.data.strokes import split_seeded  # noqa: E402
-from pvae.errors import DataError, UserError  # noqa: E402
 
 
 def melody(events: dict[int, int], length: int) -> list[int]:
@@ -304,18 +300,18 @@ def test_cache_reused_and_rebuilt(tmp_path, cache, monkeypatch):
         "reason_offsets",
         "counts",
     }
-    parse = music.read_abc
+    parse = readers.read_abc
 
     def refuse(*args):
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr(music, "read_abc", refuse)
+    monkeypatch.setattr(readers, "read_abc", refuse)
     second = read_tunes(f"abc:{path}")
     assert second.names == first.names and second.skipped == first.skipped == {}
     assert [m.tolist() for m in second.melodies] == [PICKUP, TWO_FOUR]
     stored.write_bytes(stored.read_bytes()[:100])  # damaged: rebuilt
     calls = []
-    monkeypatch.setattr(music, "read_abc", lambda p: calls.append(p) or parse(p))
+    monkeypatch.setattr(readers, "read_abc", lambda p: calls.append(p) or parse(p))
     assert [m.tolist() for m in read_tunes(f"abc:{path}").melodies] == [PICKUP, TWO_FOUR]
     assert calls == [path.resolve()]
     assert [m.tolist() for m in read_tunes(f"abc:{path}").melodies] == [PICKUP, TWO_FOUR]
@@ -373,10 +369,10 @@ def test_windows_hops_and_counts():
 def test_window_starts_and_final_bar():
     events = bars_melody([60, 62, 64, 65])
     events[-1], events[-9] = NO_EVENT, NOTE_OFF  # the last note ends mid-bar: its bar still counts
-    windows = music._windows(events[: len(events) - 8], 32, 1)
+    windows = melody_data._windows(events[: len(events) - 8], 32, 1)
     assert windows[:, 0].tolist() == [60, 62, 64]
-    assert music._windows(events[: len(events) - 8], 32, 2)[:, 0].tolist() == [60, 64]
-    assert music._windows(bars_melody([60, 62]), 48, 1).shape == (0, 48)
+    assert melody_data._windows(events[: len(events) - 8], 32, 2)[:, 0].tolist() == [60, 64]
+    assert melody_data._windows(bars_melody([60, 62]), 48, 1).shape == (0, 48)
 
 
 def test_pitch_range_octave_moves_and_drops():

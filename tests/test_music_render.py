@@ -1,4 +1,5 @@
-"""Melody output (pvae.music): notes of an event array, MIDI files read back with mido, piano-roll PNGs."""
+"""Melody output (pvae.kinds.events.generate): notes of an event array, MIDI files read back with mido,
+piano-roll PNGs."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ mido = pytest.importorskip("mido")
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import imread  # noqa: E402
 
-from pvae.data.music import NO_EVENT, NOTE_OFF, notes  # noqa: E402
 from pvae.errors import UserError  # noqa: E402
-from pvae.music import piano_roll, piano_roll_sheet, write_midi  # noqa: E402
+from pvae.kinds.events.encoding import NO_EVENT, NOTE_OFF, notes  # noqa: E402
+from pvae.kinds.events.generate import piano_roll, piano_roll_sheet, write_midi  # noqa: E402
 
 N, OFF = NO_EVENT, NOTE_OFF
 

@@ -16,7 +16,9 @@ from models.gaussian_vae import GaussianVAE
 from models.sketch_vae import SketchVAE
 from pvae import options, runs
 from pvae.cli import main
-from pvae.options import Option, TrainConfig
+from pvae.contracts import Option
+from pvae.errors import UserError
+from pvae.options import TrainConfig
 from pvae.train import Trainer
 
 CLI = [sys.executable, "-m", "pvae.cli", "train", "--no-progress"]
@@ -97,7 +99,7 @@ def _old_layout(run, model: torch.nn.Module, guide: torch.nn.Module, config: dic
 
 
 def test_a_run_folder_of_the_old_layout_loads(tmp_path, stroke_shapes):
-    from pvae.data.strokes import save_stroke_cache
+    from pvae.kinds.strokes.data import save_stroke_cache
 
     save_stroke_cache(tmp_path / "s.npz", {"train": stroke_shapes(12), "test": stroke_shapes(4, seed=1)})
     model = SketchVAE(max_len=6, latent_dim=4, dec_hidden=8, mixtures=2)
@@ -117,3 +119,36 @@ def test_a_run_folder_of_the_old_layout_loads(tmp_path, stroke_shapes):
     assert main(["sample", str(tmp_path / "run"), "-n", "2", "--prior"]) == 0
     trainer = Trainer(TrainConfig(**config["train"], latent_dim=4, enc_hidden=8), tmp_path / "new", progress=False)
     assert trainer.guide_spec["name"] == "rnn"
+
+
+def test_each_part_lists_exactly_the_options_its_constructor_reads():
+    """A model's or guide's ``options`` are the constructor-scope options whose argument its
+    constructor takes (so gathering from the parts loses none and invents none); an objective's,
+    those of scope "objective" that it takes; a kind's are of scope "data" or read by it."""
+    from guides import GUIDES
+    from pvae.kinds import KINDS
+    from pvae.objectives import OBJECTIVES
+
+    for registry, scopes in (
+        (MODELS, ("model", "networks")),
+        (GUIDES, ("guide", "networks")),
+        (OBJECTIVES, ("objective",)),
+    ):
+        for name, cls in registry.items():
+            accepted = runs.accepted_arguments(cls)
+            listed = {o.name for o in cls.options}
+            read = {o.name for o in options.OPTIONS.values() if o.scope in scopes and o.argument in accepted}
+            assert listed == read, (registry.sort, name)
+    for kind in KINDS.values():
+        assert all(o.scope == "data" for o in kind.options), kind.name
+    assert len(options.OPTIONS) == len(set(options.OPTIONS))
+
+
+def test_two_declarations_of_one_option_are_refused(monkeypatch):
+    twin = Option("latent_dim", 3, "another latent size", "networks", int, scope="networks")
+    monkeypatch.setattr(WideVAE, "options", (twin,), raising=False)
+    monkeypatch.setitem(MODELS, "wide", WideVAE)
+    with pytest.raises(
+        UserError, match=r"^--latent-dim: declared twice, by .* and by model wide \(this process\); share one Option$"
+    ):
+        options._gather()

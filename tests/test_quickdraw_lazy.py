@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from pvae.data import load_dataset
-from pvae.data.quickdraw import INDEX_SUFFIX, load_quickdraw, read_ndjson
-from pvae.data.strokes import prepare
 from pvae.errors import DataError
+from pvae.kinds.base import load_dataset
+from pvae.kinds.strokes.data import prepare
+from pvae.kinds.strokes.quickdraw import INDEX_SUFFIX, load_quickdraw, read_ndjson
 
 
 def _write(path, n: int, word: str, seed: int) -> None:
@@ -60,7 +60,7 @@ def test_a_folder_or_a_list_of_files_with_words_as_labels(tmp_path):
 
 
 def test_the_index_is_kept_rebuilt_when_the_file_changes_and_bad_lines_are_one_line(tmp_path, monkeypatch):
-    from pvae.data import quickdraw
+    from pvae.kinds.strokes import quickdraw
 
     path = tmp_path / "cat.ndjson"
     _write(path, 30, "cat", 3)

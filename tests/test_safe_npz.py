@@ -10,10 +10,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from pvae.data.mnist import load_binarized_mnist
 from pvae.data.npz import NpzFile
-from pvae.data.strokes import read_stroke_file
 from pvae.errors import DataError
+from pvae.kinds.image.mnist import load_binarized_mnist
+from pvae.kinds.strokes.data import read_stroke_file
 
 
 class _Payload:

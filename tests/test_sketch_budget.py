@@ -14,13 +14,14 @@ import torch
 from models.sketch_vae import SketchVAE
 from pvae import runs
 from pvae.cli import main
-from pvae.data.strokes import prepare, save_stroke_cache, to_stroke3, to_stroke5
 from pvae.distributions.strokes import drawn_segments
 from pvae.errors import UserError
-from pvae.options import ANNEAL_LEFT, TrainConfig
+from pvae.kinds.strokes.data import prepare, save_stroke_cache, to_stroke3, to_stroke5
+from pvae.kinds.strokes.generate import EMPTY_BELOW, empty
+from pvae.objectives.kl import ANNEAL_LEFT, kl_anneal_rate, kl_weight
+from pvae.options import TrainConfig
 from pvae.render import _polylines
-from pvae.sketching import EMPTY_BELOW, empty
-from pvae.train import Trainer, kl_anneal_rate, kl_weight
+from pvae.train import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SVG = "{http://www.w3.org/2000/svg}"

@@ -13,10 +13,10 @@ import torch
 from guides.rnn import RNNGuide
 from models.sketch_vae import SketchVAE
 from pvae import runs
-from pvae.data import load_dataset
 from pvae.data.fonts import matplotlib_font_files
 from pvae.errors import DataError, UserError
-from pvae.sketching import (
+from pvae.kinds.base import load_dataset
+from pvae.kinds.strokes.generate import (
     INK,
     SOURCE,
     complete_run,

@@ -15,10 +15,11 @@ import torch
 from guides.rnn import RNNGuide
 from models.sketch_vae import SketchVAE
 from pvae.cli import main
-from pvae.data.strokes import prepare
+from pvae.kinds.strokes.data import prepare
 from pvae.objectives import IWAE, KLControl, make_objective
-from pvae.svi import SVI, make_optimizer
-from pvae.train import TrainConfig, kl_weight, sketch_lr
+from pvae.objectives.kl import kl_weight
+from pvae.svi import SVI, make_optimizer, sketch_lr
+from pvae.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.data import load_dataset
-from pvae.data.quickdraw import drawing_to_stroke3, read_ndjson, simplify_raw
-from pvae.data.strokes import (
+from pvae.distributions.strokes import sketch_lengths
+from pvae.errors import DataError
+from pvae.kinds.base import load_dataset
+from pvae.kinds.strokes.data import (
     augment,
     clean,
     lines_to_stroke3,
@@ -24,8 +25,7 @@ from pvae.data.strokes import (
     to_stroke3,
     to_stroke5,
 )
-from pvae.distributions.strokes import sketch_lengths
-from pvae.errors import DataError
+from pvae.kinds.strokes.quickdraw import drawing_to_stroke3, read_ndjson, simplify_raw
 
 
 def test_rdp_hand_worked_cases():

@@ -1,10 +1,9 @@
-"""Glyph outlines from TrueType/OpenType fonts, flattened to polygons, and glyph sketches.
+"""Glyph outlines from TrueType/OpenType fonts, flattened to polygons: what the raster digits
+(``pvae.kinds.image.digits``) and the glyph sketches (``pvae.kinds.strokes.glyphs``) are drawn from.
 
 Fonts give each glyph as closed contours of straight lines and Bezier curves. We flatten each
 curve into a polyline whose distance from the curve is at most ``tolerance`` (in glyph units, where
-the font size is 1), so the same outlines serve the raster digits and the stroke data: a glyph
-sketch draws each closed contour as one pen-down stroke, scaled so the glyph's longer side is 255
-units (per-glyph normalisation) and simplified by Ramer-Douglas-Peucker, in stroke-3.
+the font size is 1), so the same outlines serve every kind of data made from fonts.
 """
 
 from __future__ import annotations
@@ -12,13 +11,16 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from matplotlib.font_manager import FontProperties
+from matplotlib.ft2font import FT2Font
+from matplotlib.path import Path as MplPath
+from matplotlib.textpath import text_to_path
 
-from pvae.data.strokes import lines_to_stroke3, rdp
 from pvae.errors import DataError
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -28,8 +30,6 @@ FONT_SUFFIXES = (".ttf", ".otf")
 
 def matplotlib_font_files() -> list[Path]:
     """The TrueType files that matplotlib ships (sorted, so dataset seeds mean the same fonts)."""
-    import matplotlib
-
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     return sorted(folder.glob("*.ttf"))
 
@@ -50,8 +50,6 @@ def font_files(path: str | os.PathLike) -> list[Path]:
 
 def open_font(font_file: str | os.PathLike):
     """matplotlib's FreeType face (``FT2Font``) of a font file; anything else raises ``DataError``."""
-    from matplotlib.ft2font import FT2Font
-
     path = Path(font_file)
     if not path.is_file():
         raise DataError(f"{path}: no such font file")
@@ -118,9 +116,6 @@ def glyph_contours(font_file: str | os.PathLike, char: str, tolerance: float = 0
 
 @lru_cache(maxsize=4096)
 def _glyph_contours(font_file: str, char: str, tolerance: float) -> tuple[np.ndarray, ...]:
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.path import Path as MplPath
-    from matplotlib.textpath import text_to_path
 
     try:
         vertices, codes = text_to_path.get_text_path(FontProperties(fname=font_file), char)
@@ -152,58 +147,9 @@ def _close(points: np.ndarray) -> np.ndarray:
     return points
 
 
-def glyph_polylines(
-    font_file: str | os.PathLike, char: str, size: float = 255.0, epsilon: float = 2.0
-) -> list[np.ndarray]:
-    """A glyph's outline contours as polylines in image coordinates (y down), scaled so the
-    longer side of the glyph is ``size`` and simplified by Ramer-Douglas-Peucker (``epsilon``).
-
-    Each closed contour becomes one pen-down polyline, the way a person would trace the outline.
-    """
-    contours = glyph_contours(font_file, char)
-    if not contours:
-        return []
-    points = np.concatenate(contours)
-    low, high = points.min(0), points.max(0)
-    factor = size / float(np.max(high - low))
-    lines = []
-    for contour in contours:
-        xy = (contour - low) * factor
-        xy[:, 1] = size * (high[1] - low[1]) / np.max(high - low) - xy[:, 1]  # flip: y grows downwards
-        lines.append(rdp(xy, epsilon))
-    return lines
-
-
-def glyph_sketch(font_file: str | os.PathLike, char: str) -> np.ndarray:
-    """One glyph as a stroke-3 sketch ``(n, 3)`` in whole units (longer side 255), one pen-down
-    stroke per contour; ``(0, 3)`` for a glyph without an outline."""
-    lines = glyph_polylines(font_file, char)
-    return np.round(lines_to_stroke3(lines)) if lines else np.zeros((0, 3))
-
-
-def font_sketches(font_file: str | os.PathLike, chars: str = GLYPH_CHARS) -> list[np.ndarray]:
-    """The stroke-3 sketches of ``chars`` in one font, in order (62 for ``GLYPH_CHARS``); a file
-    that is not a font, or a font without some of ``chars``, raises ``DataError``."""
-    missing = missing_glyphs(font_file, chars)
-    if missing:
-        raise DataError(f"{font_file}: no glyph for {_listing(missing)}")
-    return [glyph_sketch(font_file, c) for c in chars]
-
-
 def _listing(chars: str, most: int = 10) -> str:
     shown = ", ".join(repr(c) for c in chars[:most])
     return shown + (f" and {len(chars) - most} more" if len(chars) > most else "")
-
-
-@dataclass
-class GlyphSet:
-    """Glyph sketches of several fonts: ``sketches[i]`` (stroke-3, whole units) draws the character
-    ``GLYPH_CHARS[classes[i]]`` of the font ``files[fonts[i]]``."""
-
-    sketches: list[np.ndarray]
-    classes: np.ndarray  # (N,) int64: the character class, an index into GLYPH_CHARS
-    fonts: np.ndarray  # (N,) int64: the font id, an index into files
-    files: list[Path]
 
 
 def usable_fonts(path: str | os.PathLike) -> list[Path]:
@@ -242,23 +188,3 @@ def usable_fonts(path: str | os.PathLike) -> list[Path]:
             f"{path}: skipped {len(files) - len(usable)} of {len(files)} fonts: {'; '.join(reasons)}", stacklevel=2
         )
     return usable
-
-
-def read_glyphs(path: str | os.PathLike | None = None) -> GlyphSet:
-    """The glyph sketches of ``GLYPH_CHARS`` in every usable font of a font file or folder
-    (``usable_fonts``); by default in matplotlib's fonts that have real digits and all 62
-    characters (the symbol and fallback fonts are left out silently). Glyphs without an outline
-    are left out."""
-    if path is None:
-        files = [f for f in matplotlib_font_files() if has_real_digits(f) and has_glyphs(f, GLYPH_CHARS)]
-    else:
-        files = usable_fonts(path)
-    sketches, classes, fonts = [], [], []
-    for font_id, file in enumerate(files):
-        for i, char in enumerate(GLYPH_CHARS):
-            sketch = glyph_sketch(file, char)
-            if len(sketch):
-                sketches.append(sketch)
-                classes.append(i)
-                fonts.append(font_id)
-    return GlyphSet(sketches, np.array(classes, dtype=np.int64), np.array(fonts, dtype=np.int64), files)

@@ -1,7 +1,7 @@
 """Event sequences of MusicVAE (Roberts et al. 2018): one categorical token per time step.
 
 A melody of T sixteenth-note steps is a token sequence x_1..x_T over a vocabulary of V events
-(no-event, note-off, a note-on per pitch; ``pvae.data.music``). Given every step's logits,
+(no-event, note-off, a note-on per pitch; ``pvae.kinds.events.encoding``). Given every step's logits,
 
     log p(x) = sum_t log softmax(l_t)[x_t]
 

@@ -20,9 +20,15 @@ from collections.abc import Callable
 import pyro.distributions as dist
 import torch
 
-from pvae.nn import standard_normal
+from pvae.distributions.normal import StandardNormal
 
 MOG_COMPONENTS, MOG_RADIUS, MOG_SCALE = 10, 4.0, 0.5
+
+
+def standard_normal(batch_size: int, latent_dim: int, like: torch.Tensor) -> dist.Distribution:
+    """N(0, I_Z) for each of ``batch_size`` datapoints: batch ``(batch_size,)``, event ``(latent_dim,)``,
+    on the dtype and device of ``like``."""
+    return StandardNormal(torch.Size([batch_size, latent_dim]), like).to_event(1)
 
 
 def _components(latent_dim: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence, Sized
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from pvae.data.npz import NpzFile
+from pvae.data.splits import SPLITS, NamedSplits
 from pvae.errors import DataError
 
-SPLITS = ("train", "valid", "test")
 OFFSET_LIMIT = 1000  # sketch-rnn clamps offsets to +-1000 before normalising
 
 
@@ -186,7 +186,7 @@ class StrokeSplit:
     """One split of normalised stroke-3 sketches, padded to ``rows`` stroke-5 rows in batches.
 
     ``sketches`` is any sequence of ``(n, 3)`` arrays: a list, or one that decodes each sketch from
-    its file when it is read (``pvae.data.quickdraw.LazySketches``), so a split need not fit in
+    its file when it is read (``pvae.kinds.strokes.quickdraw.LazySketches``), so a split need not fit in
     memory. ``augment_scale``/``augment_drop`` set sketch-rnn's training augmentations (0 for none).
     """
 
@@ -245,7 +245,7 @@ class StrokeSplit:
 
 
 @dataclass
-class StrokeData:
+class StrokeData(NamedSplits):
     """A stroke dataset: ``splits`` of normalised sketches, the ``scale`` they were divided by,
     and ``rows`` (T) of every stroke-5 batch."""
 
@@ -255,13 +255,6 @@ class StrokeData:
     rows: int
     kind: str = "strokes"
     binary: bool = False
-
-    def split(self, name: str) -> StrokeSplit:
-        if name not in self.splits:
-            from pvae.errors import UserError
-
-            raise UserError(f"dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}")
-        return self.splits[name]
 
 
 def prepare(
@@ -356,16 +349,3 @@ def save_stroke_cache(path: str | os.PathLike, splits: dict[str, list[np.ndarray
         arrays[f"{split}_points"] = points
         arrays[f"{split}_offsets"] = np.concatenate([[0], np.cumsum([len(s) for s in sketches])]).astype(np.int64)
     np.savez_compressed(path, **arrays)
-
-
-def split_seeded(items: Sized, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> dict[str, np.ndarray]:
-    """Sorted indices (int64 arrays) of a seeded train/valid/test split of ``len(items)`` items
-    (each of valid and test non-empty when possible)."""
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_valid = max(1, round(valid * len(items))) if len(items) >= 3 else 0
-    n_test = max(1, round(test * len(items))) if len(items) >= 3 else 0
-    return {
-        "train": np.sort(order[n_valid + n_test :]),
-        "valid": np.sort(order[:n_valid]),
-        "test": np.sort(order[n_valid : n_valid + n_test]),
-    }

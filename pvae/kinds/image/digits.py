@@ -16,8 +16,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.path import Path as MplPath
 
 from pvae.data.fonts import glyph_contours, has_real_digits, matplotlib_font_files
+from pvae.kinds.image.data import ImageData, ImageSplit
 
 SIZE = 28  # output side in pixels
 BOX = 20.0  # the glyph's longer side spans about BOX pixels, as in MNIST's 20x20 box
@@ -32,8 +34,6 @@ def rasterize(contours: list[np.ndarray], size: int = MASK, extent: float = EXTE
     The contours are first centred and scaled so their bounding box's longer side is 1. Row 0 is
     the top of the glyph. Returns float32 in {0, 1}.
     """
-    from matplotlib.path import Path as MplPath
-
     points = np.concatenate(contours)
     low, high = points.min(0), points.max(0)
     centre, scale = (low + high) / 2, 1.0 / float(np.max(high - low))
@@ -105,3 +105,15 @@ def render_digits(n: int, seed: int, chunk: int = 4096) -> tuple[torch.Tensor, t
         grid = F.affine_grid(theta[sl], [src.shape[0], 1, SIZE, SIZE], align_corners=False)
         out[sl] = F.grid_sample(src, grid, mode="bilinear", align_corners=False).squeeze(1)
     return out.clamp_(0, 1), labels
+
+
+DEFAULT_DIGITS = 50000  # training images of plain --data digits
+
+
+def load_digits(n_train: int = DEFAULT_DIGITS, seed: int = 0) -> ImageData:
+    """The built-in digits: ``n_train`` training and ``n_train // 5`` test images."""
+    train = ImageSplit(*render_digits(n_train, seed=2 * seed))
+    test = ImageSplit(*render_digits(max(1, n_train // 5), seed=2 * seed + 1))
+    for split in (train, test):
+        split.images = split.images.reshape(len(split), -1)
+    return ImageData(name=f"digits:{n_train}:{seed}", shape=(28, 28), splits={"train": train, "test": test})

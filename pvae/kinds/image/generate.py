@@ -2,8 +2,8 @@
 completion (``pvae complete``), as PNG grids in ``RUN/samples/``, and vectorisation (``pvae
 vectorise``: images -> SVG drawings, for models that draw strokes).
 
-The sketch counterparts live in ``pvae.sketching``; each data kind (``pvae.data.kinds``) lists the
-commands that apply to its runs.
+The sketch counterparts live in ``pvae.kinds.strokes.generate``; each data kind (``pvae.kinds``)
+lists the commands that apply to its runs.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from pvae import render, runs
-from pvae.data.kinds import require_command
 from pvae.errors import UserError
-from pvae.inspect import class_samples, decode_mean, point_estimate, style_grid
+from pvae.kinds.base import kind_of, kind_of_spec, require_command
+from pvae.kinds.image.figures import class_samples, style_grid
+from pvae.posterior import decode_mean, point_estimate
+from pvae.raster import hard_render
 
 HIDDEN_GREY = 0.35  # how hidden pixels are drawn in the completion figure's inputs
 
@@ -111,8 +113,6 @@ def write_svgs(model, z: torch.Tensor, folder: Path, first: int = 0) -> list[Pat
 
 def svg_images(paths: list[Path], size: int) -> torch.Tensor:
     """SVG files rendered back to pixels (``pvae.raster.hard_render`` of their ``<path>`` elements), ``(N, S^2)``."""
-    from pvae.raster import hard_render
-
     return torch.tensor(np.stack([hard_render(render.read_strokes_svg(p), size) for p in paths]), dtype=torch.float32)
 
 
@@ -122,8 +122,6 @@ def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16) 
     of z, write each one's drawing as an SVG, and a sheet: the images, the model's renders of the
     drawings, and the SVG files rendered back to pixels (deterministic: the guide's mean and the
     renderers draw nothing at random)."""
-    from pvae.data.kinds import kind_of, kind_of_spec
-
     config, model, guide = _load_images(run, "vectorise")
     if not model.supports_vectorise:
         raise UserError(f"{run}: its model does not draw strokes; vectorise runs of --model strokes-raster")

@@ -1,6 +1,6 @@
-"""Posterior inspection for image models: what the posterior learned, in figures and numbers.
+"""Posterior inspection: what the posterior learned, in figures and numbers, for any data kind.
 
-Everything here works for any Model/Guide pair that follows the contracts in ARCHITECTURE.md: it
+Everything here works for any Model/Guide pair that follows the contracts (docs/architecture.md): it
 calls only ``guide.posterior(x)``, ``model.prior(n)``, ``model.likelihood(z)`` and the Pyro
 programs ``model.model`` / ``guide.guide``.
 
@@ -10,6 +10,10 @@ programs ``model.model`` / ``guide.guide``.
 - Importance-resampled reconstructions: q_IW draws K samples z_k ~ q(z | x) and keeps one with
   probability proportional to w_k = p(x, z_k) / q(z_k | x), a better posterior sample than one
   draw from q (Cremer et al. 2017's view of the IWAE bound).
+- Latent helpers the generation commands of every kind share: ``encode``, ``slerp``.
+
+``inspect_run`` draws the figures every kind has (active units, the latent scatter) and asks the
+run's data kind for its own (``DataKind.inspection_figures``: image traversals, sketches, ...).
 """
 
 from __future__ import annotations
@@ -27,10 +31,9 @@ from pyro.infer import Predictive
 from torch import nn
 
 from pvae import render, runs
-from pvae.data.images import ImageSplit
-from pvae.data.kinds import kind_of
 from pvae.errors import UserError
-from pvae.nn import batched
+from pvae.kinds.base import kind_of
+from pvae.layers import batched
 from pvae.objectives import IWAE
 
 ACTIVE_THRESHOLD = 0.01
@@ -44,7 +47,8 @@ def point_estimate(q: dist.Distribution) -> torch.Tensor:
         return q.sample()
 
 
-def _device(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
+    """The device of a module's parameters."""
     return next(module.parameters()).device
 
 
@@ -53,24 +57,25 @@ def posterior_means(
     guide: nn.Module, images: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
 ) -> torch.Tensor:
     """E_q[z | x] (given the conditions ``y``, if any) for each image, ``(N, Z)``."""
-    device = _device(guide)
+    device = device_of(guide)
     return torch.cat(
         [
-            point_estimate(guide.posterior(x.to(device), _to(yb, device))).cpu()
+            point_estimate(guide.posterior(x.to(device), on_device(yb, device))).cpu()
             for x, yb in batched(images, y, batch_size)
         ]
     )
 
 
-def _to(y: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+def on_device(y: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """A condition (or ``None``) on ``device``."""
     return None if y is None else y.to(device)
 
 
 @torch.no_grad()
 def decode_mean(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """The mean of p(x | z, y) for each z (pixel probabilities for a Bernoulli likelihood)."""
-    device = _device(model)
-    return model.likelihood(z.to(device), _to(y, device)).mean.cpu()
+    device = device_of(model)
+    return model.likelihood(z.to(device), on_device(y, device)).mean.cpu()
 
 
 def marginal_moments(d: dist.Distribution, samples: int = 512) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -90,10 +95,10 @@ def kl_per_dimension(
 ):
     """Mean over ``images`` of KL(q(z_u | x) || p(z_u)) for each latent dimension u, ``(Z,)``,
     and whether it is exact (Gaussian marginals) rather than moment-matched."""
-    device = _device(guide)
+    device = device_of(guide)
     total, exact = 0.0, True
     for x, yb in batched(images, y, batch_size):
-        yb = _to(yb, device)
+        yb = on_device(yb, device)
         mq, vq, ok_q = marginal_moments(guide.posterior(x.to(device), yb))
         mp, vp, ok_p = marginal_moments(model.prior(x.shape[0], yb))
         # KL(N(mq, vq) || N(mp, vp)) = 1/2 [log(vp / vq) + (vq + (mq - mp)^2) / vp - 1]
@@ -108,9 +113,9 @@ def importance_resampled(
     model: nn.Module, guide: nn.Module, x: torch.Tensor, k: int = 50, y: torch.Tensor | None = None
 ) -> torch.Tensor:
     """One z per datapoint from q_IW: K draws from q(z | x), one kept with probability ~ w_k."""
-    device = _device(model)
+    device = device_of(model)
     with pyro.validation_enabled(False):
-        z, log_w = IWAE(num_particles=k).weighted_samples(model.model, guide.guide, x.to(device), _to(y, device))
+        z, log_w = IWAE(num_particles=k).weighted_samples(model.model, guide.guide, x.to(device), on_device(y, device))
     chosen = dist.Categorical(logits=log_w.T).sample()  # (B,)
     return z[chosen, torch.arange(x.shape[0])]
 
@@ -124,79 +129,32 @@ def posterior_predictive(
         poutine.uncondition(model.model), guide=guide.guide, num_samples=num_samples, return_sites=["x"], parallel=True
     )
     with pyro.validation_enabled(False):
-        device = _device(model)
-        return predictive(x.to(device), _to(y, device))["x"].cpu()
+        device = device_of(model)
+        return predictive(x.to(device), on_device(y, device))["x"].cpu()
 
 
-def training_figures(
-    folder: str | os.PathLike,
-    model: nn.Module,
-    guide: nn.Module,
-    split: ImageSplit,
-    shape: tuple[int, int],
-    seed: int = 0,
-) -> list[Path]:
-    """Reconstructions, decoded prior samples and a latent scatter of ``split``, into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        y = model.condition(split.images, split.labels)
-        originals, y50 = split.images[:50], _head(y, 50)
-        recon = decode_mean(model, posterior_means(guide, originals, y50), y50)
-        rows = [t for pair in zip(originals.split(10), recon.split(10)) for t in pair]
-        render.image_grid(
-            torch.cat(rows).reshape(-1, *shape),
-            folder / "reconstructions.png",
-            title="test images (odd rows) and reconstructions",
-        )
-        paths = [folder / n for n in ("reconstructions.png", "prior_samples.png", "latent_scatter.png")]
-        _prior_samples(model, shape, paths[1], _head(y, 100))
-        means = posterior_means(guide, split.images[:5000], _head(y, 5000))
-        _latent_scatter(means.numpy(), split, paths[2])
-        if model.num_classes:
-            paths.append(style_grid(model, shape, folder / "style_content.png"))
-    return paths
-
-
-def _head(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+def head(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """The first ``n`` conditions (or ``None``)."""
     return None if y is None else y[:n]
 
 
-def _prior_samples(model: nn.Module, shape: tuple[int, int], path: Path, y: torch.Tensor | None = None) -> None:
-    n = 100 if y is None else len(y)
-    z = model.prior(n, _to(y, _device(model))).sample()
-    given = "" if y is None else f", given the first {n} conditions of the split"
-    render.image_grid(decode_mean(model, z, y).reshape(-1, *shape), path, title=f"decoded prior samples (means){given}")
-
-
 @torch.no_grad()
-def class_samples(model: nn.Module, labels: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-    """Decoded means of p(x | z, y) for class labels ``(N,)``, z ~ p(z | y) unless given: ``(N, D)``."""
-    device = _device(model)
-    labels = labels.to(device)
-    if z is None:
-        z = model.prior(len(labels), labels).sample()
-    return decode_mean(model, z, labels)
+def encode(guide: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The posterior means E_q[z | x] (or E_q[z | x, y], labels ``(N,)``) of a batch ``x``: ``(N, Z)``."""
+    return guide.posterior(x, y).mean
 
 
-def style_grid(model: nn.Module, shape: tuple[int, int], path: Path, rows: int = 8) -> Path:
-    """Style vs content: one z per row (drawn from the prior of class 0), one class per column; for
-    a model whose labels reach only its prior, one draw of p(z | y) per cell instead."""
-    classes = model.num_classes
-    labels = torch.arange(classes).repeat(rows)
-    if not model.labels_reach_decoder:
-        images = class_samples(model, labels)
-        title = "one draw of z ~ p(z | y) per image, one class label y per column"
-    else:
-        z = model.prior(rows, torch.zeros(rows, dtype=torch.long, device=_device(model))).sample()
-        images = class_samples(model, labels, z.repeat_interleave(classes, 0))
-        title = "one z per row, one class label per column"
-    render.image_grid(images.reshape(-1, *shape), path, ncol=classes, title=title)
-    return path
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation: sin((1-t) w) / sin w z0 + sin(t w) / sin w z1, w = angle(z0, z1)."""
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    if omega.abs() < 1e-6:
+        return torch.lerp(z0, z1, t[:, None])
+    return (torch.sin((1 - t) * omega)[:, None] * z0 + torch.sin(t * omega)[:, None] * z1) / torch.sin(omega)
 
 
-def _latent_scatter(means: np.ndarray, split: ImageSplit, path: Path) -> None:
+def latent_scatter(means: np.ndarray, split, path: Path) -> None:
+    """The posterior means ``(N, Z)`` of a split's first N datapoints, coloured by their labels if any."""
     labels = None if split.labels is None else split.labels[: len(means)].numpy()
     axis = "z" if means.shape[1] <= 2 else "PC"
     title = f"posterior means of {len(means)} datapoints" + (
@@ -232,7 +190,7 @@ def inspect_run(
             folder / "active_units.png",
             title=f"{active} of {len(variances)} units active on {len(data)} {split} datapoints",
         )
-        _latent_scatter(means[:5000].numpy(), data, folder / "latent_scatter.png")
+        latent_scatter(means[:5000].numpy(), data, folder / "latent_scatter.png")
         kind_of(config).inspection_figures(
             folder, model, guide, data, config, seed=seed, y=y, means=means, variances=variances, iw_samples=iw_samples
         )
@@ -253,54 +211,3 @@ def inspect_run(
     }
     (folder / "inspect.json").write_text(json.dumps(result, indent=2))
     return {**result, "folder": str(folder)}
-
-
-def image_figures(model, guide, inputs, y, means, variances, shape, folder: Path, iw_samples: int) -> None:
-    """``pvae inspect``'s figures of an image run: traversals, importance-resampled reconstructions,
-    posterior predictive and prior samples (and the style-vs-content grid of a class-conditional one;
-    a conditional model decodes with each image's own condition)."""
-    _traversals(model, means, variances, shape, folder / "traversals.png", _head(y, 1))
-    x, y10 = inputs[:10], _head(y, 10)
-    from_q = decode_mean(model, posterior_means(guide, x, y10), y10)
-    from_iw = decode_mean(model, importance_resampled(model, guide, x, iw_samples, y10), y10)
-    render.image_grid(
-        torch.cat([x, from_q, from_iw]).reshape(-1, *shape),
-        folder / "reconstructions_iw.png",
-        title=f"rows: images; from the mean of q(z|x); from q_IW (K={iw_samples})",
-    )
-    draws = posterior_predictive(model, guide, x, num_samples=5, y=y10)  # (5, 10, D)
-    render.image_grid(
-        torch.cat([x, draws.reshape(-1, x.shape[1])]).reshape(-1, *shape),
-        folder / "posterior_predictive.png",
-        title="first row: images; below: draws of x' ~ p(x'|z), z ~ q(z|x) (pyro.infer.Predictive)",
-    )
-    _prior_samples(model, shape, folder / "prior_samples.png", _head(y, 100))
-    if model.num_classes:
-        style_grid(model, shape, folder / "style_content.png")
-
-
-def _traversals(
-    model: nn.Module,
-    means: torch.Tensor,
-    variances: np.ndarray,
-    shape: tuple[int, int],
-    path: Path,
-    y: torch.Tensor | None = None,
-    rows: int = 8,
-) -> None:
-    """Decode sweeps of the highest-variance dimensions over +-3 sd, the others at one image's z
-    (and with that image's condition ``y`` ``(1, ...)``, if any)."""
-    dims = np.argsort(variances)[::-1][: min(rows, len(variances))].copy()
-    steps = torch.linspace(-3, 3, 11)
-    centre, sd = means.mean(0), means.std(0, unbiased=False)
-    z = means[0].repeat(len(dims), len(steps), 1)
-    for row, u in enumerate(dims):
-        z[row, :, u] = centre[u] + steps * sd[u]
-    z = z.reshape(-1, z.shape[-1])
-    images = decode_mean(model, z, None if y is None else y.expand(len(z), *y.shape[1:]))
-    render.image_grid(
-        images.reshape(-1, *shape),
-        path,
-        ncol=len(steps),
-        title=f"rows: dimensions {', '.join(map(str, dims))} swept over -3..3 sd",
-    )

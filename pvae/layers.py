@@ -1,21 +1,21 @@
-"""Network builders and the Model/Guide base classes shared by models and guides (which never
-import each other)."""
+"""Network layers shared by models and guides: activations, ``Linear`` (with the centred
+low-precision products of ``pvae bounds``), ``mlp``, sketch-rnn's ``LSTM``, ``PixelDecoder``, and the
+options that configure them (each declared once here, and listed by the parts that read it)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pvae.distributions.normal import StandardNormal
-from pvae.errors import UserError
+from pvae.contracts import Option
+from pvae.distributions import BernoulliImage
+from pvae.distributions.bernoulli import binary_log_prob, is_binary, log_sigmoid_sum_
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -32,6 +32,28 @@ def activation(name: str) -> nn.Module:
         return ACTIVATIONS[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
+
+
+HIDDEN = Option("hidden", [400], "MLP hidden sizes", "networks", int, low=1, nargs="+", scope="networks", metavar="H")
+ACTIVATION = Option(
+    "activation", "relu", "MLP hidden activation", "networks", scope="networks", choices=tuple(ACTIVATIONS)
+)
+DEC_HIDDEN = Option("dec_hidden", 512, "decoder LSTM size (sketch, melody)", "networks", int, low=1, scope="model")
+LIKELIHOOD = Option(
+    "likelihood", "bernoulli", "pixel likelihood", "networks", choices=("bernoulli", "gaussian"), scope="model"
+)
+OBS_SCALE = Option(
+    "obs_scale",
+    None,
+    "fixed pixel std of a gaussian likelihood",
+    "networks",
+    type=float,
+    low=0.0,
+    low_open=True,
+    optional=True,
+    scope="model",
+    default_text="learned per pixel",
+)
 
 
 # Below this many input features the centring's passes over x and the output cost more than the
@@ -119,162 +141,6 @@ def mlp(sizes: Sequence[int], act: str, final_activation: bool = False) -> nn.Se
 
 
 MIN_SCALE = 1e-5  # floor of a guide's sigma (and of the diagonal of its Cholesky factor), so log q stays finite
-
-
-def standard_normal(batch_size: int, latent_dim: int, like: torch.Tensor) -> dist.Distribution:
-    """N(0, I_Z) for each of ``batch_size`` datapoints: batch ``(batch_size,)``, event ``(latent_dim,)``,
-    on the dtype and device of ``like``."""
-    return StandardNormal(torch.Size([batch_size, latent_dim]), like).to_event(1)
-
-
-def batch_size_of(x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int | None) -> int:
-    """B of a call ``model(x, y, batch_size)``: from x, else from y, else ``batch_size``, else 1."""
-    if x is not None:
-        return x.shape[0]
-    if y is not None:
-        return y.shape[0]
-    return 1 if batch_size is None else batch_size
-
-
-class Model(nn.Module):
-    """Base of the Model contract (docs/architecture.md): subclasses give ``likelihood`` (and
-    ``prior``, which defaults to N(0, I)); this class gives the Pyro program over B datapoints.
-
-        with pyro.plate("data", B):  z ~ prior(B, y);  x ~ likelihood(z, y)
-
-    Capabilities are class attributes, read by the trainer and the commands instead of probing
-    (an instance may refine one that depends on its constructor arguments, as ``binary`` does):
-
-    - ``data_kind``: ``"image"`` (flattened pixels ``(B, D)``; the constructor takes ``data_dim``)
-      or ``"strokes"`` (padded stroke-5 sketches ``(B, T, 5)``; the constructor takes ``max_len``).
-      No default: every model states it.
-    - ``binary``: p(x | z) needs pixels in {0, 1} (grey images are binarised for it).
-    - ``supports_completion``: the model has ``complete(y, num_samples)`` (image completion).
-    - ``supports_vectorise``: the model draws its images as strokes: ``strokes(z)`` gives them
-      (``pvae.raster.Strokes``) and ``render(strokes)`` their ink (``pvae vectorise``).
-    - ``train_defaults``: training-config values that suit the model (over the trainer's defaults,
-      under the user's flags).
-    - ``num_classes``: C > 0 conditions p(x, z | y) on class labels y in 0..C-1.
-    - ``guide_reads_labels``, ``labels_reach_decoder``: a class-conditional model's labels reach
-      the guide too (its ``num_classes``) and the decoder; both False where only the prior reads
-      them (the label-regularised AAE).
-    - ``prior_has_parameters``: p(z | y) is learned (objectives that only sample the prior refuse it).
-    - ``prior_name``: the p(z) of ``prior`` (``pvae.distributions.priors.PRIORS``); models with a
-      ``prior`` constructor argument (the ``--prior`` option) set it.
-    - ``traceable``: the program's Python (its branches and the numbers it computes outside tensors)
-      depends on the shapes of its inputs alone, so a trace recorded once per batch shape computes
-      it exactly (``pvae train --jit``, ``pvae.svi.TracedLoss``); False for data-dependent loops
-      and for schedules (``set_progress``). A trace does not record ``torch.no_grad()``, so no
-      trainable parameter may be read inside one where its gradient would count.
-
-    ``log_likelihood(x, z, y)`` is ``likelihood(z, y).log_prob(x)`` unless a subclass computes it
-    faster (exactly); ``pvae.bounds`` scores every particle with it.
-
-    Hooks the trainer calls, no-ops here: before the first epoch ``init_output_bias(data_mean)``
-    (image data) and ``pretrain(batches, log)``; before every step ``set_progress(step, steps)``
-    (a schedule of the model's own over the run's planned steps).
-    """
-
-    data_kind: ClassVar[str]
-    binary: bool = False
-    supports_completion: ClassVar[bool] = False
-    supports_vectorise: ClassVar[bool] = False
-    train_defaults: ClassVar[dict[str, Any]] = {}
-    num_classes: int = 0
-    guide_reads_labels: bool = True
-    labels_reach_decoder: bool = True
-    prior_has_parameters: bool = False
-    prior_name: str = "normal"
-    traceable: bool = False
-    latent_dim: int
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("_zero", torch.zeros(()), persistent=False)  # dtype and device of the prior
-
-    def condition(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-        """The condition y of a batch (docs/architecture.md: an argument, never a latent): ``None`` for
-        an unconditional model, the class labels for a class-conditional one; a model that
-        conditions on part of x (image completion) derives y from x here."""
-        if not self.num_classes:
-            return None
-        if labels is None:
-            raise UserError("this model is class-conditional, and the data have no labels")
-        if int(labels.max()) >= self.num_classes or int(labels.min()) < 0:
-            raise UserError(f"labels must be in 0-{self.num_classes - 1}")
-        return labels
-
-    def prior(self, batch_size: int, y: torch.Tensor | None = None) -> dist.Distribution:
-        """p(z | y), here the prior called ``prior_name`` (N(0, I) by default): batch ``(batch_size,)``,
-        event ``(Z,)``."""
-        from pvae.distributions.priors import PRIORS
-
-        return PRIORS[self.prior_name](batch_size, self.latent_dim, self._zero)
-
-    def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
-        raise NotImplementedError
-
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(x | z, y), shape ``z.shape[:-1]``: ``likelihood(z, y).log_prob(x)``, which a model may
-        compute faster where it knows more (``pvae.bounds`` scores every particle with it)."""
-        return self.likelihood(z, y).log_prob(x)
-
-    def model(
-        self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, batch_size: int | None = None
-    ) -> None:
-        """The Pyro model: ``z ~ p(z | y)``, ``x ~ p(x | z, y)`` for each of the B datapoints, x observed
-        when given. B comes from x, else y, else ``batch_size``, else 1, so that with no data it
-        draws from the prior, as Pyro's examples do: ``pyro.infer.Predictive(model.model, num_samples=8)()``.
-        """
-        n = batch_size_of(x, y, batch_size)
-        pyro.module("model", self)
-        with pyro.plate("data", n):
-            z = pyro.sample("z", self.prior(n, y))
-            pyro.sample("x", self.likelihood(z, y), obs=x)
-
-    def init_output_bias(self, data_mean: torch.Tensor) -> None:
-        """Start the decoder's output at the data mean ``(D,)`` (image data); here nothing."""
-
-    def pretrain(self, batches: Callable[[], Iterable[tuple[torch.Tensor, Any]]], log: Callable[[str], None]) -> None:
-        """Train parts of the model before SVI starts; ``batches()`` is one pass over the training
-        split as ``(x, labels)`` batches, ``log`` writes a line; here nothing."""
-
-    def set_progress(self, step: int, steps: int) -> None:
-        """Called before optimiser step ``step`` (from 0) of a run planned for ``steps``; here nothing."""
-
-
-class Guide(nn.Module):
-    """Base of the Guide contract: subclasses give ``posterior``; this class gives the Pyro guide.
-
-    Capabilities are class attributes (an instance may refine one that depends on its constructor
-    arguments, as ``LinearGuide.factorised`` does):
-
-    - ``analytic_kl``: KL(q || p) is in closed form (torch's ``kl_divergence``) against a diagonal
-      Normal prior, N(0, I) or any other: ``--objective meanfield`` then has no Monte Carlo term.
-    - ``factorised``: q is a product over the latent dimensions, ``Independent`` over a
-      per-dimension distribution (needed by free bits, ``--kl-floor-mode per-dim``).
-    - ``density``: q(z | x) is a density (not a point estimate): importance weights, bounds on
-      log p(x) and KL(q || p) exist.
-    - ``data_kinds``: the data kinds it reads (``Model.data_kind``). No default: every guide states it.
-    - ``traceable``: as ``Model.traceable``, for q(z | x).
-    """
-
-    analytic_kl: bool = False
-    density: bool = True
-    factorised: bool = False
-    traceable: bool = False
-    data_kinds: ClassVar[tuple[str, ...]]
-    latent_dim: int
-
-    def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:
-        raise NotImplementedError
-
-    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int | None = None) -> None:
-        """The Pyro guide: ``z ~ q(z | x)`` for each of the B datapoints (``batch_size`` is the model's
-        argument, accepted so ``pyro.infer.Predictive`` can call both alike, and ignored)."""
-        pyro.module("guide", self)
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", self.posterior(x, y))
 
 
 class LSTM(nn.Module):
@@ -366,8 +232,6 @@ class PixelDecoder(nn.Module):
 
     def forward(self, code: torch.Tensor) -> dist.Distribution:
         """p(x | code): batch ``code.shape[:-1]``, event ``(D,)``."""
-        from pvae.distributions import BernoulliImage
-
         out = self.net(code)
         if self.likelihood == "bernoulli":
             return BernoulliImage(out)
@@ -383,9 +247,6 @@ class PixelDecoder(nn.Module):
         (``Linear.scaled``), and ``log_sigmoid_sum_`` scores that buffer in place, which nothing else
         holds. A row it leaves at -inf is scored again from the logits (``binary_log_prob``).
         """
-        from pvae.distributions import BernoulliImage
-        from pvae.distributions.bernoulli import binary_log_prob, is_binary, log_sigmoid_sum_
-
         if (
             self.likelihood != "bernoulli"
             or torch.is_grad_enabled()

@@ -23,17 +23,9 @@ import numpy as np
 import torch
 
 from pvae.data.npz import NpzFile
-from pvae.data.strokes import (
-    PROBLEMS,
-    StrokeData,
-    StrokeSplit,
-    checked,
-    lines_to_stroke3,
-    rdp,
-    split_seeded,
-    warn_dropped,
-)
+from pvae.data.splits import split_seeded
 from pvae.errors import DataError
+from pvae.kinds.strokes.data import PROBLEMS, StrokeData, StrokeSplit, checked, lines_to_stroke3, rdp, warn_dropped
 
 RDP_EPSILON = 2.0
 MAX_LINE_BYTES = 8 << 20  # a drawing takes a few kB; a longer line is refused before it is read whole

@@ -19,9 +19,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from pvae.data.music import STEPS_PER_BAR, STEPS_PER_QUARTER, notes
+from pvae import runs
 from pvae.errors import UserError
-from pvae.sketching import encode, slerp
+from pvae.kinds.base import require_command
+from pvae.kinds.events.encoding import STEPS_PER_BAR, STEPS_PER_QUARTER, decode, notes
+from pvae.posterior import encode, slerp
 
 TICKS_PER_BEAT = 480  # MIDI resolution: one quarter note
 TICKS_PER_STEP = TICKS_PER_BEAT // STEPS_PER_QUARTER
@@ -56,7 +58,7 @@ def write_midi(
     The file lasts to the end of the last melody, trailing rests included.
     """
     try:
-        import mido
+        import mido  # lazy: mido is optional (the music extra)
     except ImportError as error:
         raise UserError("writing MIDI needs mido: pip install 'pvae[music]'") from error
 
@@ -180,8 +182,6 @@ RECONSTRUCTION_TEMPERATURE = 0.1  # tau of sampled reconstructions: near the mos
 
 def _events(tokens: torch.Tensor, low: int) -> list[np.ndarray]:
     """Token rows ``(N, T)`` -> the melodies they encode (events, absolute pitches)."""
-    from pvae.data.music import decode
-
     return [decode(row, low) for row in tokens.cpu().numpy()]
 
 
@@ -201,7 +201,7 @@ def reconstruction_accuracy(
     right = {"teacher_forced": 0, "sampled": 0, "teacher_forced_notes": 0, "sampled_notes": 0}
     for x in tokens.split(chunk):
         z = encode(guide, x)
-        notes = x >= 2  # note-on tokens (pvae.data.music.encode)
+        notes = x >= 2  # note-on tokens (pvae.kinds.events.encoding.encode)
         for name, predicted in (
             ("teacher_forced", model.logits(z, x).argmax(-1)),
             ("sampled", model.generate(z, temperature)[0]),
@@ -214,8 +214,6 @@ def reconstruction_accuracy(
 
 
 def _load(run: str | os.PathLike, command: str):
-    from pvae import runs
-    from pvae.data.kinds import require_command
 
     require_command(command, runs.load_config(run), run)
     return runs.load_run(run)
@@ -228,8 +226,6 @@ def _write(folder: Path, rows: list[np.ndarray], titles: list[str], low: int, hi
 def training_figures(out: Path, model: nn.Module, guide: nn.Module, test, config: dict, seed: int = 0) -> None:
     """Four test melodies over their reconstructions, and four draws from the prior, as piano rolls in
     ``out/figures/``."""
-    from pvae import runs
-
     low, high = config["data"]["low"], config["data"]["high"]
     folder = Path(out) / runs.FIGURES
     folder.mkdir(parents=True, exist_ok=True)
@@ -260,8 +256,6 @@ def sample_run(
 ) -> list[Path]:
     """``n`` melodies from the prior, decoded at ``temperature``: one MIDI file each and a piano roll sheet,
     in ``RUN/sample/n=N,temperature=T,seed=S/``. (``label``: refused, melody models have no classes.)"""
-    from pvae import runs
-
     config, model, _ = _load(run, "sample")
     if label is not None:
         raise UserError(f"--label {label}: melody runs are not class-conditional")
@@ -278,8 +272,6 @@ def reconstruct_run(run: str | os.PathLike, n: int = 8, seed: int = 0) -> list[P
     """The first ``n`` test melodies and their reconstructions (z the posterior mean, tau
     ``RECONSTRUCTION_TEMPERATURE``): a MIDI file per melody playing the original, a bar of rest, the
     reconstruction; and a piano roll sheet, in ``RUN/reconstruct/n=N,seed=S/``."""
-    from pvae import runs
-
     config, model, guide = _load(run, "reconstruct")
     low, high = config["data"]["low"], config["data"]["high"]
     folder = runs.output_dir(run, "reconstruct", n=n, seed=seed)
@@ -304,8 +296,6 @@ def interpolate_run(
     """MusicVAE's interpolation: decode ``steps`` codes on the spherical path between the codes of two test
     melodies. One MIDI file plays the first melody, the path, then the second (a bar of rest between);
     a piano roll sheet shows the same rows, in ``RUN/interpolate/pair=I-J,steps=N,temperature=T,seed=S/``."""
-    from pvae import runs
-
     config, model, guide = _load(run, "interpolate")
     low, high = config["data"]["low"], config["data"]["high"]
     test = runs.load_split(config, "test")

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from pvae import render, runs
-from pvae.data.fonts import GLYPH_CHARS, font_sketches
-from pvae.data.kinds import require_command
-from pvae.data.strokes import StrokeSplit, to_stroke3, to_stroke5
+from pvae.data.fonts import GLYPH_CHARS
 from pvae.distributions.strokes import drawn_segments
 from pvae.errors import UserError
+from pvae.kinds.base import require_command
+from pvae.kinds.strokes.data import StrokeSplit, to_stroke3, to_stroke5
+from pvae.kinds.strokes.glyphs import font_sketches
 
 INK, CONTINUATION, SOURCE = "black", "#d62728", "#1f77b4"
 TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)

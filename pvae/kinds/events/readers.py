@@ -1,12 +1,6 @@
-"""Melodies for MusicVAE-style models (Roberts et al. 2018): monophonic tunes read from ABC
-(music21, including the folk corpora inside music21's package) or MIDI (mido), as MusicVAE's
-melody events at 16 steps a bar, cut into windows of ``bars`` bars and split by tune.
-
-A melody is an int array ``(T,)`` of events, one per sixteenth step: a value ``p >= 0`` is the
-note-on of MIDI pitch ``p`` (ending any sounding note), ``NOTE_OFF`` ends the sounding note and
-``NO_EVENT`` changes nothing (a held note or a continuing rest); a note that ends where the next
-begins needs no ``NOTE_OFF``. Models see tokens (``encode``): 0 for ``NO_EVENT``, 1 for
-``NOTE_OFF`` and ``2 + p - low`` for the note-on of ``p`` in the pitch range ``low..high``.
+"""Monophonic tunes read as melody events (``pvae.kinds.events.encoding``): ABC through music21
+(including the folk corpora inside music21's package), MIDI through mido; both optional (the
+``music`` extra), imported when a file is read.
 
 Only meters of 16 sixteenths a bar (4/4, 2/2) or 8 (2/4: two real bars make one 16-step bar)
 are read; step 0 is the first full bar line (a pickup is dropped), so windows start on bar lines.
@@ -25,83 +19,28 @@ import re
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
+from tqdm import tqdm
 
 from pvae.data.npz import CORRUPT, NpzFile, one_line
-from pvae.data.strokes import SPLITS, split_seeded
-from pvae.errors import DataError, UserError
+from pvae.errors import DataError
+from pvae.kinds.events.encoding import (
+    NO_EVENT,
+    STEPS_PER_BAR,
+    STEPS_PER_QUARTER,
+    events_from_notes,
+    notes,
+)
 
-STEPS_PER_QUARTER = 4
-STEPS_PER_BAR = 16
-NOTE_OFF = -1  # Magenta's MELODY_NOTE_OFF
-NO_EVENT = -2  # Magenta's MELODY_NO_EVENT
 ENCODING_VERSION = 3  # part of the cache key: bump when reading or encoding changes
 MAX_STEPS = 1000 * STEPS_PER_BAR  # a longer melody is skipped ("too long") before its events are allocated
 FOLK = {"essen": "essenFolksong", "oneills": "oneills1850"}  # corpora inside music21's package
 MIDI_SUFFIXES = (".mid", ".midi")
 SCHEMES = "folk:essen, folk:oneills, abc:PATH or midi:PATH"
-
-
-# --- events and tokens ----------------------------------------------------------------------------
-
-
-def encode(events: np.ndarray, low: int) -> np.ndarray:
-    """Events (any shape) -> int64 tokens of the same shape: ``NO_EVENT`` 0, ``NOTE_OFF`` 1, pitch
-    ``p`` ``2 + p - low``."""
-    events = np.asarray(events, dtype=np.int64)
-    if np.any((events >= 0) & (events < low)):
-        raise ValueError(f"a pitch below the range's low end {low}")
-    return np.where(events >= 0, events + 2 - low, events + 2)
-
-
-def decode(tokens: np.ndarray | torch.Tensor, low: int) -> np.ndarray:
-    """Tokens (any shape) -> int64 events, the inverse of ``encode``."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    return np.where(tokens >= 2, tokens - 2 + low, tokens - 2)
-
-
-def vocab_size(low: int, high: int) -> int:
-    """The number of tokens of the pitch range ``low..high``: no-event, note-off and one note-on each."""
-    return 3 + high - low
-
-
-def notes(events: np.ndarray | list[int]) -> list[tuple[int, int, int]]:
-    """The notes of a melody ``(T,)`` as (pitch, start step, end step), end exclusive, in order of start.
-
-    A note lasts until the next note-on or ``NOTE_OFF``; one still sounding at the end ends at T.
-    """
-    events = np.asarray(events)
-    if events.ndim != 1:
-        raise ValueError(f"a melody is one array of events (T,), got shape {events.shape}")
-    if events.size and (events.min() < NO_EVENT or events.max() > 127):
-        raise ValueError(
-            f"melody events must be MIDI pitches 0..127, NOTE_OFF or NO_EVENT, got {events.min()}..{events.max()}"
-        )
-    found = []
-    pitch, start = None, 0
-    for step, event in enumerate(events.tolist()):
-        if event == NO_EVENT:
-            continue
-        if pitch is not None:
-            found.append((pitch, start, step))
-        pitch, start = (event, step) if event >= 0 else (None, 0)
-    if pitch is not None:
-        found.append((pitch, start, len(events)))
-    return found
-
-
-def _events(onsets: np.ndarray, ends: np.ndarray, pitches: np.ndarray) -> np.ndarray:
-    """Non-overlapping notes (steps) -> events ``(max end + 1,)``, ending with the last note's NOTE_OFF."""
-    events = np.full(int(ends.max()) + 1, NO_EVENT, dtype=np.int64)
-    events[ends] = NOTE_OFF
-    events[onsets] = pitches  # after the NOTE_OFFs: a note that begins where one ends replaces its NOTE_OFF
-    return events
 
 
 # --- music21 --------------------------------------------------------------------------------------
@@ -158,7 +97,7 @@ def _carry_accidentals(part, measures: list, bar: Fraction) -> None:
     own note only, so ``^F2F2`` in C major would be F# then F. The bars are music21's measures, or
     every ``bar`` quarters of a tune it gave none (one or two bars). In place; music21 marks
     written accidentals ``displayStatus`` True and those of the key signature False."""
-    from music21 import pitch as pitches
+    from music21 import pitch as pitches  # lazy: music21 is optional (the music extra)
 
     starts = [Fraction(m.offset) for m in measures]
     written: dict[tuple[str, int], float] = {}
@@ -186,7 +125,7 @@ def melody_from_stream(stream) -> tuple[np.ndarray | None, str | None]:
     and grace notes dropped; step 0 is the first full bar line (a pickup before
     it is dropped), full bars start on bar lines (``_bar_lines``), and the melody ends with the
     NOTE_OFF of its last note."""
-    from music21 import chord, harmony, meter
+    from music21 import chord, harmony, meter  # lazy: music21 is optional (the music extra)
     from music21 import stream as streams
 
     parts = stream.getElementsByClass(streams.Part)
@@ -227,7 +166,7 @@ def melody_from_stream(stream) -> tuple[np.ndarray | None, str | None]:
     if ends.max() > MAX_STEPS:
         return None, "too long"
     pitches = np.array([n.pitches[0].midi for n in notes])[order]
-    return _events(onsets, ends, pitches), None
+    return events_from_notes(onsets, ends, pitches), None
 
 
 def stream_from_melody(events: np.ndarray, title: str | None = None):
@@ -235,7 +174,7 @@ def stream_from_melody(events: np.ndarray, title: str | None = None):
     notes across bar lines tied), for writing ABC, MusicXML or MIDI; ``melody_from_stream`` reads
     the events back."""
     _require("music21", "writing a melody as music")
-    from music21 import metadata, meter, note
+    from music21 import metadata, meter, note  # lazy: music21 is optional (the music extra)
     from music21 import stream as streams
 
     part = streams.Part()
@@ -330,7 +269,7 @@ def read_midi(path: str | os.PathLike) -> np.ndarray:
     if len(overlap):
         i = overlap[0] + 1
         raise _Unusable(f"{path}: polyphonic: notes overlap at tick {ticks[i, 0]} (step {steps[i, 0]})", "chord")
-    return _events(steps[:, 0], steps[:, 1], ticks[:, 2])
+    return events_from_notes(steps[:, 0], steps[:, 1], ticks[:, 2])
 
 
 # --- specs, reading and the cache -----------------------------------------------------------------
@@ -467,8 +406,6 @@ def _valid_offsets(offsets: np.ndarray, total: int) -> bool:
 def _parse(spec: str, scheme: str, root: Path, files: list[Path]) -> Tunes:
     """Read every file of a spec (with a progress bar): ABC files' tunes, MIDI files' melodies
     (a folder skips the unusable ones; a single file must be usable)."""
-    from tqdm import tqdm
-
     names, melodies, skipped = [], [], Counter()
     bar = tqdm(files, desc=f"reading {spec}", unit="file", disable=None, leave=False)
     for path in bar:
@@ -508,179 +445,3 @@ def read_tunes(spec: str) -> Tunes:
         read = total + len(tunes.names)
         warnings.warn(f"{spec}: skipped {total} of {read} tunes ({counts})", stacklevel=2)
     return tunes
-
-
-# --- windows and splits ---------------------------------------------------------------------------
-
-
-def _windows(events: np.ndarray, steps: int, hop: int) -> np.ndarray:
-    """Windows ``(n, steps)`` of a melody starting on every ``hop``-th bar line, those with a
-    note-on only. The melody is first padded with rest to its last bar (the final NOTE_OFF on a
-    bar line belongs to the bar before)."""
-    length = -(-(len(events) - 1) // STEPS_PER_BAR) * STEPS_PER_BAR
-    if length < steps:
-        return np.zeros((0, steps), dtype=np.int64)
-    padded = np.full(length, NO_EVENT, dtype=np.int64)
-    padded[: min(len(events), length)] = events[:length]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, steps)[:: hop * STEPS_PER_BAR]
-    return windows[(windows >= 0).any(1)]
-
-
-def _pitch_bounds(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per window ``(N, T)`` events, the lowest and highest note-on pitch ``(N,)`` each."""
-    notes = windows >= 0
-    return np.where(notes, windows, 1 << 30).min(1), np.where(notes, windows, -1).max(1)
-
-
-def _fit_range(windows: np.ndarray, low: int, high: int) -> tuple[np.ndarray, int]:
-    """Windows ``(N, T)`` moved by the fewest whole octaves that bring their pitches into
-    ``low..high``, those that cannot fit dropped; and how many were dropped."""
-    lowest, highest = _pitch_bounds(windows)
-    fewest = -((lowest - low) // 12)  # the fewest octaves up that bring the lowest pitch to low or above
-    most = (high - highest) // 12  # the most octaves up that keep the highest pitch at high or below
-    fits = fewest <= most
-    octaves = np.where(fewest > 0, fewest, np.minimum(most, 0))  # the one nearest 0: 0 when already in range
-    moved = np.where(windows >= 0, windows + 12 * octaves[:, None], windows)
-    return moved[fits], int((~fits).sum())
-
-
-@dataclass
-class MelodySplit:
-    """One split of melody windows as tokens ``(N, T)`` int64 of the range ``low..high``;
-    ``transpose`` K > 0 shifts each training window by a random whole number of semitones in
-    [-K, K] each epoch, clipped to keep its pitches in range."""
-
-    tokens: torch.Tensor
-    low: int
-    high: int
-    labels: torch.Tensor | None = None
-    transpose: int = 0
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def head(self, n: int | None) -> MelodySplit:
-        return self if n is None else replace(self, tokens=self.tokens[:n])
-
-    def with_transposition(self, k: int) -> MelodySplit:
-        return replace(self, transpose=k)
-
-    def tensor(self) -> torch.Tensor:
-        """All windows' tokens ``(N, T)`` int64, untransposed."""
-        return self.tokens
-
-    def chunks(self, size: int, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, None]]:
-        """The split in order, in chunks ``(size, T)`` of tokens, untransposed; with ``part`` (r, N),
-        only the r-th of N contiguous parts (a rank's share of an evaluation)."""
-        index = torch.tensor_split(torch.arange(len(self)), part[1])[part[0]]
-        for chunk in index.split(size):
-            yield self.tokens[chunk], None
-
-    def batches(
-        self, batch_size: int, generator: torch.Generator, skip: int = 0, part: tuple[int, int] = (0, 1)
-    ) -> Iterator[tuple[torch.Tensor, None]]:
-        """One shuffled pass of token batches ``(B, T)``; the order and every window's shift are
-        drawn from ``generator`` at the start, so its saved state replays the epoch; ``skip`` leaves
-        out the first batches (resuming an interrupted epoch). With ``part`` (r, N), each batch is
-        only the r-th of its N contiguous slices."""
-        order = torch.randperm(len(self), generator=generator)
-        shifts = torch.randint(-self.transpose, self.transpose + 1, (len(self),), generator=generator)
-        if self.transpose > 0:  # clipped so that each window's notes stay within low..high
-            notes = self.tokens >= 2
-            top = 2 + self.high - self.low  # the token of the highest pitch
-            lowest = torch.where(notes, self.tokens, top).amin(1)
-            highest = torch.where(notes, self.tokens, 2).amax(1)
-            shifts = torch.minimum(torch.maximum(shifts, 2 - lowest), top - highest)
-        for start in range(skip * batch_size, len(self), batch_size):
-            picked = torch.tensor_split(order[start : start + batch_size], part[1])[part[0]]
-            x = self.tokens[picked]
-            if self.transpose > 0:
-                x = torch.where(x >= 2, x + shifts[picked, None], x)
-            yield x, None
-
-
-@dataclass
-class MelodyData:
-    """A melody dataset: ``splits`` of windows of ``bars`` bars, tokens of the pitch range ``low..high``."""
-
-    name: str
-    splits: dict[str, MelodySplit]
-    low: int
-    high: int
-    bars: int
-    kind: str = "events"
-    binary: bool = False
-
-    def split(self, name: str) -> MelodySplit:
-        if name not in self.splits:
-            raise UserError(f"dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}")
-        return self.splits[name]
-
-    @property
-    def steps(self) -> int:
-        """T, the steps of a window."""
-        return self.bars * STEPS_PER_BAR
-
-    @property
-    def vocab(self) -> int:
-        return vocab_size(self.low, self.high)
-
-
-def prepare(
-    tunes: Tunes,
-    name: str,
-    bars: int,
-    low: int | None = None,
-    high: int | None = None,
-    seed: int = 0,
-    splits: tuple[str, ...] | None = None,
-) -> MelodyData:
-    """Split ``tunes`` by tune (``split_seeded``), then cut windows of ``bars`` bars at every bar
-    line in train and without overlap in valid and test, keeping those with a note. The pitch
-    range is the train windows' unless ``low`` and ``high`` are given (a run's own); windows
-    outside it move by whole octaves when they fit and are dropped (one warning) when not.
-    ``splits`` keeps only these (train is read for the range when none is given)."""
-    if bars < 1:
-        raise DataError(f"{name}: bars must be at least 1, not {bars}")
-    steps, wanted = bars * STEPS_PER_BAR, splits or SPLITS
-    windows = {}
-    for split, index in split_seeded(tunes.melodies, seed).items():
-        if split not in wanted and not (split == "train" and low is None):
-            continue
-        hop = 1 if split == "train" else bars
-        cut = [_windows(tunes.melodies[i], steps, hop) for i in index]
-        windows[split] = np.concatenate(cut) if cut else np.zeros((0, steps), dtype=np.int64)
-    if "train" in windows and not len(windows["train"]):
-        raise DataError(f"{name}: no tune has {bars} bars of usable melody")
-    if low is None or high is None:
-        lowest, highest = _pitch_bounds(windows["train"])
-        low, high = int(lowest.min()), int(highest.max())
-    dropped, out = {}, {}
-    for split, cut in windows.items():
-        if split not in wanted:
-            continue
-        kept, dropped[split] = _fit_range(cut, low, high)
-        if split == "train" and not len(kept):
-            raise DataError(f"{name}: no train window fits the pitch range {low}..{high}")
-        if len(kept):
-            out[split] = MelodySplit(torch.from_numpy(encode(kept, low)), low, high)
-    if sum(dropped.values()):
-        counts = ", ".join(f"{split} {n}" for split, n in dropped.items() if n)
-        total = sum(len(windows[s]) for s in dropped)
-        warnings.warn(
-            f"{name}: dropped {sum(dropped.values())} of {total} windows with pitches that no octave shift "
-            f"brings into {low}..{high} ({counts})",
-            stacklevel=2,
-        )
-    if not out:
-        raise DataError(f"{name}: no window of {bars} bars in the splits {', '.join(wanted)}")
-    return MelodyData(name=name, splits=out, low=low, high=high, bars=bars)
-
-
-def load_melodies(spec: str, bars: int, saved: dict | None = None, splits: tuple[str, ...] | None = None) -> MelodyData:
-    """The melody dataset of a spec: its tunes (``read_tunes``, cached) in windows of ``bars``
-    bars (``prepare``). ``saved`` (a run's data description) gives the run's pitch range and bars;
-    ``splits`` the splits to keep."""
-    saved = saved or {}
-    bars = saved.get("bars", bars)
-    return prepare(read_tunes(spec), spec, bars, saved.get("low"), saved.get("high"), splits=splits)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from pvae.data.splits import NamedSplits
+
 
 @dataclass
 class ImageSplit:
@@ -68,7 +70,7 @@ class ImageSplit:
 
 
 @dataclass
-class ImageData:
+class ImageData(NamedSplits):
     """A dataset of same-sized grey images: ``splits`` maps names ("train", "test", ...) to data."""
 
     name: str
@@ -84,13 +86,6 @@ class ImageData:
     @property
     def data_dim(self) -> int:
         return self.shape[0] * self.shape[1]
-
-    def split(self, name: str) -> ImageSplit:
-        if name not in self.splits:
-            from pvae.errors import UserError
-
-            raise UserError(f"dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}")
-        return self.splits[name]
 
 
 def binarize(images: torch.Tensor, seed: int) -> torch.Tensor:

@@ -19,9 +19,9 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from pvae.data.images import ImageData, ImageSplit
 from pvae.data.npz import NpzFile
 from pvae.errors import DataError
+from pvae.kinds.image.data import ImageData, ImageSplit
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 GZIP_MAGIC = b"\x1f\x8b"

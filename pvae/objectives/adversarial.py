@@ -1,0 +1,239 @@
+"""Adversarial objectives and their discriminators: ``aae`` (Makhzani et al. 2015) and ``ali``
+(Dumoulin et al. 2017). One loss trains every player, each term reading the other players' side
+detached; the discriminator is registered with ``pyro.module`` inside the loss, so plain
+``pyro.infer.SVI`` and the trainer both train it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
+from torch import nn
+from torch.nn import functional as F
+
+from pvae.contracts import Option
+from pvae.errors import UserError
+from pvae.objectives.base import _LossFromDifferentiable
+
+ADVERSARIAL_WEIGHT = Option(
+    "adversarial_weight",
+    30.0,
+    "aae: weight w of the adversarial terms (the reconstruction is in nats over all pixels)",
+    "adversarial",
+    float,
+    low=0.0,
+    scope="objective",
+)
+DISC_HIDDEN = Option(
+    "disc_hidden",
+    [256, 256],
+    "aae, ali: discriminator hidden sizes",
+    "adversarial",
+    int,
+    low=1,
+    nargs="+",
+    scope="objective",
+    metavar="H",
+)
+DISC_LR_RATIO = Option(
+    "disc_lr_ratio",
+    1.0,
+    "aae, ali: discriminator learning rate over the model's",
+    "adversarial",
+    float,
+    low=0.0,
+    low_open=True,
+    scope="objective",
+)
+
+
+class Discriminator(nn.Module):
+    """D(z) or D(z, onehot(y)): the logit that z was drawn from the prior rather than from the guide,
+    an MLP with leaky ReLUs (Makhzani et al. 2015 use two hidden layers of 1000 units).
+
+    :param num_classes: C > 0: D also reads the class label y (the label-regularised AAE).
+    """
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int] = (256, 256), num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        inputs = latent_dim + num_classes
+        for n_in, n_out in zip((inputs, *hidden), hidden):
+            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else inputs, 1))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(...)`` of z ``(..., Z)`` (with labels y ``(B,)`` broadcasting against its batch)."""
+        if self.num_classes:
+            if y is None:
+                raise UserError("the discriminator of a class-conditional model reads labels: give y")
+            code = F.one_hot(y.long(), self.num_classes).to(z)
+            z = torch.cat([z, code.expand(*z.shape[:-1], self.num_classes)], -1)
+        return self.net(z).squeeze(-1)
+
+
+class _Adversarial(_LossFromDifferentiable):
+    """What the adversarial objectives share: a discriminator (``networks``) at its own learning
+    rate, K particles vectorised in a plate left of the data plate, and no KL term."""
+
+    options = (DISC_HIDDEN, DISC_LR_RATIO)
+    uses_kl = False
+    trains_prior = False
+
+    def __init__(
+        self, num_particles: int, max_plate_nesting: int, discriminator: nn.Module, disc_lr_ratio: float
+    ) -> None:
+        if not disc_lr_ratio > 0:
+            raise ValueError(f"disc_lr_ratio must be positive, not {disc_lr_ratio}")
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting)
+        self.vectorize_particles = True
+        self.max_plate_nesting = max_plate_nesting + 1
+        self.discriminator, self.lr_ratio = discriminator, disc_lr_ratio
+
+    def networks(self) -> list[nn.Module]:
+        return [self.discriminator]
+
+    def _particles(self) -> pyro.plate:
+        return pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
+
+
+class AAE(_Adversarial):
+    r"""The adversarial autoencoder (Makhzani et al. 2015): the reconstruction term of the ELBO,
+    with the KL to the prior replaced by a discriminator that tells prior samples from guide samples.
+    Any prior one can sample works, with or without a density, and any guide, a point estimate too.
+
+    One loss, so one ``loss_and_grads`` and one optimiser step train both players: for each
+    datapoint b (averaged over K particles), with z_b ~ q(z | x_b), z'_b ~ p(z) and w the
+    adversarial weight,
+
+        loss_b = -log p(x_b | z_b)
+                 + w softplus(-D_{\bar\psi}(z_b))                          (the guide: fool D)
+                 + w [softplus(-D_\psi(z'_b)) + softplus(D_\psi(\bar z_b))]    (D: prior 1, guide 0)
+
+    where a bar stops the gradient: the guide's term reads D with detached parameters, and D's term
+    reads z detached. So the guide descends the non-saturating generator loss -log D(z) (Goodfellow
+    et al. 2014: strong gradients while D wins, unlike the minimax log(1 - D(z)) that a gradient
+    reversal would give) and D descends its own cross-entropy, without either term's gradient
+    reaching the other player. Pyro's ``SVI`` finds D's parameters through ``pyro.module``; its
+    learning rate over the autoencoder's is ``lr_ratio`` in ``pvae train`` (with plain SVI, give
+    ``pyro.optim.Adam`` a per-parameter callable).
+
+    With class labels (a class-conditional model, ``num_classes`` > 0) D also reads y, and the
+    prior samples z' come from the model's p(z | y): with ``label_regularised`` the y-th Gaussian of
+    the mog10 prior (the paper's figure 4), with the class-conditional decoder N(0, I) (figure 7).
+
+    :param latent_dim: Z, the size of D's input.
+    :param num_classes: C: D reads onehot(y) too (given the labels as the loss's second argument).
+    :param adversarial_weight: w >= 0.
+    :param disc_hidden: D's hidden sizes.
+    :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
+    """
+
+    name = "aae"
+    options = (ADVERSARIAL_WEIGHT, DISC_HIDDEN, DISC_LR_RATIO)
+    traceable = False  # the discriminator's detached copy is a torch.func.functional_call, which torch.jit refuses
+
+    def __init__(
+        self,
+        num_particles: int = 1,
+        max_plate_nesting: int = 1,
+        latent_dim: int = 2,
+        num_classes: int = 0,
+        adversarial_weight: float = 30.0,
+        disc_hidden: Sequence[int] = (256, 256),
+        disc_lr_ratio: float = 1.0,
+    ) -> None:
+        if not adversarial_weight >= 0:
+            raise ValueError(f"adversarial_weight must not be negative, not {adversarial_weight}")
+        discriminator = Discriminator(latent_dim, disc_hidden, num_classes)
+        super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
+        self.adversarial_weight = adversarial_weight
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        d = pyro.module("aae_discriminator", self.discriminator)
+        particles = self._particles()
+        guide_trace = poutine.trace(particles(guide)).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(*args, **kwargs)
+        site = model_trace.nodes.get("z")
+        if site is None or site["type"] != "sample" or site["is_observed"] or "z" not in guide_trace.nodes:
+            raise UserError("--objective aae needs a model with a latent site 'z' whose prior it can sample")
+        recon = 0.0
+        for node in model_trace.nodes.values():
+            if node["type"] == "sample" and node["is_observed"]:
+                recon = recon + scale_and_mask(node["fn"].log_prob(node["value"]), node["scale"], node["mask"])
+        z = guide_trace.nodes["z"]["value"]  # (K, B, Z)
+        with torch.no_grad():
+            prior_z = site["fn"].sample()  # the prior at the site, expanded over the particles: (K, B, Z)
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        frozen = {name: p.detach() for name, p in d.named_parameters()}
+        fool = F.softplus(-torch.func.functional_call(d, frozen, (z, y)))
+        judge = F.softplus(-d(prior_z, y)) + F.softplus(d(z.detach(), y))
+        return (-recon + self.adversarial_weight * (fool + judge)).mean(0).sum()
+
+
+class ALI(_Adversarial):
+    r"""Likelihood-free inference by a discriminator over (x, z) pairs: ALI / BiGAN (Dumoulin et al.
+    2017, Donahue et al. 2017), the vectorisation talk's third approach. D(x, z) is the logit that a
+    pair came from the generative model p(z) p(x | z) rather than from the inference model
+    p_data(x) q(z | x); the model and the guide are trained to make the two joints agree,
+
+        min_{theta, phi} max_psi  E_p[log D(x, z)] + E_q[log(1 - D(x, z))],
+
+    without evaluating log p(x | z) or log q(z | x) anywhere. As in ``AAE``, one loss trains all
+    three, each term reading the other player's side detached; per datapoint b, with
+    z_b ~ q(z | x_b), z'_b ~ p(z), x'_b the decoder's draw from p(x | z'_b),
+
+        loss_b = softplus(-D_{\bar\psi}(x_b, z_b)) + softplus(D_{\bar\psi}(x'_b, z'_b))     (model and guide)
+                 + softplus(-D_\psi(\bar x'_b, \bar z'_b)) + softplus(D_\psi(x_b, \bar z_b))   (D)
+
+    (the non-saturating losses). x'_b carries the decoder's gradient through ``rsample`` where its
+    distribution has one (Gaussian pixels) and through its mean otherwise (Bernoulli pixels: the
+    pixel probabilities, as ALI's continuous outputs). D reads flattened images.
+
+    :param data_dim: D, pixels per image.
+    :param latent_dim: Z.
+    :param num_classes: C: D reads onehot(y) too.
+    :param disc_hidden: D's hidden sizes.
+    :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
+    """
+
+    name = "ali"
+    traceable = False  # the discriminator's detached copy is a torch.func.functional_call, which torch.jit refuses
+    data_kinds = ("image",)
+
+    def __init__(
+        self,
+        num_particles: int = 1,
+        max_plate_nesting: int = 1,
+        data_dim: int = 784,
+        latent_dim: int = 2,
+        num_classes: int = 0,
+        disc_hidden: Sequence[int] = (256, 256),
+        disc_lr_ratio: float = 1.0,
+    ) -> None:
+        discriminator = Discriminator(data_dim + latent_dim, disc_hidden, num_classes)
+        super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
+
+    def differentiable_loss(self, model, guide, x, y=None, **kwargs) -> torch.Tensor:
+        d = pyro.module("ali_discriminator", self.discriminator)
+        particles = self._particles()
+        guide_trace = poutine.trace(particles(guide)).get_trace(x, y, **kwargs)
+        generated = poutine.trace(particles(model)).get_trace(None, y, batch_size=x.shape[0])
+        if "z" not in guide_trace.nodes or "z" not in generated.nodes or "x" not in generated.nodes:
+            raise UserError("--objective ali needs a model with a latent site 'z' and an observation site 'x'")
+        z = guide_trace.nodes["z"]["value"]  # (K, B, Z)
+        prior_z = generated.nodes["z"]["value"]
+        fn = generated.nodes["x"]["fn"]
+        fake_x = fn.rsample() if fn.has_rsample else fn.mean  # (K, B, D): the decoder's gradient flows
+        real = torch.cat([x.reshape(x.shape[0], -1).expand(*z.shape[:-1], -1), z], -1)
+        fake = torch.cat([fake_x.reshape(*prior_z.shape[:-1], -1), prior_z], -1)
+        frozen = {name: p.detach() for name, p in d.named_parameters()}
+        fool = F.softplus(-torch.func.functional_call(d, frozen, (real, y)))
+        fool = fool + F.softplus(torch.func.functional_call(d, frozen, (fake, y)))
+        judge = F.softplus(-d(fake.detach(), y)) + F.softplus(d(real.detach(), y))
+        return (fool + judge).mean(0).sum()

@@ -1,0 +1,152 @@
+"""Registries of parts by name: pvae's own, found in their package, and plug-ins from entry points
+(docs/architecture.md, "Plug-ins").
+
+A ``Registry`` maps names to the parts of one sort: model classes (``models.MODELS``), guide classes
+(``guides.GUIDES``), objective classes (``pvae.objectives.OBJECTIVES``) or data kinds
+(``pvae.kinds.KINDS``). It is read once, on first use:
+
+- pvae's own: every class defined in a module of its package (one level down: the modules of
+  ``models/``, the subpackages of ``pvae/kinds/``) that subclasses the sort's base class and has a
+  ``name`` of its own. Adding one is adding its file. They come in the order of the package's
+  ``__all__`` where it names them (``pvae.objectives``: elbo, meanfield, iwae, ...), then by module.
+- plug-ins: the entry points of the sort's group (``pvae.models``, ``pvae.guides``,
+  ``pvae.objectives``, ``pvae.kinds``), each naming one such class, as an installed package's
+  ``pyproject.toml`` declares them:
+
+      [project.entry-points."pvae.models"]
+      mine = "my_package.vae:MyVAE"
+
+  The entry point's name is the class's own ``name``. A plug-in that fails to import, names
+  something that is not a part of this sort, or takes a name already taken, is refused in one line
+  (``UserError``) that names its package.
+
+Reading by name, not by import, is what keeps the layers apart: the core asks for a data kind by
+the name a run folder saved, and imports none of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import pkgutil
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Generic, TypeVar
+
+from pvae.errors import UserError
+
+T = TypeVar("T")
+
+
+class Registry(MutableMapping[str, T], Generic[T]):
+    """Parts of one sort by name (a mapping, filled on first use). A part may also be registered in
+    the running process by assignment, ``MODELS["mine"] = MyVAE`` (a notebook's own model).
+
+    :param sort: what a part is, for messages ("model", "data kind").
+    :param base: the class every part subclasses.
+    :param package: the package whose modules hold pvae's own parts.
+    :param group: the entry-point group of plug-ins.
+    :param instances: register an instance of each class (data kinds) rather than the class.
+    """
+
+    def __init__(self, sort: str, base: type, package: str, group: str, instances: bool = False) -> None:
+        self.sort, self.base, self.package, self.group, self.instances = sort, base, package, group, instances
+        self._entries: dict[str, T] | None = None
+        self._origins: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> T:
+        return self._read()[name]
+
+    def __setitem__(self, name: str, part: T) -> None:
+        cls = type(part) if self.instances else part
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise TypeError(f"a {self.sort} is a subclass of {self.base.__qualname__}, not {part!r}")
+        self._read()[name] = part
+        self._origins[name] = "this process"
+
+    def __delitem__(self, name: str) -> None:
+        del self._read()[name]
+        del self._origins[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.sort}: {', '.join(self)})"
+
+    def origin(self, name: str) -> str:
+        """Where the part called ``name`` comes from: ``"pvae"``, the plug-in's package, or
+        ``"this process"`` (registered by assignment)."""
+        self._read()
+        return self._origins[name]
+
+    def _read(self) -> dict[str, T]:
+        if self._entries is None:
+            entries: dict[str, T] = {}
+            for cls in self._builtins():
+                if cls.name in entries:
+                    raise TypeError(f"two of pvae's {self.sort}s are called {cls.name!r}")
+                entries[cls.name] = self._entry(cls)
+                self._origins[cls.name] = "pvae"
+            for point in importlib.metadata.entry_points(group=self.group):
+                cls, where = self._plugin(point)
+                if point.name in entries:
+                    taken = (
+                        "pvae's own"
+                        if self._origins[point.name] == "pvae"
+                        else f"plug-in {self._origins[point.name]}'s"
+                    )
+                    raise UserError(
+                        f"plug-in {where}: {self.sort} {point.name!r} (entry point group {self.group}) clashes with "
+                        f"{taken} {self.sort} of that name; register it under another name"
+                    )
+                entries[point.name] = self._entry(cls)
+                self._origins[point.name] = where
+            self._entries = entries
+        return self._entries
+
+    def _entry(self, cls: type) -> Any:
+        return cls() if self.instances else cls
+
+    def _builtins(self) -> list[type]:
+        """pvae's own parts: the named subclasses of ``base`` defined in the package's modules, those
+        the package's ``__all__`` names first, in its order."""
+        package = importlib.import_module(self.package)
+        found = []
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{self.package}.{info.name}")
+            found += [
+                value
+                for value in vars(module).values()
+                if isinstance(value, type)
+                and issubclass(value, self.base)
+                and value.__module__ == module.__name__
+                and "name" in vars(value)
+            ]
+        order = {name: i for i, name in enumerate(vars(package).get("__all__", ()))}
+        return sorted(found, key=lambda cls: order.get(cls.__name__, len(order)))
+
+    def _plugin(self, point: importlib.metadata.EntryPoint) -> tuple[type, str]:
+        """The class an entry point names, and the package it comes from; ``UserError`` if it is not
+        a part of this sort called by the entry point's name."""
+        where = point.dist.name if point.dist is not None else point.value.partition(":")[0]
+        try:
+            cls = point.load()
+        except Exception as e:  # whatever the plug-in's import raises, said in one line
+            raise UserError(
+                f"plug-in {where}: entry point {point.name} = {point.value} (group {self.group}) failed to import: "
+                f"{type(e).__name__}: {e}"
+            ) from None
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise UserError(
+                f"plug-in {where}: entry point {point.name} = {point.value} is not a {self.sort} "
+                f"(a subclass of {self.base.__module__}.{self.base.__qualname__})"
+            )
+        if vars(cls).get("name") != point.name:
+            raise UserError(
+                f"plug-in {where}: entry point {point.name} = {point.value}: the class must say "
+                f"name = {point.name!r} itself (it has {getattr(cls, 'name', None)!r})"
+            )
+        return cls, where
