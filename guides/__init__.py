@@ -21,12 +21,4 @@ from pvae.registry import Registry
 
 GUIDES: Registry[type[Guide]] = Registry("guide", Guide, __name__, "pvae.guides")
 
-
-def __getattr__(name: str) -> type[Guide]:
-    """A registered guide class by its class name (PEP 562)."""
-    if name.startswith("__"):  # module attributes Python looks up (__all__, __path__, ...): not a part's
-        raise AttributeError(name)
-    for cls in GUIDES.values():
-        if cls.__name__ == name:
-            return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = GUIDES.class_named  # the registered classes by class name (PEP 562)

@@ -13,12 +13,4 @@ from pvae.registry import Registry
 
 MODELS: Registry[type[Model]] = Registry("model", Model, __name__, "pvae.models")
 
-
-def __getattr__(name: str) -> type[Model]:
-    """A registered model class by its class name (PEP 562)."""
-    if name.startswith("__"):  # module attributes Python looks up (__all__, __path__, ...): not a part's
-        raise AttributeError(name)
-    for cls in MODELS.values():
-        if cls.__name__ == name:
-            return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = MODELS.class_named  # the registered classes by class name (PEP 562)

@@ -82,6 +82,15 @@ class Registry(MutableMapping[str, T], Generic[T]):
         self._read()
         return self._origins[name]
 
+    def class_named(self, name: str) -> T:
+        """The registered class called ``name`` (its ``__name__``), for a package's ``__getattr__``
+        (PEP 562), so that ``from models import GaussianVAE`` works; ``AttributeError`` otherwise."""
+        if not name.startswith("__"):  # not the module attributes Python looks up (__all__, __path__)
+            for part in self.values():
+                if getattr(part, "__name__", None) == name:
+                    return part
+        raise AttributeError(f"module {self.package!r} has no attribute {name!r}")
+
     def _read(self) -> dict[str, T]:
         if self._entries is None:
             entries: dict[str, T] = {}

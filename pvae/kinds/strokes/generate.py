@@ -27,6 +27,7 @@ from pvae.errors import UserError
 from pvae.kinds.base import require_command
 from pvae.kinds.strokes.data import StrokeSplit, to_stroke3, to_stroke5
 from pvae.kinds.strokes.glyphs import font_sketches
+from pvae.posterior import encode, slerp
 
 INK, CONTINUATION, SOURCE = "black", "#d62728", "#1f77b4"
 TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -61,22 +62,6 @@ def _empty_line(draws: torch.Tensor, source: str, data: torch.Tensor | None = No
 
 def _drawings(x: torch.Tensor, colour: str = INK) -> list[render.Drawing]:
     return [[(to_stroke3(s), colour)] for s in x.cpu()]
-
-
-@torch.no_grad()
-def encode(guide: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """The posterior means E_q[z | x] (or E_q[z | x, y], labels ``(N,)``) of padded sketches
-    ``(N, T, 5)``: ``(N, Z)``."""
-    return guide.posterior(x, y).mean
-
-
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation: sin((1-t) w) / sin w z0 + sin(t w) / sin w z1, w = angle(z0, z1)."""
-    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())
-    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
-    if omega.abs() < 1e-6:
-        return torch.lerp(z0, z1, t[:, None])
-    return (torch.sin((1 - t) * omega)[:, None] * z0 + torch.sin(t * omega)[:, None] * z1) / torch.sin(omega)
 
 
 def _save(drawings: list[render.Drawing], run: Path, name: str, ncol: int, title: str) -> list[Path]:
