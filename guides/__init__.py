@@ -22,3 +22,15 @@ from pvae.registry import Registry
 GUIDES: Registry[type[Guide]] = Registry("guide", Guide, __name__, "pvae.guides")
 
 __getattr__ = GUIDES.class_named  # the registered classes by class name (PEP 562)
+
+__all__ = [  # the public names; the registry lists the guides in this order, then any others
+    "GUIDES",
+    "MLPGuide",
+    "LinearGuide",
+    "RNNGuide",
+    "DiagGuide",
+    "LowRankGuide",
+    "FullGuide",
+    "IAFGuide",
+    "DeltaGuide",
+]

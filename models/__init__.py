@@ -14,3 +14,14 @@ from pvae.registry import Registry
 MODELS: Registry[type[Model]] = Registry("model", Model, __name__, "pvae.models")
 
 __getattr__ = MODELS.class_named  # the registered classes by class name (PEP 562)
+
+__all__ = [  # the public names; the registry lists the models in this order, then any others
+    "MODELS",
+    "GaussianVAE",
+    "LinearVAE",
+    "SketchVAE",
+    "CVAE",
+    "CompletionCVAE",
+    "StrokesRaster",
+    "MelodyVAE",
+]

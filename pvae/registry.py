@@ -7,8 +7,9 @@ A ``Registry`` maps names to the parts of one sort: model classes (``models.MODE
 
 - pvae's own: every class defined in a module of its package (one level down: the modules of
   ``models/``, the subpackages of ``pvae/kinds/``) that subclasses the sort's base class and has a
-  ``name`` of its own. Adding one is adding its file. They come in the order of the package's
-  ``__all__`` where it names them (``pvae.objectives``: elbo, meanfield, iwae, ...), then by module.
+  ``name`` of its own. Adding one is adding its file. They come in the order in which the package's
+  ``__all__`` names them or their modules (``models``: gaussian, linear, sketch, ...; the kinds:
+  image, strokes, events), then by module.
 - plug-ins: the entry points of the sort's group (``pvae.models``, ``pvae.guides``,
   ``pvae.objectives``, ``pvae.kinds``), each naming one such class, as an installed package's
   ``pyproject.toml`` declares them:
@@ -121,7 +122,7 @@ class Registry(MutableMapping[str, T], Generic[T]):
 
     def _builtins(self) -> list[type]:
         """pvae's own parts: the named subclasses of ``base`` defined in the package's modules, those
-        the package's ``__all__`` names first, in its order."""
+        the package's ``__all__`` names (by class or by module) first, in its order."""
         package = importlib.import_module(self.package)
         found = []
         for info in pkgutil.iter_modules(package.__path__):
@@ -135,7 +136,12 @@ class Registry(MutableMapping[str, T], Generic[T]):
                 and "name" in vars(value)
             ]
         order = {name: i for i, name in enumerate(vars(package).get("__all__", ()))}
-        return sorted(found, key=lambda cls: order.get(cls.__name__, len(order)))
+        last = len(order)
+
+        def place(cls: type) -> int:  # where __all__ names the class, or its module
+            return min(order.get(cls.__name__, last), order.get(cls.__module__.split(".")[-1], last))
+
+        return sorted(found, key=place)
 
     def _plugin(self, point: importlib.metadata.EntryPoint) -> tuple[type, str]:
         """The class an entry point names, and the package it comes from; ``UserError`` if it is not

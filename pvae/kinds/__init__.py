@@ -5,4 +5,4 @@ wing; the protocol and the registry (``KINDS``) are ``pvae.kinds.base``, which t
 
 from pvae.kinds.base import KINDS, DataKind, kind_of, kind_of_spec, load_dataset
 
-__all__ = ["KINDS", "DataKind", "kind_of", "kind_of_spec", "load_dataset"]
+__all__ = ["KINDS", "DataKind", "kind_of", "kind_of_spec", "load_dataset", "image", "strokes", "events"]  # KINDS' order
