@@ -323,6 +323,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pvae`` console script."""
+    # Warnings are for users (dropped sketches, skipped fonts, a plug-in left out): one line each, no
+    # source line; the parsers read the registries, so this is set before they are built.
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"pvae: warning: {message}\n"
     parser = _Parser(prog="pvae", description="Variational autoencoders as Pyro model/guide pairs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _train_parser(sub)
@@ -331,7 +334,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     _generation_parsers(sub)
     args = parser.parse_args(argv)
     keep_freed_memory()
-    # Data warnings (dropped sketches, skipped fonts) are for users: one line each, no source line.
     warnings.formatwarning = lambda message, category, *rest, **kw: f"pvae {args.command}: warning: {message}\n"
     # SIGTERM (a scheduler stopping the job) stops like Ctrl-C; training handles both itself.
     signal.signal(signal.SIGTERM, _terminated)

@@ -18,8 +18,9 @@ A ``Registry`` maps names to the parts of one sort: model classes (``models.MODE
       mine = "my_package.vae:MyVAE"
 
   The entry point's name is the class's own ``name``. A plug-in that fails to import, names
-  something that is not a part of this sort, or takes a name already taken, is refused in one line
-  (``UserError``) that names its package.
+  something that is not a part of this sort, or takes a name already taken, is left out with one
+  line (a ``PluginWarning``) that names its package, so that a broken plug-in never breaks
+  ``pvae --help`` or the parts that work.
 
 Reading by name, not by import, is what keeps the layers apart: the core asks for a data kind by
 the name a run folder saved, and imports none of them.
@@ -30,12 +31,17 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import warnings
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from pvae.errors import UserError
 
 T = TypeVar("T")
+
+
+class PluginWarning(UserWarning):
+    """A plug-in left out of its registry (it failed to import, is not a part, or its name is taken)."""
 
 
 class Registry(MutableMapping[str, T], Generic[T]):
@@ -101,17 +107,11 @@ class Registry(MutableMapping[str, T], Generic[T]):
                 entries[cls.name] = self._entry(cls)
                 self._origins[cls.name] = "pvae"
             for point in importlib.metadata.entry_points(group=self.group):
-                cls, where = self._plugin(point)
-                if point.name in entries:
-                    taken = (
-                        "pvae's own"
-                        if self._origins[point.name] == "pvae"
-                        else f"plug-in {self._origins[point.name]}'s"
-                    )
-                    raise UserError(
-                        f"plug-in {where}: {self.sort} {point.name!r} (entry point group {self.group}) clashes with "
-                        f"{taken} {self.sort} of that name; register it under another name"
-                    )
+                try:  # a plug-in that cannot be registered is left out, said in one line: pvae still runs
+                    cls, where = self._plugin(point, entries)
+                except UserError as e:
+                    warnings.warn(str(e), PluginWarning, stacklevel=2)
+                    continue
                 entries[point.name] = self._entry(cls)
                 self._origins[point.name] = where
             self._entries = entries
@@ -143,25 +143,26 @@ class Registry(MutableMapping[str, T], Generic[T]):
 
         return sorted(found, key=place)
 
-    def _plugin(self, point: importlib.metadata.EntryPoint) -> tuple[type, str]:
+    def _plugin(self, point: importlib.metadata.EntryPoint, entries: dict[str, T]) -> tuple[type, str]:
         """The class an entry point names, and the package it comes from; ``UserError`` if it is not
-        a part of this sort called by the entry point's name."""
+        a part of this sort called by the entry point's name, or the name is taken in ``entries``."""
         where = point.dist.name if point.dist is not None else point.value.partition(":")[0]
+        said = f"plug-in {where}: entry point {point.name} = {point.value} (group {self.group})"
+        if point.name in entries:
+            origin = self._origins[point.name]
+            taken = "pvae's own" if origin == "pvae" else f"plug-in {origin}'s"
+            raise UserError(f"{said}: clashes with {taken} {self.sort} of that name; left out (rename it)")
         try:
             cls = point.load()
         except Exception as e:  # whatever the plug-in's import raises, said in one line
-            raise UserError(
-                f"plug-in {where}: entry point {point.name} = {point.value} (group {self.group}) failed to import: "
-                f"{type(e).__name__}: {e}"
-            ) from None
+            raise UserError(f"{said} failed to import: {type(e).__name__}: {e}; left out") from None
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise UserError(
-                f"plug-in {where}: entry point {point.name} = {point.value} is not a {self.sort} "
-                f"(a subclass of {self.base.__module__}.{self.base.__qualname__})"
+                f"{said} is not a {self.sort} (a subclass of {self.base.__module__}.{self.base.__qualname__}); left out"
             )
         if vars(cls).get("name") != point.name:
             raise UserError(
-                f"plug-in {where}: entry point {point.name} = {point.value}: the class must say "
-                f"name = {point.name!r} itself (it has {getattr(cls, 'name', None)!r})"
+                f"{said}: the class must say name = {point.name!r} itself (it has {getattr(cls, 'name', None)!r}); "
+                "left out"
             )
         return cls, where
