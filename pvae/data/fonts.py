@@ -116,7 +116,6 @@ def glyph_contours(font_file: str | os.PathLike, char: str, tolerance: float = 0
 
 @lru_cache(maxsize=4096)
 def _glyph_contours(font_file: str, char: str, tolerance: float) -> tuple[np.ndarray, ...]:
-
     try:
         vertices, codes = text_to_path.get_text_path(FontProperties(fname=font_file), char)
     except RuntimeError as e:  # FreeType's errors on a corrupt glyph

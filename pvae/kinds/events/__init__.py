@@ -68,7 +68,7 @@ class EventKind(DataKind):
 
     def commands(self) -> dict[str, Callable[[argparse.Namespace], list[Path]]]:
         return {
-            "sample": lambda a: generate.sample_run(a.run, a.n or 8, a.temperature, a.seed, a.label),
+            "sample": lambda a: generate.sample_run(a.run, a.n or 8, a.temperature, a.seed, a.label, say=print),
             "reconstruct": lambda a: generate.reconstruct_run(a.run, a.n, a.seed),
             "interpolate": lambda a: generate.interpolate_run(a.run, *a.pair, a.steps, a.temperature, a.seed),
         }

@@ -9,8 +9,9 @@ reconstruction accuracies.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,14 @@ from torch import nn
 from pvae import runs
 from pvae.errors import UserError
 from pvae.kinds.base import require_command
+from pvae.kinds.events.audio import write_wav
 from pvae.kinds.events.encoding import STEPS_PER_BAR, STEPS_PER_QUARTER, decode, notes
+from pvae.kinds.events.statistics import mean_statistics, statistics_table
 from pvae.posterior import encode, slerp
 
 TICKS_PER_BEAT = 480  # MIDI resolution: one quarter note
 TICKS_PER_STEP = TICKS_PER_BEAT // STEPS_PER_QUARTER
+STATISTICS_WINDOWS = 200  # test melodies whose statistics ``pvae sample`` shows beside the prior draws'
 
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
@@ -214,7 +218,6 @@ def reconstruction_accuracy(
 
 
 def _load(run: str | os.PathLike, command: str):
-
     require_command(command, runs.load_config(run), run)
     return runs.load_run(run)
 
@@ -252,10 +255,18 @@ def training_figures(out: Path, model: nn.Module, guide: nn.Module, test, config
 
 
 def sample_run(
-    run: str | os.PathLike, n: int = 8, temperature: float = 0.5, seed: int = 0, label: str | None = None
+    run: str | os.PathLike,
+    n: int = 8,
+    temperature: float = 0.5,
+    seed: int = 0,
+    label: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """``n`` melodies from the prior, decoded at ``temperature``: one MIDI file each and a piano roll sheet,
-    in ``RUN/sample/n=N,temperature=T,seed=S/``. (``label``: refused, melody models have no classes.)"""
+    """``n`` melodies from the prior, decoded at ``temperature``: one MIDI file each, all of them as one
+    WAV (a bar of silence between) and a piano roll sheet, in ``RUN/sample/n=N,temperature=T,seed=S/``,
+    with ``statistics.json``: the statistics of the draws (``pvae.kinds.events.statistics``) beside
+    those of the first ``STATISTICS_WINDOWS`` test melodies, also given to ``say`` as a table. (``label``:
+    refused, melody models have no classes.)"""
     config, model, _ = _load(run, "sample")
     if label is not None:
         raise UserError(f"--label {label}: melody runs are not class-conditional")
@@ -265,7 +276,13 @@ def sample_run(
     melodies = _events(model.generate(model.prior(n).sample(), temperature)[0], low)
     paths = [write_midi(m, folder / f"sample_{i:02d}.mid") for i, m in enumerate(melodies)]
     titles = [f"sample {i} (prior, tau {temperature:g})" for i in range(n)]
-    return [*paths, _write(folder, melodies, titles, low, high)]
+    test = _events(runs.load_split(config, "test").head(STATISTICS_WINDOWS).tensor(), low)
+    table = {f"prior draws ({n})": mean_statistics(melodies), f"test melodies ({len(test)})": mean_statistics(test)}
+    (folder / "statistics.json").write_text(json.dumps(table, indent=2))
+    if say is not None:
+        say(statistics_table(table))
+    wav = write_wav(melodies, folder / "samples.wav")
+    return [*paths, wav, folder / "statistics.json", _write(folder, melodies, titles, low, high)]
 
 
 def reconstruct_run(run: str | os.PathLike, n: int = 8, seed: int = 0) -> list[Path]:
@@ -294,8 +311,8 @@ def interpolate_run(
     run: str | os.PathLike, first: int = 0, second: int = 1, steps: int = 10, temperature: float = 0.1, seed: int = 0
 ) -> list[Path]:
     """MusicVAE's interpolation: decode ``steps`` codes on the spherical path between the codes of two test
-    melodies. One MIDI file plays the first melody, the path, then the second (a bar of rest between);
-    a piano roll sheet shows the same rows, in ``RUN/interpolate/pair=I-J,steps=N,temperature=T,seed=S/``."""
+    melodies. One MIDI file and one WAV play the first melody, the path, then the second (a bar of rest
+    between); a piano roll sheet shows the same rows, in ``RUN/interpolate/pair=I-J,steps=N,temperature=T,seed=S/``."""
     config, model, guide = _load(run, "interpolate")
     low, high = config["data"]["low"], config["data"]["high"]
     test = runs.load_split(config, "test")
@@ -314,4 +331,5 @@ def interpolate_run(
         + [f"t = {v:.2f} (tau {temperature:g})" for v in t.tolist()]
         + [f"test melody {second}"]
     )
-    return [write_midi(rows, folder / "interpolation.mid", gap_bars=1), _write(folder, rows, titles, low, high)]
+    midi = write_midi(rows, folder / "interpolation.mid", gap_bars=1)
+    return [midi, write_wav(rows, folder / "interpolation.wav"), _write(folder, rows, titles, low, high)]
