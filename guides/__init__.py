@@ -11,11 +11,13 @@ constructor arguments and parameter names; ``linear`` is the linear-Gaussian gui
 
 ``GUIDES`` holds every guide by name: each class of this package's modules with a ``name`` of its
 own, and those of installed plug-ins (entry point group ``pvae.guides``; ``pvae.registry``). The
-classes are also this package's attributes by class name (``from guides import DiagGuide``).
+classes are also this package's attributes by class name (``from guides import DiagGuide``), and so
+is their base ``AmortisedGuide``, to subclass with a head of one's own.
 """
 
 from __future__ import annotations
 
+from guides.amortised import AmortisedGuide
 from pvae.contracts import Guide
 from pvae.registry import Registry
 
@@ -25,6 +27,7 @@ __getattr__ = GUIDES.class_named  # the registered classes by class name (PEP 56
 
 __all__ = [  # the public names; the registry lists the guides in this order, then any others
     "GUIDES",
+    "AmortisedGuide",
     "MLPGuide",
     "LinearGuide",
     "RNNGuide",

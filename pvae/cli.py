@@ -1,9 +1,9 @@
 """The ``pvae`` command: thin flag parsing over the library
 (``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | vectorise | style``).
 
-Each command imports what it runs inside its own function (CLI start-up time: torch, Pyro and
-the registries' parts load only for the command that needs them); the kinds are reached through
-their registry alone (``pvae.kinds.base``)."""
+The parsers read the registries (every option, model and kind), so everything is imported at the
+start; only ``--nproc``'s launcher is imported where it is used. The kinds are reached through their
+registry alone (``pvae.kinds.base``)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+import torch
+
+from pvae import distributed, runs
+from pvae.bounds import DEFAULT_KS, bounds_for_run
 from pvae.errors import UserError
+from pvae.kinds.base import KINDS, absolute_spec, generate, spec_forms
 from pvae.memory import keep_freed_memory
+from pvae.options import TrainConfig, add_arguments, all_options, given_values
+from pvae.posterior import inspect_run
+from pvae.train import Interrupted, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,9 +36,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_parser(sub) -> None:
-    from pvae.kinds.base import spec_forms  # lazy, as every import below: CLI start-up time
-    from pvae.options import add_arguments
-
     p = sub.add_parser(
         "train",
         help="train a model/guide pair with SVI",
@@ -55,14 +60,12 @@ def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
     """``pvae train --nproc N ...``: the same command in N processes, started by torchrun's own
     launcher (``elastic_launch``, as ``torchrun --standalone``); a failed rank ends the others and
     is reported in one line."""
-    import logging  # lazy: CLI start-up time
+    import logging  # lazy, as the launcher below: only --nproc uses them (CLI start-up time)
     import uuid
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    from pvae import runs
 
     if nproc < 1:
         raise UserError(f"--nproc {nproc}: must be at least 1")
@@ -104,8 +107,6 @@ def _launch(nproc: int, argv: Sequence[str], out: Path | None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pvae import distributed  # lazy: CLI start-up time
-
     ranks, device = distributed.start(args.device)
     try:
         code = _train_ranks(args, ranks, device)
@@ -116,11 +117,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
-    from pvae import runs  # lazy: CLI start-up time
-    from pvae.kinds.base import absolute_spec
-    from pvae.options import OPTIONS, TrainConfig, given_values
-    from pvae.train import Interrupted, train
-
     say = (lambda line: print(line, file=sys.stderr)) if ranks.main else (lambda line: None)
     given = given_values(args)
     if args.resume:
@@ -130,15 +126,15 @@ def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
         if "data" in given:  # compared as saved: with absolute paths
             given["data"] = absolute_spec(given["data"])
         for name, value in given.items():
-            if OPTIONS[name].on_resume == "keep" and value != saved.get(name, OPTIONS[name].default):
-                option = OPTIONS[name]
+            if all_options()[name].on_resume == "keep" and value != saved.get(name, all_options()[name].default):
+                option = all_options()[name]
                 raise UserError(
                     f"{option.flag} {option.shown(value)}: differs from the run's "
                     f"{option.shown(saved.get(name, option.default))}; a resumed run keeps its config"
                 )
-        limits = [name for name, option in OPTIONS.items() if option.on_resume == "limit"]
+        limits = [name for name, option in all_options().items() if option.on_resume == "limit"]
         limits = {name: given.get(name) for name in limits} if any(n in given for n in limits) else {}
-        changed = {name: value for name, value in given.items() if OPTIONS[name].on_resume == "change"}
+        changed = {name: value for name, value in given.items() if all_options()[name].on_resume == "change"}
         config = TrainConfig(**{**saved, **limits, **changed})
         config.given = frozenset(given)
     else:
@@ -156,8 +152,6 @@ def _train_ranks(args: argparse.Namespace, ranks, device: str) -> int:
 
 
 def _bounds_parser(sub) -> None:
-    from pvae.bounds import DEFAULT_KS  # lazy: CLI start-up time
-
     p = sub.add_parser(
         "bounds",
         help="ELBO and importance-weighted bounds L_k of a trained run",
@@ -184,9 +178,6 @@ def _bounds_parser(sub) -> None:
 
 
 def _bounds(args: argparse.Namespace) -> int:
-    import torch  # lazy: CLI start-up time
-
-    from pvae.bounds import bounds_for_run
 
     bad = [k for k in args.k if k < 1]
     if bad:
@@ -223,8 +214,6 @@ def _inspect_parser(sub) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pvae.posterior import inspect_run  # lazy: CLI start-up time
-
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
     result = inspect_run(args.run, args.split, args.limit, args.seed)
@@ -239,8 +228,6 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _generation_parsers(sub) -> None:
-    from pvae.kinds.base import KINDS  # lazy: CLI start-up time (the registry imports every kind)
-
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("run", type=Path, help="run folder")
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -306,9 +293,6 @@ def _generation_parsers(sub) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from pvae import runs  # lazy: CLI start-up time
-    from pvae.kinds.base import generate
-
     for flag in ("n", "samples", "steps"):
         value = getattr(args, flag, None)
         if value is not None and value < 1:

@@ -22,6 +22,11 @@ from torch import nn
 from pvae.distributions.priors import PRIORS
 from pvae.errors import UserError
 
+SCOPES = ("run", "model", "guide", "networks", "data", "latent", "objective")
+"""Who reads an option: the trainer itself ("run"), the model's or the guide's constructor ("model",
+"guide", "networks": either), the data kind ("data"), the KL controls of a model with a latent code
+("latent"), or the objective's constructor ("objective")."""
+
 
 @dataclass(frozen=True)
 class Option:
@@ -69,6 +74,12 @@ class Option:
     check_with: Callable[[Any], str | None] | None = None
     default_text: str = "none"
     on_resume: str = "keep"
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"option {self.name!r}: scope {self.scope!r} is not one of {', '.join(SCOPES)}")
+        if self.on_resume not in ("keep", "limit", "change"):
+            raise ValueError(f"option {self.name!r}: on_resume {self.on_resume!r} is not keep, limit or change")
 
     @property
     def flag(self) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -37,15 +37,13 @@ from pvae.errors import UserError
 from pvae.kinds.base import KINDS
 from pvae.objectives import OBJECTIVES
 from pvae.objectives.kl import KL_OPTIONS
+from pvae.registry import PluginWarning
 from pvae.svi import OPTIMISER_OPTIONS
 
 GROUPS = ("run", "networks", "drawing", "melody", "conditioning", "data", "optimiser", "KL controls", "adversarial")
 """The ``--help`` sections, in order; a plug-in's option may bring a group of its own (shown after these)."""
-# Who reads an option: the trainer itself ("run"), the model's or the guide's constructor
-# ("model", "guide", "networks": either), the data kind ("data"), or the KL controls of a model
-# with a latent code ("latent"), or the objective's constructor ("objective").
-SCOPES = ("run", "model", "guide", "networks", "data", "latent", "objective")
-CONSTRUCTOR_SCOPES = ("model", "guide", "networks")  # options passed to model and guide constructors
+CONSTRUCTOR_SCOPES = ("model", "guide", "networks")  # options passed to model and guide constructors (SCOPES)
+REGISTRIES = (MODELS, GUIDES, OBJECTIVES, KINDS)  # the parts whose options are gathered
 
 RUN_OPTIONS = (
     Option("model", "gaussian", "generative model p(x, z)", choices=lambda: tuple(MODELS)),
@@ -73,29 +71,60 @@ RUN_OPTIONS = (
 
 def _gather() -> dict[str, Option]:
     """Every option by name: the core's, then each registered part's, by group (``GROUPS`` first).
-    Parts that share an option list the same ``Option``; two different ones of one name are refused."""
-    declared: list[tuple[Option, str]] = [(o, "pvae") for o in (*RUN_OPTIONS, *OPTIMISER_OPTIONS, *KL_OPTIONS)]
-    for registry in (MODELS, GUIDES, OBJECTIVES, KINDS):
-        for name, part in registry.items():
-            declared += [(o, f"{registry.sort} {name} ({registry.origin(name)})") for o in part.options]
-    found: dict[str, tuple[Option, str]] = {}
-    for option, where in declared:
-        first, by = found.setdefault(option.name, (option, where))
-        if first is not option:
-            raise UserError(f"{option.flag}: declared twice, by {by} and by {where}; share one Option")
-    groups = [*GROUPS, *dict.fromkeys(o.group for o, _ in found.values() if o.group not in GROUPS)]
+    Parts that share an option list the same ``Option``. Two different ones of one name are refused,
+    and so is an ``options`` that is not a tuple of ``Option``s: for pvae's own parts as an error,
+    for a plug-in's or a part registered by assignment by leaving the part out (a ``PluginWarning``)."""
+    core = (*RUN_OPTIONS, *OPTIMISER_OPTIONS, *KL_OPTIONS)
+    found: dict[str, tuple[Option, str]] = {o.name: (o, "pvae") for o in core}
+    for registry in REGISTRIES:
+        for name in list(registry):
+            origin, part = registry.origin(name), registry[name]
+            where = f"{registry.sort} {name} ({origin})"
+            complaint = _clash(part.options, found, where)
+            if complaint is None:
+                found.update({o.name: (o, where) for o in part.options})
+            elif origin == "pvae":
+                raise TypeError(complaint)
+            else:
+                warnings.warn(f"{complaint}; {registry.sort} {name} left out", PluginWarning, stacklevel=2)
+                del registry[name]
+    groups = _groups(o for o, _ in found.values())
     return {o.name: o for o, _ in sorted(found.values(), key=lambda pair: groups.index(pair[0].group))}
 
 
-def _groups() -> list[str]:
-    return [*GROUPS, *dict.fromkeys(o.group for o in all_options().values() if o.group not in GROUPS)]
+def _clash(options: Any, found: dict[str, tuple[Option, str]], where: str) -> str | None:
+    """What keeps a part's ``options`` from joining those ``found``, in one line, or ``None``."""
+    if not (isinstance(options, tuple) and all(isinstance(o, Option) for o in options)):
+        return f"{where}: its options are not a tuple of pvae.contracts.Option"
+    for option in options:
+        first, by = found.get(option.name, (option, where))
+        if first is not option:
+            return f"{option.flag}: declared twice, by {by} and by {where}; share one Option"
+    return None
 
 
-@functools.cache
+def _groups(options) -> list[str]:
+    """The ``--help`` sections of ``options``: ``GROUPS``, then any group a plug-in brings."""
+    return [*GROUPS, *dict.fromkeys(o.group for o in options if o.group not in GROUPS)]
+
+
+_OPTIONS: dict[str, Option] = {}  # one dict for the whole process: ``OPTIONS`` is always this object
+_GATHERED: dict[str, Any] = {"versions": None, "names": set()}
+
+
 def all_options() -> dict[str, Option]:
-    """Every option by name, gathered on first use: the registries import every part, and the parts'
-    modules may import the core, so the gathering waits until everything is importable."""
-    return _gather()
+    """Every option by name, gathered on first use (the registries import every part, and the parts'
+    modules may import the core, so the gathering waits until everything is importable) and again,
+    in place, after a part is registered or removed by assignment (``MODELS["mine"] = MyVAE``). An
+    option set in the dict by hand (a test's, a notebook's) is kept across a new gathering."""
+    versions = tuple(registry.version for registry in REGISTRIES)
+    if versions != _GATHERED["versions"]:
+        by_hand = {name: o for name, o in _OPTIONS.items() if name not in _GATHERED["names"]}
+        gathered = _gather()
+        _OPTIONS.clear()
+        _OPTIONS.update({**gathered, **by_hand})
+        _GATHERED.update(versions=tuple(registry.version for registry in REGISTRIES), names=set(gathered))
+    return _OPTIONS
 
 
 def __getattr__(name: str) -> Any:
@@ -198,7 +227,8 @@ def unused_options(config: TrainConfig, readers: dict[str, Callable[[str], bool]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per option, in its group; every default is ``None`` so a resumed run can tell which
     flags were given. Help shows the option's default and any model's own."""
-    groups = {name: parser if name == "run" else parser.add_argument_group(name) for name in _groups()}
+    sections = _groups(all_options().values())
+    groups = {name: parser if name == "run" else parser.add_argument_group(name) for name in sections}
     per_model = {}
     for name in MODELS:
         for key, value in model_defaults(name).items():

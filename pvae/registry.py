@@ -32,7 +32,7 @@ import importlib
 import importlib.metadata
 import pkgutil
 import warnings
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from pvae.errors import UserError
@@ -53,10 +53,23 @@ class Registry(MutableMapping[str, T], Generic[T]):
     :param package: the package whose modules hold pvae's own parts.
     :param group: the entry-point group of plug-ins.
     :param instances: register an instance of each class (data kinds) rather than the class.
+    :param check: ``check(part, parts)``: what keeps a plug-in's part from joining the ``parts`` read
+        so far (one line), or ``None`` (a data kind: a ``--data`` scheme already taken).
+    :ivar version: counts the assignments and deletions, so that what is gathered from the parts
+        (``pvae.options``) can tell when to gather again.
     """
 
-    def __init__(self, sort: str, base: type, package: str, group: str, instances: bool = False) -> None:
+    def __init__(
+        self,
+        sort: str,
+        base: type,
+        package: str,
+        group: str,
+        instances: bool = False,
+        check: Callable[[Any, Mapping[str, Any]], str | None] | None = None,
+    ) -> None:
         self.sort, self.base, self.package, self.group, self.instances = sort, base, package, group, instances
+        self.check, self.version = check, 0
         self._entries: dict[str, T] | None = None
         self._origins: dict[str, str] = {}
 
@@ -69,10 +82,12 @@ class Registry(MutableMapping[str, T], Generic[T]):
             raise TypeError(f"a {self.sort} is a subclass of {self.base.__qualname__}, not {part!r}")
         self._read()[name] = part
         self._origins[name] = "this process"
+        self.version += 1
 
     def __delitem__(self, name: str) -> None:
         del self._read()[name]
         del self._origins[name]
+        self.version += 1
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._read())
@@ -100,25 +115,25 @@ class Registry(MutableMapping[str, T], Generic[T]):
 
     def _read(self) -> dict[str, T]:
         if self._entries is None:
-            entries: dict[str, T] = {}
-            for cls in self._builtins():
-                if cls.name in entries:
-                    raise TypeError(f"two of pvae's {self.sort}s are called {cls.name!r}")
-                entries[cls.name] = self._entry(cls)
-                self._origins[cls.name] = "pvae"
-            for point in importlib.metadata.entry_points(group=self.group):
-                try:  # a plug-in that cannot be registered is left out, said in one line: pvae still runs
-                    cls, where = self._plugin(point, entries)
-                except UserError as e:
-                    warnings.warn(str(e), PluginWarning, stacklevel=2)
-                    continue
-                entries[point.name] = self._entry(cls)
-                self._origins[point.name] = where
-            self._entries = entries
+            # Filled in place: a part's module that asks its registry while it is read (a plug-in's
+            # ``from models import GaussianVAE``) finds pvae's own parts already there.
+            self._entries = entries = {}
+            try:
+                for cls in self._builtins():
+                    if cls.name in entries:
+                        raise TypeError(f"two of pvae's {self.sort}s are called {cls.name!r}")
+                    entries[cls.name] = cls() if self.instances else cls
+                    self._origins[cls.name] = "pvae"
+                points = sorted(importlib.metadata.entry_points(group=self.group), key=lambda p: (p.name, p.value))
+                for point in points:  # sorted: the same order on every machine
+                    try:  # a plug-in that cannot be registered is left out, said in one line: pvae still runs
+                        entries[point.name], self._origins[point.name] = self._plugin(point, entries)
+                    except UserError as e:
+                        warnings.warn(str(e), PluginWarning, stacklevel=2)
+            except BaseException:
+                self._entries = None  # read again next time, not half
+                raise
         return self._entries
-
-    def _entry(self, cls: type) -> Any:
-        return cls() if self.instances else cls
 
     def _builtins(self) -> list[type]:
         """pvae's own parts: the named subclasses of ``base`` defined in the package's modules, those
@@ -143,9 +158,10 @@ class Registry(MutableMapping[str, T], Generic[T]):
 
         return sorted(found, key=place)
 
-    def _plugin(self, point: importlib.metadata.EntryPoint, entries: dict[str, T]) -> tuple[type, str]:
-        """The class an entry point names, and the package it comes from; ``UserError`` if it is not
-        a part of this sort called by the entry point's name, or the name is taken in ``entries``."""
+    def _plugin(self, point: importlib.metadata.EntryPoint, entries: dict[str, T]) -> tuple[Any, str]:
+        """The part an entry point names (its class, or an instance of it for ``instances``) and the
+        package it comes from; ``UserError`` if it is not a part of this sort called by the entry
+        point's name, or its name is taken in ``entries``, or ``check`` refuses it."""
         where = point.dist.name if point.dist is not None else point.value.partition(":")[0]
         said = f"plug-in {where}: entry point {point.name} = {point.value} (group {self.group})"
         if point.name in entries:
@@ -165,4 +181,11 @@ class Registry(MutableMapping[str, T], Generic[T]):
                 f"{said}: the class must say name = {point.name!r} itself (it has {getattr(cls, 'name', None)!r}); "
                 "left out"
             )
-        return cls, where
+        try:
+            part = cls() if self.instances else cls
+        except Exception as e:
+            raise UserError(f"{said}: {cls.__qualname__}() failed: {type(e).__name__}: {e}; left out") from None
+        complaint = None if self.check is None else self.check(part, entries)
+        if complaint is not None:
+            raise UserError(f"{said}: {complaint}; left out")
+        return part, where

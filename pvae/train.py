@@ -47,7 +47,7 @@ from pvae.errors import UserError
 from pvae.kinds.base import KINDS, absolute_spec, kind_of_spec
 from pvae.objectives import OBJECTIVES, KLControl, Objective, make_objective
 from pvae.objectives.kl import annealing, kl_weight
-from pvae.options import CONSTRUCTOR_SCOPES, OPTIONS, TrainConfig, unused_options
+from pvae.options import CONSTRUCTOR_SCOPES, TrainConfig, all_options, unused_options
 from pvae.svi import LR_SCHEDULES, SVI, NonFinite, make_optimizer
 
 
@@ -112,7 +112,7 @@ class Trainer:
         pyro.clear_param_store()
         arguments = {
             **self.kind.model_kwargs(self.data),
-            **{o.argument: getattr(config, o.name) for o in OPTIONS.values() if o.scope in CONSTRUCTOR_SCOPES},
+            **{o.argument: getattr(config, o.name) for o in all_options().values() if o.scope in CONSTRUCTOR_SCOPES},
             "num_classes": self._num_classes(),  # --conditional: C, from the data's labels
         }
         self.model_spec = runs.make_spec("model", config.model, arguments)
@@ -142,7 +142,7 @@ class Trainer:
                 raise UserError(f"--data {config.data}: the {name} split is empty")
         self._planned = self._planned_steps()  # a resumed run takes its checkpoint's instead
         self.kl = self._kl_control()
-        options = {o.argument: getattr(config, o.name) for o in OPTIONS.values() if o.scope == "objective"}
+        options = {o.argument: getattr(config, o.name) for o in all_options().values() if o.scope == "objective"}
         objective = make_objective(
             config.objective,
             config.particles,

@@ -64,7 +64,7 @@ def memory(nproc: int, sizes: tuple[int, ...] = (5_000, 500_000)) -> None:
             path = os.path.join(tmp, f"draw{n}.ndjson")
             generate_drawings(path, n)
             subprocess.run(
-                [sys.executable, "-c", f"from pvae.data import load_dataset; load_dataset('quickdraw:{path}')"]
+                [sys.executable, "-c", f"from pvae.kinds.base import load_dataset; load_dataset('quickdraw:{path}')"]
             )
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
             env = {**os.environ, WORKER: "memory", "OMP_NUM_THREADS": "1"}

@@ -11,7 +11,7 @@ under --out; a finished run is reused), then on the test split:
 - NLL = -L_k (k = --k, 5000 by default) on the first --nll-images test images, diag guide only (a
   point estimate has no density);
 - accuracy: a small classifier (784-256-10 MLP, trained here on labelled original images) on the
-  SVG files of the vectorised images rendered back to pixels (``pvae.imaging.svg_images``), beside
+  SVG files of the vectorised images rendered back to pixels (``pvae.kinds.image.generate.svg_images``), beside
   its accuracy on the original images.
 
 Datasets: ``digits`` (built-in; the classifier trains on its train split) and, given

@@ -17,8 +17,8 @@ from models.sketch_vae import SketchVAE
 from pvae import options, runs
 from pvae.cli import main
 from pvae.contracts import Option
-from pvae.errors import UserError
 from pvae.options import TrainConfig
+from pvae.registry import PluginWarning
 from pvae.train import Trainer
 
 CLI = [sys.executable, "-m", "pvae.cli", "train", "--no-progress"]
@@ -144,11 +144,21 @@ def test_each_part_lists_exactly_the_options_its_constructor_reads():
     assert len(options.OPTIONS) == len(set(options.OPTIONS))
 
 
-def test_two_declarations_of_one_option_are_refused(monkeypatch):
+def test_two_declarations_of_one_option_leave_the_later_part_out(monkeypatch):
     twin = Option("latent_dim", 3, "another latent size", "networks", int, scope="networks")
     monkeypatch.setattr(WideVAE, "options", (twin,), raising=False)
     monkeypatch.setitem(MODELS, "wide", WideVAE)
-    with pytest.raises(
-        UserError, match=r"^--latent-dim: declared twice, by .* and by model wide \(this process\); share one Option$"
-    ):
-        options._gather()
+    with pytest.warns(PluginWarning, match=r"^--latent-dim: declared twice, by .* and by model wide \(this process\)"):
+        gathered = options.all_options()
+    assert gathered["latent_dim"] is not twin and "wide" not in MODELS and "gaussian" in MODELS
+    monkeypatch.setitem(MODELS, "wide", GaussianVAE)  # monkeypatch deletes it again, as it found none
+
+
+def test_a_part_registered_by_assignment_brings_its_options(monkeypatch):
+    width = Option("width_mult", 1, "hidden units / 8", "networks", int, low=1, scope="model")
+    monkeypatch.setattr(WideVAE, "options", (width,), raising=False)
+    monkeypatch.setitem(MODELS, "wide", WideVAE)
+    assert options.OPTIONS["width_mult"] is width  # gathered again, in the same dict
+    del MODELS["wide"]
+    assert "width_mult" not in options.all_options()
+    monkeypatch.setitem(MODELS, "wide", WideVAE)

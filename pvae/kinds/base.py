@@ -110,7 +110,16 @@ class DataKind:
         return {}
 
 
-KINDS: Registry[DataKind] = Registry("data kind", DataKind, "pvae.kinds", "pvae.kinds", instances=True)
+def _free_schemes(kind: DataKind, kinds: Mapping[str, DataKind]) -> str | None:
+    """Why a plug-in kind may not join ``kinds``: a ``--data`` scheme that another kind reads."""
+    taken = {scheme: other.name for other in kinds.values() for scheme in other.schemes}
+    clash = [scheme for scheme in kind.schemes if scheme in taken]
+    return f"--data scheme {clash[0]!r} is read by the {taken[clash[0]]} kind" if clash else None
+
+
+KINDS: Registry[DataKind] = Registry(
+    "data kind", DataKind, "pvae.kinds", "pvae.kinds", instances=True, check=_free_schemes
+)
 """Every data kind by name (an instance each)."""
 
 

@@ -46,9 +46,7 @@ def synthesize(events: np.ndarray, tempo_bpm: float = 120, sample_rate: int = SA
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def write_wav(
-    melodies: list[np.ndarray], path: str | os.PathLike, tempo_bpm: float = 120, gap_bars: int = 1
-) -> Path:
+def write_wav(melodies: list[np.ndarray], path: str | os.PathLike, tempo_bpm: float = 120, gap_bars: int = 1) -> Path:
     """Write melodies one after another, ``gap_bars`` bars of silence between, as a 16-bit mono WAV."""
     sample_rate = SAMPLE_RATE
     gap = np.zeros(round(gap_bars * 4 * 60.0 / tempo_bpm * sample_rate), dtype=np.float32)
