@@ -161,12 +161,15 @@ class TrainConfig:
         """A config from ``given`` values over the model's ``train_defaults`` over ``OPTIONS``.
 
         A limit given alone is the only limit: ``steps`` without ``epochs`` trains for that many
-        steps whatever the default number of epochs. Likewise an annealing speed given alone
+        steps whatever the default number of epochs, and ``epochs`` without ``steps`` that many
+        epochs whatever a model's default steps. Likewise an annealing speed given alone
         (``kl_anneal_rate`` or ``kl_anneal_fraction``) is the only one.
         """
         defaults = model_defaults(given.get("model", all_options()["model"].default))
         if given.get("steps") is not None and "epochs" not in given:
             defaults["epochs"] = None
+        if given.get("epochs") is not None and "steps" not in given:
+            defaults["steps"] = None  # a model's own default --steps does not cap --epochs given alone
         for speed, other in (("kl_anneal_rate", "kl_anneal_fraction"), ("kl_anneal_fraction", "kl_anneal_rate")):
             if given.get(speed) is not None and other not in given:
                 defaults[other] = None  # an annealing speed given replaces the model's, of either kind
