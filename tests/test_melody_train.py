@@ -91,13 +91,15 @@ def test_reconstruct_writes_midi_of_the_test_melodies(melody_run, tunes, capsys)
 
 def test_sample_and_interpolate_write_midi_and_piano_rolls(melody_run, capsys):
     assert main(["sample", str(melody_run), "-n", "3"]) == 0
-    written = _written(capsys)
+    out, err = capsys.readouterr()
+    written = out.removeprefix("written: ").strip().split(", ")
     assert sum(p.endswith(".mid") for p in written) == 3
+    assert sum(p.endswith(".wav") for p in written) == 1 and "notes per bar" in err  # the statistics table
     for path in written[:3]:
         assert mido.MidiFile(path).ticks_per_beat == 480
     assert main(["interpolate", str(melody_run), "--pair", "0", "0", "--steps", "3"]) == 0
-    midi, png = _written(capsys)
-    assert midi.endswith("interpolation.mid") and png.endswith("piano_roll.png")
+    midi, wav, png = _written(capsys)
+    assert midi.endswith("interpolation.mid") and wav.endswith("interpolation.wav") and png.endswith("piano_roll.png")
     # the first melody, three steps of the path and the second, a bar of rest between each
     end = max(n[2] for n in _notes(midi))
     assert end <= (5 * 32 + 4 * 16) * TICKS_PER_STEP

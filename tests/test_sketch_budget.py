@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from models import MODELS
 from models.sketch_vae import SketchVAE
 from pvae import runs
 from pvae.cli import main
@@ -50,7 +51,8 @@ def test_one_annealing_speed_given_replaces_the_models_and_both_are_refused(tmp_
     assert (rate.kl_anneal_rate, rate.kl_anneal_fraction) == (0.998, None)
     melody = TrainConfig.for_model(model="melody", kl_anneal_fraction=0.3)  # melody's own default is a rate
     assert (melody.kl_anneal_rate, melody.kl_anneal_fraction) == (None, 0.3)
-    assert TrainConfig.for_model(model="melody").kl_anneal_rate == 0.999  # left as it was
+    melody = MODELS["melody"].train_defaults["kl_anneal_rate"]
+    assert TrainConfig.for_model(model="melody").kl_anneal_rate == melody  # left as it was
     both = TrainConfig.for_model(model="sketch", kl_anneal_rate=0.998, kl_anneal_fraction=0.5)
     with pytest.raises(UserError, match=r"^--kl-anneal-fraction 0.5 and --kl-anneal-rate 0.998: give one"):
         both.check()

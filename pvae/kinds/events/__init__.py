@@ -5,6 +5,7 @@ commands (``generate``: sample, reconstruct, interpolate)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,12 @@ from pvae.kinds.base import DataKind, option_value
 from pvae.kinds.events import generate
 from pvae.kinds.events.data import load_melodies
 from pvae.objectives.kl import KL_WEIGHT_UNITS
+
+
+def _to_stderr(line: str) -> None:
+    """A report beside what was written: standard output keeps the one ``written: ...`` line."""
+    print(line, file=sys.stderr)
+
 
 BARS = Option("bars", 16, "bars per melody window (16 steps each)", "melody", int, low=1, scope="data")
 TRANSPOSE = Option(
@@ -68,7 +75,7 @@ class EventKind(DataKind):
 
     def commands(self) -> dict[str, Callable[[argparse.Namespace], list[Path]]]:
         return {
-            "sample": lambda a: generate.sample_run(a.run, a.n or 8, a.temperature, a.seed, a.label, say=print),
+            "sample": lambda a: generate.sample_run(a.run, a.n or 8, a.temperature, a.seed, a.label, say=_to_stderr),
             "reconstruct": lambda a: generate.reconstruct_run(a.run, a.n, a.seed),
             "interpolate": lambda a: generate.interpolate_run(a.run, *a.pair, a.steps, a.temperature, a.seed),
         }
