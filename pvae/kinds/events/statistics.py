@@ -75,8 +75,10 @@ def mean_statistics(melodies: Sequence[np.ndarray]) -> dict[str, float]:
 def statistics_table(columns: dict[str, dict[str, float]]) -> str:
     """The statistics of several sets of melodies side by side (``{"prior draws": means, ...}``), as text."""
     width = max(len(name) for name in STATISTICS) + 2
-    header = "".join(f"{title:>16}" for title in columns)
+    cells = [max(10, len(title) + 2) for title in columns]
+    header = "".join(f"{title:>{cell}}" for title, cell in zip(columns, cells))
     lines = [f"{'':<{width}}{header}"]
     for name in STATISTICS:
-        lines.append(f"{name:<{width}}" + "".join(f"{means[name]:>16.3f}" for means in columns.values()))
+        values = (f"{means[name]:>{cell}.3f}" for means, cell in zip(columns.values(), cells))
+        lines.append(f"{name:<{width}}" + "".join(values))
     return "\n".join(lines)
