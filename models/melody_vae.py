@@ -44,6 +44,7 @@ DECODER = Option(
     scope="model",
 )
 DEC_LAYERS = Option("dec_layers", 2, "layers of the melody decoder LSTMs", "melody", int, low=1, scope="model")
+_HIERARCHICAL = (lambda c: c.decoder == "hierarchical", "--decoder hierarchical")  # what the conductor reads
 CONDUCTOR_HIDDEN = Option(
     "conductor_hidden",
     128,
@@ -52,7 +53,7 @@ CONDUCTOR_HIDDEN = Option(
     int,
     low=1,
     scope="model",
-    needs=(lambda c: c.decoder == "hierarchical", "--decoder hierarchical"),
+    needs=_HIERARCHICAL,
 )
 SEGMENT_BARS = Option(
     "segment_bars",
@@ -62,7 +63,7 @@ SEGMENT_BARS = Option(
     int,
     low=1,
     scope="model",
-    needs=(lambda c: c.decoder == "hierarchical", "--decoder hierarchical"),
+    needs=_HIERARCHICAL,
 )
 
 
@@ -87,7 +88,7 @@ class MelodyVAE(Model):
     # MusicVAE's recipe (lr 1e-3 decayed by 0.9999 a step, clipping, beta annealed, free bits) at a CPU budget,
     # measured on 2-bar Essen windows (docs/results.md, "Melodies"): a larger lr with a faster decay and a
     # clip, beta 0.5 (cat-mel_2bar_big's) reached at rate 0.9995, and a KL floor of 1 nat a dimension. At a
-    # floor of 0.25 the KL sat at the floor (16 nats) and z held too little of the tune (0.58 of the
+    # floor of 0.25 the KL sat at the floor (16 nats) and z held too little of the tune (0.56 of the
     # note-ons right, teacher-forced, at 8400 steps); at 1.0 it holds 64 nats and 0.94 of them.
     train_defaults = {
         "data": "folk:essen",

@@ -76,6 +76,7 @@ RENDERER = Option(
     choices=RENDERERS,
     scope="model",
 )
+_SOFT = (lambda c: c.renderer == "soft", "--renderer soft")  # what the soft renderer reads
 SIGMA = Option(
     "sigma",
     2.0,
@@ -85,7 +86,7 @@ SIGMA = Option(
     low=0.0,
     low_open=True,
     scope="model",
-    needs=(lambda c: c.renderer == "soft", "--renderer soft"),
+    needs=_SOFT,
 )
 SIGMA_FINAL = Option(
     "sigma_final",
@@ -96,7 +97,7 @@ SIGMA_FINAL = Option(
     low=0.0,
     low_open=True,
     scope="model",
-    needs=(lambda c: c.renderer == "soft", "--renderer soft"),
+    needs=_SOFT,
     check_with=_sigma_final_at_most_sigma,
 )
 RENDERER_STEPS = Option(

@@ -8,12 +8,11 @@ worth to the decoder (z read), test ELBO and KL, as ``scripts/music_table.py`` m
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 from pvae import runs
 
-from music_table import evaluate
+from music_table import MEASURES, evaluate, measured, train_minutes
 from tables import markdown, start_script
 
 
@@ -27,36 +26,9 @@ def main(argv=None) -> None:
     command = start_script()
     rows = []
     for run in args.run:
-        r = evaluate(run, args)
-        with open(run / runs.TIMING) as f:
-            minutes = sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
         step = runs.load_checkpoint(run)["position"]["step"]
-        rows.append(
-            [
-                run.name,
-                f"{r['teacher_forced']:.3f} / {r['sampled']:.3f}",
-                f"{r['teacher_forced_notes']:.3f} / {r['sampled_notes']:.3f}",
-                f"{r['baseline']:.3f}",
-                f"{r['reads_z']:.1f}",
-                f"{r['elbo']:.1f}",
-                f"{r['kl']:.1f}",
-                r["windows"],
-                step,
-                f"{minutes:.1f}",
-            ]
-        )
-    columns = [
-        "run",
-        "accuracy: teacher-forced / sampled",
-        "on note-ons: teacher-forced / sampled",
-        "always no-event",
-        "z read (nats / window)",
-        "test ELBO (nats / window)",
-        "KL",
-        "test windows",
-        "steps",
-        "train min",
-    ]
+        rows.append([run.name, *measured(evaluate(run, args)), step, f"{train_minutes(run):.1f}"])
+    columns = ["run", *MEASURES, "steps", "train min"]
     print("\n".join([f"`{command}` (sampled at tau {args.temperature:g})", "", *markdown(columns, rows)]))
 
 

@@ -70,6 +70,36 @@ def evaluate(run: Path, args: argparse.Namespace) -> dict:
     }
 
 
+MEASURES = (  # the columns of one run's accuracies (``evaluate``), in ``measured``'s order
+    "accuracy: teacher-forced / sampled",
+    "on note-ons: teacher-forced / sampled",
+    "always no-event",
+    "z read (nats / window)",
+    "test ELBO (nats / window)",
+    "KL",
+    "test windows",
+)
+
+
+def measured(r: dict) -> list[str]:
+    """The cells of ``MEASURES`` for one run's ``evaluate`` result."""
+    return [
+        f"{r['teacher_forced']:.3f} / {r['sampled']:.3f}",
+        f"{r['teacher_forced_notes']:.3f} / {r['sampled_notes']:.3f}",
+        f"{r['baseline']:.3f}",
+        f"{r['reads_z']:.1f}",
+        f"{r['elbo']:.1f}",
+        f"{r['kl']:.1f}",
+        str(r["windows"]),
+    ]
+
+
+def train_minutes(run: Path) -> float:
+    """The run's own training time (``timing.csv``), however many invocations made it."""
+    with open(run / runs.TIMING) as f:
+        return sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="folk:essen", help="melody spec (default folk:essen)")
@@ -108,37 +138,11 @@ def main(argv=None) -> None:
                 )
         if not started or runs.load_checkpoint(out)["position"]["step"] < args.steps:
             Trainer(config, out, progress=False, log=lambda line: None).train(resume=started)
-        with open(out / runs.TIMING) as f:  # the run's own training time, however many invocations made it
-            minutes[name] = sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
+        minutes[name] = train_minutes(out)
         results[name] = evaluate(out, args)
         print(f"{name}: {json.dumps(results[name])} ({minutes[name]:.1f} min)", flush=True)
-    columns = [
-        "model",
-        "accuracy: teacher-forced / sampled",
-        "on note-ons: teacher-forced / sampled",
-        "always no-event",
-        "z read (nats / window)",
-        "test ELBO (nats / window)",
-        "KL",
-        "test windows",
-        "train min",
-        "paper (recalled): teacher-forced / sampled",
-    ]
-    rows = [
-        (
-            name,
-            f"{r['teacher_forced']:.3f} / {r['sampled']:.3f}",
-            f"{r['teacher_forced_notes']:.3f} / {r['sampled_notes']:.3f}",
-            f"{r['baseline']:.3f}",
-            f"{r['reads_z']:.1f}",
-            f"{r['elbo']:.1f}",
-            f"{r['kl']:.1f}",
-            r["windows"],
-            f"{minutes[name]:.0f}",
-            PAPER[name],
-        )
-        for name, r in results.items()
-    ]
+    columns = ["model", *MEASURES, "train min", "paper (recalled): teacher-forced / sampled"]
+    rows = [(name, *measured(r), f"{minutes[name]:.0f}", PAPER[name]) for name, r in results.items()]
     lines = [
         f"`{command}`: z {args.latent_dim}, encoder BiLSTM {args.enc_hidden}, decoder LSTMs 2 x {args.dec_hidden} "
         f"(conductor 2 x {args.dec_hidden}), batch {args.batch_size}, {args.steps} steps, transposition up to "
