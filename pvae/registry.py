@@ -80,6 +80,8 @@ class Registry(MutableMapping[str, T], Generic[T]):
         cls = type(part) if self.instances else part
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise TypeError(f"a {self.sort} is a subclass of {self.base.__qualname__}, not {part!r}")
+        if self.instances and part.name != name:  # a run folder names its data kind by the kind's own name
+            raise ValueError(f"the {self.sort} {part.name!r} is registered under its own name, not {name!r}")
         self._read()[name] = part
         self._origins[name] = "this process"
         self.version += 1
