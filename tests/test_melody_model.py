@@ -126,3 +126,5 @@ def test_reconstruction_accuracy_counts_right_steps():
     greedy, _ = model.generate(z, temperature=0)
     assert accuracy["sampled"] == pytest.approx(float((greedy == x).double().mean()))
     assert accuracy["sampled_notes"] == pytest.approx(float((greedy == x)[x >= 2].double().mean()))
+    per_window = [sum(int(looped[i, t].argmax()) == int(x[i, t]) for t in range(64)) / 64 for i in range(5)]
+    assert accuracy["teacher_forced_se"] == pytest.approx(np.std(per_window, ddof=1) / np.sqrt(5))

@@ -201,8 +201,11 @@ def reconstruction_accuracy(
     whose event is right, with z the posterior mean: ``teacher_forced`` (the decoder reads the true
     previous events; its most likely event counts) and ``sampled`` (it reads its own samples at
     ``temperature``). No-events are most steps of a melody (about 70% of folk tunes'), so the same
-    two over the note-on steps alone (``..._notes``: the right pitch at the right step) say more."""
-    right = {"teacher_forced": 0, "sampled": 0, "teacher_forced_notes": 0, "sampled_notes": 0}
+    two over the note-on steps alone (``..._notes``: the right pitch at the right step) say more.
+    ``..._se`` is the standard error of each of the first two over the N windows (all of length T, so
+    the fraction of steps is the mean of the windows' own fractions): sqrt(var_n(a_n) / N)."""
+    windows = {"teacher_forced": [], "sampled": []}  # each window's fraction of right steps
+    notes_right = {"teacher_forced": 0, "sampled": 0}
     for x in tokens.split(chunk):
         z = encode(guide, x)
         notes = x >= 2  # note-on tokens (pvae.kinds.events.encoding.encode)
@@ -211,10 +214,16 @@ def reconstruction_accuracy(
             ("sampled", model.generate(z, temperature)[0]),
         ):
             hits = predicted == x
-            right[name] += int(hits.sum())
-            right[f"{name}_notes"] += int((hits & notes).sum())
-    steps, notes = tokens.numel(), int((tokens >= 2).sum())
-    return {name: count / (notes if name.endswith("_notes") else steps) for name, count in right.items()}
+            windows[name].append(hits.double().mean(1))
+            notes_right[name] += int((hits & notes).sum())
+    notes = int((tokens >= 2).sum())
+    result = {}
+    for name, parts in windows.items():
+        a = torch.cat(parts)
+        result[name] = float(a.mean())
+        result[f"{name}_se"] = float(a.std() / len(a) ** 0.5) if len(a) > 1 else float("nan")
+        result[f"{name}_notes"] = notes_right[name] / notes
+    return result
 
 
 def _load(run: str | os.PathLike, command: str):
