@@ -15,11 +15,11 @@ or the completion model's visible image) it is ignored.
 fixed (and, for ``RNNGuide``, sketch-rnn's sigma = exp(r / 2)), kept under their names and
 constructor arguments so run folders that name them still load.
 
-The capabilities of ``pvae.contracts.Guide`` are declared per class: every head reads all three data kinds;
-the Gaussian heads have ``analytic_kl`` (KL(q || p) in closed form against a diagonal Normal prior:
-needed by ``--objective meanfield``), the diagonal one is also ``factorised`` (needed by free
-bits, ``--kl-floor-mode per-dim``); the flow has neither; the point estimate ``DeltaGuide`` has no
-density at all (its "KL" is Pyro's -log p(mu)).
+The capabilities of ``pvae.contracts.Guide`` are declared per class: every head reads all four data
+kinds (an svg glyph through its image); the Gaussian heads have ``analytic_kl`` (KL(q || p) in
+closed form against a diagonal Normal prior: needed by ``--objective meanfield``), the diagonal one
+is also ``factorised`` (needed by free bits, ``--kl-floor-mode per-dim``); the flow has neither; the
+point estimate ``DeltaGuide`` has no density at all (its "KL" is Pyro's -log p(mu)).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class AmortisedGuide(Guide):
 
     analytic_kl = True
     factorised = False
-    data_kinds = ("image", "strokes", "events")
+    data_kinds = ("image", "strokes", "events", "svg")
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ class MLPGuide(DiagGuide):
 
     name = "mlp"
     options = (LATENT_DIM, HIDDEN, ACTIVATION, POSTERIOR_SCALE)
-    data_kinds = ("image",)
+    data_kinds = ("image", "svg")
 
     def __init__(
         self,

@@ -2,8 +2,9 @@
 
 A guide is a trunk followed by a head (``guides.heads``) that turns h into q(z | x):
 
-- ``MLPTrunk`` (images): an MLP over the flattened datapoint, with onehot(y) appended to the input
-  for class labels y (``num_classes`` > 0).
+- ``MLPTrunk`` (images): an MLP over the flattened datapoint's first ``data_dim`` values (all of an
+  image; the pixels of an svg glyph, whose commands follow them), with onehot(y) appended to the
+  input for class labels y (``num_classes`` > 0).
 - ``RNNTrunk`` (sequences): a bidirectional LSTM, h = [h_forward(last step); h_backward(first
   step)], with onehot(y) appended. Over stroke-5 sketches it is sketch-rnn's encoder (packed, so
   padding rows are never read); over event tokens ``(B, T)`` (``vocab`` given) MusicVAE's, reading
@@ -44,11 +45,11 @@ class MLPTrunk(nn.Sequential):
         super().__init__(*mlp([data_dim + num_classes, *hidden], activation, final_activation=True))
         if num_classes < 0:
             raise ValueError(f"num_classes must not be negative, not {num_classes}")
-        self.num_classes = num_classes
+        self.num_classes, self.data_dim = num_classes, data_dim
         self.out_dim = hidden[-1] if hidden else data_dim + num_classes
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        inputs = x.reshape(x.shape[0], -1)
+        inputs = x.reshape(x.shape[0], -1)[:, : self.data_dim]
         if self.num_classes:
             inputs = torch.cat([inputs, one_hot(y, self.num_classes, inputs)], -1)
         return super().forward(inputs)

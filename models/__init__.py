@@ -24,4 +24,5 @@ __all__ = [  # the public names; the registry lists the models in this order, th
     "CompletionCVAE",
     "StrokesRaster",
     "MelodyVAE",
+    "SVGVAE",
 ]

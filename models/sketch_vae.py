@@ -31,7 +31,16 @@ from pvae.layers import DEC_HIDDEN, LSTM, one_hot
 START = (0.0, 0.0, 1.0, 0.0, 0.0)  # S_0
 PAD = (0.0, 0.0, 0.0, 0.0, 1.0)
 
-MIXTURES = Option("mixtures", 20, "sketch mixture components", "networks", int, low=1, scope="model", metavar="M")
+MIXTURES = Option(
+    "mixtures",
+    20,
+    "mixture components of each output (sketch, svg-vae)",
+    "networks",
+    int,
+    low=1,
+    scope="model",
+    metavar="M",
+)
 LAYER_NORM = Option("layer_norm", False, "layer-normalised decoder LSTM (slower)", "networks", bool, scope="model")
 RECURRENT_DROPOUT = Option(
     "recurrent_dropout",

@@ -34,6 +34,60 @@ def write_abc_tunes(path, count: int = 8, bars: int = 4, seed: int = 0):
     return path
 
 
+GLYPH_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def write_font(path, draw, chars: str = GLYPH_CHARS, upem: int = 1000, ascent: int = 800, descent: int = -200):
+    """A TrueType font (fontTools' ``FontBuilder``) whose glyph of each character is drawn by
+    ``draw(pen, index)`` on a ``TTGlyphPen`` (``None`` draws nothing); advance width 600."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    names = [f"g{i}" for i in range(len(chars))]
+    builder = FontBuilder(upem, isTTF=True)
+    builder.setupGlyphOrder([".notdef", *names])
+    builder.setupCharacterMap({ord(c): n for c, n in zip(chars, names)})
+    glyphs = {}
+    for i, name in enumerate([".notdef", *names]):
+        pen = TTGlyphPen(None)
+        if i and draw is not None:
+            draw(pen, i - 1)
+        glyphs[name] = pen.glyph()
+    builder.setupGlyf(glyphs)
+    left = {n: min((x for x, _ in getattr(g, "coordinates", [])), default=0) for n, g in glyphs.items()}
+    builder.setupHorizontalMetrics({n: (600, left[n]) for n in glyphs})  # lsb = xMin: drawn where drawn
+    builder.setupHorizontalHeader(ascent=ascent, descent=descent)
+    builder.setupNameTable({"familyName": path.stem, "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    builder.save(str(path))
+    return path
+
+
+def write_test_fonts(folder, count: int = 3):
+    """``count`` fonts of 62 glyphs each: a box whose size follows the character, with a curved
+    (quadratic) top and a square hole; the stroke weight follows the font."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in range(count):
+        weight = 20 + 15 * f
+
+        def draw(pen, i, weight=weight):
+            right, top = 150 + 5 * (i % 20), 300 + 6 * i
+            pen.moveTo((100, 0))
+            pen.lineTo((100, top))
+            pen.qCurveTo((100 + right // 2, top + 100), (100 + right, top))
+            pen.lineTo((100 + right, 0))
+            pen.closePath()
+            pen.moveTo((100 + weight, weight))  # the hole, drawn the other way round
+            pen.lineTo((100 + right - weight, weight))
+            pen.lineTo((100 + right - weight, top - weight))
+            pen.lineTo((100 + weight, top - weight))
+            pen.closePath()
+
+        write_font(folder / f"test{f}.ttf", draw)
+    return folder
+
+
 @pytest.fixture
 def shared_file():
     """``shared_file(*parts)``: a path under ../shared/data, or a skip when the checkout has none."""

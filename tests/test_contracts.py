@@ -28,14 +28,16 @@ from models.cvae import CVAE
 from pvae.contracts import Guide, Model
 from pvae.distributions.priors import standard_normal
 from pvae.distributions.strokes import sketch_lengths
+from pvae.distributions.svg import ROW, USES
 from pvae.layers import MIN_SCALE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 D, T, Z, C = 16, 12, 3, 4  # pixels (a 4x4 image), stroke rows, latent dims, classes
 V, BARS = 7, 2  # melody tokens, bars of a melody window (16 steps each)
-KINDS = ("image", "strokes", "events")
-SIZE_ARGUMENT = {"image": "data_dim", "strokes": "max_len", "events": "vocab"}  # what the trainer passes
+DS, TS = 256, 5  # svg glyphs: pixels (a 16x16 image) and command rows
+KINDS = ("image", "strokes", "events", "svg")
+SIZE_ARGUMENT = {"image": "data_dim", "strokes": "max_len", "events": "vocab", "svg": "data_dim"}  # the trainer's
 
 
 def _sketches(b: int, seed: int = 0) -> torch.Tensor:
@@ -62,6 +64,19 @@ def _melodies(b: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(V, (b, 16 * BARS), generator=torch.Generator().manual_seed(seed))
 
 
+def _glyphs(b: int, seed: int = 0) -> torch.Tensor:
+    """``b`` svg glyph rows ``(b, DS + TS * 7)``: binary pixels, then 2 to TS - 1 commands (moveTo,
+    lineTo or curveTo, with the arguments each uses) and EOS rows."""
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(2, (b, DS), generator=g).float()
+    rows = torch.zeros(b, TS, ROW)
+    for i in range(b):
+        n = 2 + i % (TS - 2)
+        rows[i, :n, 0] = torch.randint(1, 4, (n,), generator=g).float()
+        rows[i, :n, 1:] = torch.randn(n, 6, generator=g) * torch.tensor(USES)[rows[i, :n, 0].long()]
+    return torch.cat([pixels, rows.flatten(1)], -1)
+
+
 def _model(name: str, **kw) -> Model:
     """A tiny instance of the registered model ``name``."""
     sizes = {
@@ -72,6 +87,7 @@ def _model(name: str, **kw) -> Model:
         "completion": dict(data_dim=D, latent_dim=Z, hidden=[5], baseline_epochs=1),
         "strokes-raster": dict(data_dim=D, latent_dim=Z, hidden=[5], segments=2),
         "melody": dict(steps=16 * BARS, vocab=V, bars=BARS, latent_dim=Z, dec_hidden=6, conductor_hidden=5),
+        "svg-vae": dict(data_dim=DS, max_commands=TS - 1, num_classes=C, latent_dim=Z, dec_hidden=6, mixtures=2),
     }[name]
     return MODELS[name](**{**sizes, **kw})
 
@@ -79,19 +95,19 @@ def _model(name: str, **kw) -> Model:
 def _guide(name: str, kind: str, **kw) -> Guide:
     """A tiny instance of the registered guide ``name`` for data of ``kind``."""
     if name == "mlp":
-        return MLPGuide(D, Z, hidden=[5], **kw)
+        return MLPGuide(DS if kind == "svg" else D, Z, hidden=[5], **kw)
     if name == "rnn":
         return RNNGuide(Z, 8, **kw)
     if name == "linear":
         return LinearGuide(D, Z, **kw)
     size = {"image": dict(data_dim=D, hidden=[5]), "strokes": dict(max_len=T, enc_hidden=8)}
-    size["events"] = dict(vocab=V, enc_hidden=8)
+    size["events"], size["svg"] = dict(vocab=V, enc_hidden=8), dict(data_dim=DS, hidden=[5])
     return GUIDES[name](latent_dim=Z, **size[kind], **kw)
 
 
 def _batch(model: Model, b: int = 3, seed: int = 0):
     """Data x of the model's kind and its condition y (labels, or the visible image)."""
-    x = {"image": _images, "strokes": _sketches, "events": _melodies}[model.data_kind](b, seed)
+    x = {"image": _images, "strokes": _sketches, "events": _melodies, "svg": _glyphs}[model.data_kind](b, seed)
     labels = torch.arange(b) % C if model.num_classes else None
     return x, model.condition(x, labels)
 
@@ -115,6 +131,7 @@ MODEL_CASES = [
     "strokes-raster-neural-bezier",
     "melody",
     "melody-flat",
+    "svg-vae",
 ]
 
 
@@ -125,6 +142,8 @@ def _model_case(case: str) -> Model:
         return _model("gaussian", num_classes=C)
     if case == "melody-flat":
         return _model("melody", decoder="flat")
+    if case == "svg-vae":
+        return _model("svg-vae", vae_first=0.0)
     if case == "strokes-raster-neural-bezier":
         return _model("strokes-raster", renderer="neural", primitive="bezier", renderer_steps=5)
     return _model(case)
@@ -134,7 +153,7 @@ def _model_case(case: str) -> Model:
 
 
 def test_registries_hold_the_names():
-    assert set(MODELS) == {"gaussian", "linear", "sketch", "cvae", "completion", "strokes-raster", "melody"}
+    assert set(MODELS) == {"gaussian", "linear", "sketch", "cvae", "completion", "strokes-raster", "melody", "svg-vae"}
     assert set(GUIDES) == {"mlp", "linear", "rnn", "diag", "lowrank", "full", "iaf", "delta"}
     assert all(issubclass(cls, Model) for cls in MODELS.values())
     assert all(issubclass(cls, Guide) for cls in GUIDES.values())
@@ -170,7 +189,7 @@ def test_every_guide_declares_its_capabilities(name):
     assert isinstance(cls.analytic_kl, bool) and isinstance(cls.factorised, bool) and isinstance(cls.density, bool)
     assert cls.density or not cls.factorised  # a point estimate has no factors
     expected = {
-        "mlp": ("image",),
+        "mlp": ("image", "svg"),
         "rnn": ("strokes",),
         "linear": ("image",),
     }.get(name, KINDS)
@@ -209,10 +228,12 @@ def test_model_capabilities_are_true(case):
     assert changed == {k for k in before if pretrained and k.startswith(pretrained)}
     assert bool(lines) == (pretrained is not None)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    mean = torch.linspace(0.2, 0.8, D)
-    model.init_output_bias(mean if model.data_kind == "image" else torch.zeros(T, 5))
+    mean = torch.linspace(0.2, 0.8, DS if model.data_kind == "svg" else D)
+    model.init_output_bias(mean if model.data_kind in ("image", "svg") else torch.zeros(T, 5))
     if isinstance(model, GaussianVAE):  # Burda et al.: Bernoulli bias = logit of the mean
         torch.testing.assert_close(model.decoder.net[-1].bias, torch.logit(mean) if model.binary else mean)
+    elif case == "svg-vae":  # the pixel logits start at logit of the mean glyph
+        torch.testing.assert_close(model.pixel_bias, torch.logit(mean))
     elif case == "linear":  # the maximum-likelihood b of pPCA
         torch.testing.assert_close(model.bias, mean)
     else:  # no-ops: the sketch model, and the completion model (its baseline fills the hidden part)
@@ -298,6 +319,9 @@ def test_predictive_draws_from_the_prior_with_no_data(case, parallel):
         assert model.likelihood(samples["z"], y).support.check(drawn).all()
     elif model.data_kind == "events":
         assert drawn.dtype == torch.long and ((drawn >= 0) & (drawn < V)).all()  # tokens of the vocabulary
+    elif model.data_kind == "svg":  # pixels in {0, 1}, then command ids 0-3
+        assert drawn[..., :DS].eq(drawn[..., :DS].round()).all()
+        assert torch.isin(drawn[..., DS:].unflatten(-1, (TS, ROW))[..., 0], torch.arange(4.0)).all()
     else:
         assert drawn[..., 2:].sum(-1).eq(1).all()  # one-hot pen states: stroke-5 rows
     # batch_size gives B when there are neither data nor a condition

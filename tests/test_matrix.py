@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import write_abc_tunes
+from conftest import write_abc_tunes, write_test_fonts
 
 from guides import GUIDES
 from models import MODELS
@@ -39,6 +39,7 @@ TINY = dict(
     steps=2,
     segments=2,
     bars=2,
+    max_commands=12,
 )
 
 # Options that change what a model is made of, each value tried in every combination of that model.
@@ -63,7 +64,12 @@ def _tiny_melodies(folder) -> str:
     return f"abc:{write_abc_tunes(folder / 'tiny_tunes.abc')}"
 
 
-TINY_DATA = {"image": lambda folder: "digits:16", "strokes": _tiny_strokes, "events": _tiny_melodies}
+TINY_DATA = {
+    "image": lambda folder: "digits:16",
+    "strokes": _tiny_strokes,
+    "events": _tiny_melodies,
+    "svg": lambda folder: f"svg:{write_test_fonts(folder / 'fonts')}",
+}
 
 
 def _memoised(load):

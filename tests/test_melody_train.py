@@ -134,7 +134,7 @@ def test_an_abc_file_with_no_tune_is_one_line(tmp_path, capsys):
 
 def test_melody_commands_refuse_other_runs(melody_run, tmp_path, capsys):
     assert main(["style", str(melody_run), "--font", str(tmp_path / "x.ttf")]) == 2
-    assert "pvae style applies to runs of strokes data" in capsys.readouterr().err
+    assert "pvae style applies to runs of strokes or svg data" in capsys.readouterr().err
 
 
 def test_a_polyphonic_midi_file_is_one_line(tmp_path, capsys):

@@ -25,6 +25,7 @@ import math
 import os
 import pickle
 import reprlib
+import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -231,3 +232,21 @@ class NpzFile:
         if held > size:
             raise DataError(f"{self._where(key)} unpickles to {held} bytes of arrays from {size} (repeated references)")
         return value
+
+
+def cache_dir() -> Path:
+    """Where readers keep what they parsed: ``$PVAE_CACHE``, else ``~/.cache/pvae``."""
+    return Path(os.environ.get("PVAE_CACHE") or Path.home() / ".cache" / "pvae").expanduser()
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write numeric ``arrays`` to ``path`` atomically (several processes may write one cache at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -16,7 +16,6 @@ import importlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pvae.data.npz import CORRUPT, NpzFile, one_line
+from pvae.data.npz import CORRUPT, NpzFile, cache_dir, one_line, save_npz
 from pvae.errors import DataError
 from pvae.kinds.events.encoding import (
     NO_EVENT,
@@ -308,11 +307,6 @@ def _spec_files(spec: str) -> tuple[str, Path, list[Path]]:
     return scheme, root, files
 
 
-def cache_dir() -> Path:
-    """Where parsed melodies are kept: ``$PVAE_CACHE``, else ``~/.cache/pvae``."""
-    return Path(os.environ.get("PVAE_CACHE") or Path.home() / ".cache" / "pvae").expanduser()
-
-
 def _cache_path(scheme: str, root: Path, files: list[Path]) -> Path:
     stamps = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     reader = _require("music21", "reading ABC").__version__ if scheme == "abc" else None  # its parses differ
@@ -358,15 +352,7 @@ def _save_tunes(path: Path, tunes: Tunes) -> None:
         "reason_offsets": reason_offsets,
         "counts": np.array(list(tunes.skipped.values()), dtype=np.int64),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)  # ranks may write it at once
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    save_npz(path, arrays)
 
 
 def _load_tunes(path: Path) -> Tunes | None:
