@@ -173,7 +173,8 @@ def main(argv=None) -> None:
     c = next(iter(configs.values()))
     lines = [
         f"`{command}`: the svg-vae defaults (z {c.latent_dim}, MLP encoder {c.hidden}, command LSTM {c.dec_hidden}, "
-        f"{c.mixtures} mixture components per argument, batch {c.batch_size}, lr {c.lr:g}, the VAE alone for the "
+        f"{c.mixtures} mixture components per argument, KL weight {c.kl_weight:g}, batch {c.batch_size}, lr {c.lr:g}, "
+        f"the VAE alone for the "
         f"first {c.vae_first:g} of the steps), seed {args.seed}, fonts {args.data}; test fonts never trained on; "
         f"L_K with K = {args.particles}; commands decoded at tau {args.temperature:g}; "
         f"{sum(minutes.values()):.0f} min of training in all",
