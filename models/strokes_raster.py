@@ -17,7 +17,9 @@ Renderers (``--renderer``):
 - ``soft``: differentiable; its sigma (pixels) is annealed geometrically from ``sigma`` to
   ``sigma_final`` over the first ``SIGMA_ANNEAL`` of the run's planned steps (``set_progress``),
   then kept; the current sigma and the planned steps are buffers of the model, so a saved run
-  evaluates as it ended and a resumed one keeps its schedule.
+  evaluates as it ended and a resumed one keeps its schedule. Each stroke is computed only near
+  itself (``pvae.raster.soft_render_windowed``, within ``pvae.raster.INK_BOUND`` of the dense
+  render at every pixel); ``windowed = False`` on a model selects the dense reference.
 - ``neural``: a network imitating the non-differentiable ``hard_render`` of one stroke, trained
   in ``pretrain`` before SVI (``renderer_steps`` steps on random strokes) and frozen.
 
@@ -129,6 +131,7 @@ class StrokesRaster(Model):
     """
 
     name = "strokes-raster"
+    windowed = True  # the soft renderer computes each stroke near itself only (False: the dense reference)
     options = (LATENT_DIM, HIDDEN, ACTIVATION, PRIOR, SEGMENTS, PRIMITIVE, RENDERER, SIGMA, SIGMA_FINAL, RENDERER_STEPS)
     data_kind = "image"
     binary = True
@@ -183,7 +186,7 @@ class StrokesRaster(Model):
     def render(self, strokes: Strokes) -> torch.Tensor:
         """Ink image ``(..., S^2)`` in [0, 1) of the drawings, by this model's renderer."""
         if self.renderer is None:
-            return soft_render(strokes, self.sigma, self.size)
+            return soft_render(strokes, self.sigma, self.size, windowed=self.windowed)
         return self.renderer(strokes)
 
     def likelihood(self, z: torch.Tensor, y: torch.Tensor | None = None) -> dist.Distribution:

@@ -55,11 +55,12 @@ def test_distance_to_each_stroke_matches_dense_sampling(points):
     assert np.abs(ours - brute).max() <= stray + 2e-3
 
 
-def test_soft_render_is_its_formula_pixel_by_pixel():
+@pytest.mark.parametrize("windowed", [True, False])
+def test_soft_render_is_its_formula_pixel_by_pixel(windowed):
     points = np.array([LINES[0], LINES[1], LINES[2]])
     width, ink, sigma = np.array([1.0, 2.5, 3.0]), np.array([0.9, 0.5, 0.7]), 1.3
     strokes = Strokes(torch.tensor(points), torch.tensor(width), torch.tensor(ink))
-    ours = soft_render(strokes, sigma, SIZE).numpy()
+    ours = soft_render(strokes, sigma, SIZE, windowed=windowed).numpy()
     pixels = pixel_centres(SIZE, torch.zeros((), dtype=torch.float64)).numpy()
     blank = np.ones(len(pixels))
     for n in range(3):  # ink_n = a_n exp(-relu(d_n - w_n / 2)^2 / sigma^2), soft OR
