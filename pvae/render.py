@@ -60,24 +60,49 @@ def loss_curves(
 def latent_scatter(
     points: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike, title: str = "", axis: str = "z"
 ) -> None:
-    """Save a 2-D scatter of ``points`` ``(N, 2)``, coloured by integer ``labels`` when given."""
+    """Save a 2-D scatter of ``points`` ``(N, 2)``, coloured by integer ``labels`` when given; points
+    ``(N, 1)`` (a 1-D latent) as a strip, one row per label."""
     fig = Figure(figsize=(5, 4.4))
     ax = fig.subplots()
+    if points.shape[1] == 1:
+        _latent_strip(ax, points[:, 0], labels, axis)
+    else:
+        _scatter(ax, points[:, 0], points[:, 1], labels)
+        ax.set_xlabel(f"{axis}1")
+        ax.set_ylabel(f"{axis}2")
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def _scatter(ax, x: np.ndarray, y: np.ndarray, labels: np.ndarray | None, legend: bool = True) -> None:
+    """Points (x, y), one colour per label (up to 10, with a ``legend``), else a colour map."""
     if labels is None:
-        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
+        ax.scatter(x, y, s=3, alpha=0.5)
     elif len(np.unique(labels)) > 10:  # too many classes for a legend: one colour map
-        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6, c=labels, cmap="turbo")
+        ax.scatter(x, y, s=3, alpha=0.6, c=labels, cmap="turbo")
     else:
         for label in np.unique(labels):
             mask = labels == label
             colour = matplotlib.colormaps["tab10"](label % 10)
-            ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, label=str(label), color=colour)
-        ax.legend(markerscale=4, fontsize=7, loc="best", ncol=2)
+            ax.scatter(x[mask], y[mask], s=3, alpha=0.6, label=str(label), color=colour)
+        if legend:
+            ax.legend(markerscale=4, fontsize=7, loc="best", ncol=2)
+
+
+def _latent_strip(ax, values: np.ndarray, labels: np.ndarray | None, axis: str) -> None:
+    """Values of one dimension along x, jittered within one row per label (one row without labels)."""
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(values))
+    if labels is None:
+        _scatter(ax, values, jitter, None)
+        ax.set_yticks([])
+    else:
+        classes, rows = np.unique(labels, return_inverse=True)
+        _scatter(ax, values, rows.ravel() + jitter, labels, legend=False)  # the rows name the labels
+        if len(classes) <= 10:
+            ax.set_yticks(np.arange(len(classes)), [str(c) for c in classes])
+        ax.set_ylabel("label")
     ax.set_xlabel(f"{axis}1")
-    ax.set_ylabel(f"{axis}2")
-    if title:
-        ax.set_title(title, fontsize=9)
-    _save(fig, path)
 
 
 def principal_components(points: np.ndarray, k: int = 2) -> np.ndarray:
