@@ -17,7 +17,7 @@ from models import GaussianVAE
 from pvae.cli import main
 from pvae.distributions.priors import MOG_COMPONENTS, MOG_RADIUS, MOG_SCALE, mixture_of_gaussians
 from pvae.errors import UserError
-from pvae.objectives import AAE, ALI, Discriminator
+from pvae.objectives import AAE, ALI, Discriminator, make_objective
 from pvae.train import TrainConfig, Trainer
 
 
@@ -256,3 +256,36 @@ def test_ali_reads_images_only(tmp_path, capsys):
     args = ["train", "--objective", "ali", "--model", "sketch", "--guide", "rnn", "--data", "glyphs", "--steps", "1"]
     assert main([*args, "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "--objective ali reads image data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, inputs", [("aae", 4), ("ali", 24 + 4)])
+def test_plain_pyro_svi_sizes_the_discriminator_from_its_first_input(name, inputs):
+    """Latent 4 and 24 pixels (neither the old defaults): D's first layer is sized from the first
+    z (and x) it reads, before Pyro's optimiser sees its parameters, which then train."""
+    torch.manual_seed(0)
+    model, guide = GaussianVAE(24, latent_dim=4, hidden=(8,)), DiagGuide(4, data_dim=24, hidden=[8])
+    objective = make_objective(name, 1)
+    svi = pyro.infer.SVI(model.model, guide.guide, pyro.optim.Adam({"lr": 1e-2}), loss=objective)
+    x = (torch.rand(16, 24) < 0.3).float()
+    losses = [svi.step(x)]
+    first = objective.discriminator.net[0]
+    assert type(first) is torch.nn.Linear and first.in_features == inputs
+    before = first.weight.detach().clone()
+    losses += [svi.step(x) for _ in range(2)]
+    assert all(math.isfinite(v) for v in losses) and not torch.equal(first.weight, before)
+    assert pyro.get_param_store()[f"{name}_discriminator$$$net.0.weight"] is first.weight
+
+
+@pytest.mark.parametrize(
+    "objective, message",
+    [
+        (AAE(latent_dim=2), "aae: latent_dim=2, but the guide's z has 4 values"),
+        (ALI(data_dim=22, latent_dim=4), "ali: data_dim=22, but each x has 24 values"),
+        (ALI(data_dim=24, latent_dim=3), "ali: latent_dim=3, but the guide's z has 4 values"),
+    ],
+)
+def test_a_discriminator_of_the_wrong_size_is_one_line(objective, message):
+    model, guide = GaussianVAE(24, latent_dim=4, hidden=(8,)), DiagGuide(4, data_dim=24, hidden=[8])
+    with pytest.raises(UserError, match=message) as error:
+        objective.differentiable_loss(model.model, guide.guide, torch.zeros(5, 24))
+    assert "\n" not in str(error.value) and len(str(error.value)) < 200

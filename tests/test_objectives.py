@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -319,6 +321,31 @@ def test_make_objective_rejects_bad_arguments():
         make_objective("renyi")
     with pytest.raises(ValueError, match="positive integer"):
         make_objective("iwae", 0)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("elbo", "make_objective('elbo'): unknown option 'nosuch_option'; elbo takes ignore_jit_warnings, "),
+        ("iwae", "make_objective('iwae'): unknown option 'nosuch_option'; iwae takes no options"),
+        (
+            "aae",
+            "unknown option 'nosuch_option'; aae takes adversarial_weight, disc_hidden, disc_lr_ratio, latent_dim,",
+        ),
+    ],
+)
+def test_make_objective_refuses_an_unknown_option_in_one_line(name, message):
+    with pytest.raises(TypeError, match=re.escape(message)) as error:
+        make_objective(name, 1, nosuch_option=3)
+    assert "\n" not in str(error.value)
+
+
+def test_make_objective_takes_what_the_trainer_gives_every_objective():
+    """The model's and data's description and other objectives' options reach only those that take them."""
+    given = dict(latent_dim=4, num_classes=0, data_dim=24, steps=32, vocab=9, adversarial_weight=30.0)
+    assert type(make_objective("elbo", 1, **given)) is TraceELBO
+    assert make_objective("aae", 1, **given).latent_dim == 4
+    assert make_objective("elbo", 1, retain_graph=True).retain_graph  # Pyro's ELBO options reach it
 
 
 def _closed_form_terms(model: GaussianVAE, guide: MLPGuide, x: torch.Tensor, s: float):

@@ -26,6 +26,8 @@ import inspect
 
 from pyro.infer import ELBO
 
+from guides import GUIDES
+from models import MODELS
 from pvae.objectives.adversarial import AAE, ALI, Discriminator
 from pvae.objectives.base import Objective, contract_traces
 from pvae.objectives.elbo import MeanFieldELBO, TraceELBO
@@ -42,16 +44,46 @@ def make_objective(
 ) -> ELBO:
     """The objective called ``name`` (a key of ``OBJECTIVES``) with K = ``num_particles``, wrapped
     in ``KLControlled`` when a ``KLControl`` is given; ``options`` (e.g. ``latent_dim``,
-    ``adversarial_weight``) reach its constructor where it has a parameter of that name."""
+    ``adversarial_weight``) reach its constructor where it has a parameter of that name.
+
+    The trainer gives every objective the description of its model and data (``latent_dim``,
+    ``num_classes``, the data kind's ``model_kwargs``) and every objective's options, which only
+    those that take them read; a keyword that no objective, model or guide takes is refused
+    (``TypeError``, naming it and the options of this objective)."""
     if not isinstance(num_particles, int) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive integer, not {num_particles!r}")
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
     cls = OBJECTIVES[name]
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = _keywords(cls)
+    others = options.keys() - accepted
+    unknown = sorted(others - _known_keywords()) if others else []
+    if unknown:
+        own = ", ".join(sorted(accepted - {"num_particles", "max_plate_nesting"})) or "no options"
+        raise TypeError(f"make_objective({name!r}): unknown option {unknown[0]!r}; {name} takes {own}")
     options = {k: v for k, v in options.items() if k in accepted}
     objective = cls(num_particles=num_particles, max_plate_nesting=max_plate_nesting, **options)
     return objective if kl is None else KLControlled(objective, kl)
+
+
+def _parameters(cls: type) -> set[str]:
+    """The names of the keyword arguments of ``cls``'s constructor."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+
+
+def _keywords(cls: type) -> set[str]:
+    """The keyword arguments objective ``cls`` takes; a constructor with ``**kwargs`` passes them on
+    to Pyro's ``ELBO``."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    extra = _parameters(ELBO) if any(p.kind is p.VAR_KEYWORD for p in parameters) else set()
+    return _parameters(cls) | extra
+
+
+def _known_keywords() -> set[str]:
+    """Every keyword that some registered objective, model or guide takes."""
+    parts = [*MODELS.values(), *GUIDES.values()]
+    return set().union(*map(_keywords, OBJECTIVES.values()), *map(_parameters, parts))
 
 
 __all__ = [  # the objectives in the order OBJECTIVES lists them (``pvae.registry``), then the rest

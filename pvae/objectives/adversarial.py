@@ -14,6 +14,7 @@ from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.parameter import is_lazy
 
 from pvae.contracts import Option
 from pvae.errors import UserError
@@ -55,17 +56,21 @@ class Discriminator(nn.Module):
     """D(z) or D(z, onehot(y)): the logit that z was drawn from the prior rather than from the guide,
     an MLP with leaky ReLUs (Makhzani et al. 2015 use two hidden layers of 1000 units).
 
+    :param inputs: the size of z (ALI: of x and z together), without the labels; ``None``: sized from
+        the first input it reads (a ``torch.nn.LazyLinear``; the objectives run it once before
+        ``pyro.module`` registers its parameters).
     :param num_classes: C > 0: D also reads the class label y (the label-regularised AAE).
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int] = (256, 256), num_classes: int = 0) -> None:
+    def __init__(self, inputs: int | None = None, hidden: Sequence[int] = (256, 256), num_classes: int = 0) -> None:
         super().__init__()
         self.num_classes = num_classes
-        layers: list[nn.Module] = []
-        inputs = latent_dim + num_classes
-        for n_in, n_out in zip((inputs, *hidden), hidden):
-            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
-        self.net = nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else inputs, 1))
+        widths = [*hidden, 1]
+        first = nn.LazyLinear(widths[0]) if inputs is None else nn.Linear(inputs + num_classes, widths[0])
+        layers: list[nn.Module] = [first]
+        for n_in, n_out in zip(widths, widths[1:]):
+            layers += [nn.LeakyReLU(0.2), nn.Linear(n_in, n_out)]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(...)`` of z ``(..., Z)`` (with labels y ``(B,)`` broadcasting against its batch)."""
@@ -98,6 +103,22 @@ class _Adversarial(_LossFromDifferentiable):
     def networks(self) -> list[nn.Module]:
         return [self.discriminator]
 
+    def _registered(self, name: str, inputs: torch.Tensor, y: torch.Tensor | None) -> nn.Module:
+        """The discriminator, registered with ``pyro.module``; a lazy one is sized from ``inputs``
+        first, so that the optimiser never sees an uninitialised parameter."""
+        if any(is_lazy(p) for p in self.discriminator.parameters()):
+            with torch.no_grad():
+                self.discriminator(inputs, y)
+        return pyro.module(name, self.discriminator)
+
+    def _check_size(self, option: str, given: int | None, values: str, seen: int) -> None:
+        """One line where a size the objective was given (``option``) is not that of its inputs."""
+        if given is not None and given != seen:
+            raise UserError(
+                f"{self.name}: {option}={given}, but {values} has {seen} values; give {seen}, or leave {option} out "
+                "to size the discriminator from its first input"
+            )
+
     def _particles(self) -> pyro.plate:
         return pyro.plate("num_particles_vectorized", self.num_particles, dim=-self.max_plate_nesting)
 
@@ -127,7 +148,7 @@ class AAE(_Adversarial):
     prior samples z' come from the model's p(z | y): with ``label_regularised`` the y-th Gaussian of
     the mog10 prior (the paper's figure 4), with the class-conditional decoder N(0, I) (figure 7).
 
-    :param latent_dim: Z, the size of D's input.
+    :param latent_dim: Z, the size of D's input; ``None``: the size of the first z it reads.
     :param num_classes: C: D reads onehot(y) too (given the labels as the loss's second argument).
     :param adversarial_weight: w >= 0.
     :param disc_hidden: D's hidden sizes.
@@ -142,7 +163,7 @@ class AAE(_Adversarial):
         self,
         num_particles: int = 1,
         max_plate_nesting: int = 1,
-        latent_dim: int = 2,
+        latent_dim: int | None = None,
         num_classes: int = 0,
         adversarial_weight: float = 30.0,
         disc_hidden: Sequence[int] = (256, 256),
@@ -152,10 +173,9 @@ class AAE(_Adversarial):
             raise ValueError(f"adversarial_weight must not be negative, not {adversarial_weight}")
         discriminator = Discriminator(latent_dim, disc_hidden, num_classes)
         super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
-        self.adversarial_weight = adversarial_weight
+        self.adversarial_weight, self.latent_dim = adversarial_weight, latent_dim
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        d = pyro.module("aae_discriminator", self.discriminator)
         particles = self._particles()
         guide_trace = poutine.trace(particles(guide)).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(*args, **kwargs)
@@ -170,6 +190,8 @@ class AAE(_Adversarial):
         with torch.no_grad():
             prior_z = site["fn"].sample()  # the prior at the site, expanded over the particles: (K, B, Z)
         y = args[1] if len(args) > 1 else kwargs.get("y")
+        self._check_size("latent_dim", self.latent_dim, "the guide's z", z.shape[-1])
+        d = self._registered("aae_discriminator", z.detach(), y)
         frozen = {name: p.detach() for name, p in d.named_parameters()}
         fool = F.softplus(-torch.func.functional_call(d, frozen, (z, y)))
         judge = F.softplus(-d(prior_z, y)) + F.softplus(d(z.detach(), y))
@@ -195,8 +217,8 @@ class ALI(_Adversarial):
     distribution has one (Gaussian pixels) and through its mean otherwise (Bernoulli pixels: the
     pixel probabilities, as ALI's continuous outputs). D reads flattened images.
 
-    :param data_dim: D, pixels per image.
-    :param latent_dim: Z.
+    :param data_dim: D, pixels per image; ``None``: the size of the first x it reads.
+    :param latent_dim: Z; ``None``: the size of the first z it reads.
     :param num_classes: C: D reads onehot(y) too.
     :param disc_hidden: D's hidden sizes.
     :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
@@ -210,17 +232,19 @@ class ALI(_Adversarial):
         self,
         num_particles: int = 1,
         max_plate_nesting: int = 1,
-        data_dim: int = 784,
-        latent_dim: int = 2,
+        data_dim: int | None = None,
+        latent_dim: int | None = None,
         num_classes: int = 0,
         disc_hidden: Sequence[int] = (256, 256),
         disc_lr_ratio: float = 1.0,
     ) -> None:
-        discriminator = Discriminator(data_dim + latent_dim, disc_hidden, num_classes)
-        super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
+        inputs = None if data_dim is None or latent_dim is None else data_dim + latent_dim
+        super().__init__(
+            num_particles, max_plate_nesting, Discriminator(inputs, disc_hidden, num_classes), disc_lr_ratio
+        )
+        self.data_dim, self.latent_dim = data_dim, latent_dim
 
     def differentiable_loss(self, model, guide, x, y=None, **kwargs) -> torch.Tensor:
-        d = pyro.module("ali_discriminator", self.discriminator)
         particles = self._particles()
         guide_trace = poutine.trace(particles(guide)).get_trace(x, y, **kwargs)
         generated = poutine.trace(particles(model)).get_trace(None, y, batch_size=x.shape[0])
@@ -232,6 +256,9 @@ class ALI(_Adversarial):
         fake_x = fn.rsample() if fn.has_rsample else fn.mean  # (K, B, D): the decoder's gradient flows
         real = torch.cat([x.reshape(x.shape[0], -1).expand(*z.shape[:-1], -1), z], -1)
         fake = torch.cat([fake_x.reshape(*prior_z.shape[:-1], -1), prior_z], -1)
+        self._check_size("data_dim", self.data_dim, "each x", real.shape[-1] - z.shape[-1])
+        self._check_size("latent_dim", self.latent_dim, "the guide's z", z.shape[-1])
+        d = self._registered("ali_discriminator", real.detach(), y)
         frozen = {name: p.detach() for name, p in d.named_parameters()}
         fool = F.softplus(-torch.func.functional_call(d, frozen, (real, y)))
         fool = fool + F.softplus(torch.func.functional_call(d, frozen, (fake, y)))
