@@ -12,8 +12,10 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from models import MODELS
 from pvae.errors import UserError
 from pvae.kinds.base import kind_of, load_dataset
 
-CONFIG, CHECKPOINT, METRICS, FIGURES, SAMPLES = "config.json", "checkpoint.pt", "metrics.csv", "figures", "samples"
+CONFIG, CHECKPOINT, METRICS, FIGURES = "config.json", "checkpoint.pt", "metrics.csv", "figures"
 PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the newest, kept in case the newest is damaged
 TIMING, LOCK = "timing.csv", ".lock"
 
@@ -91,9 +93,11 @@ def load_split(config: dict[str, Any], split: str, data=None):
 
 
 def output_dir(run: str | os.PathLike, command: str, **arguments: Any) -> Path:
-    """``RUN/COMMAND/NAME=VALUE,...``: where an evaluation command writes, one folder per set of
-    arguments, so neither training's outputs nor another evaluation's are overwritten. A value
-    with characters a folder name should not hold (a data spec's path) has them replaced by ``_``."""
+    """``RUN/COMMAND/NAME=VALUE,...``: where an evaluation or generation command writes, one folder
+    per set of arguments (the ones it reads, in the order of its flags, with the values it used),
+    so neither training's outputs nor another command's are overwritten. ``None`` shows as ``all``;
+    a value with characters a folder name should not hold (a data spec's path) has them replaced by
+    ``_``."""
 
     def shown_value(v: Any) -> str:
         text = "all" if v is None else "-".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
@@ -140,24 +144,45 @@ def has_checkpoint(run: str | os.PathLike) -> bool:
 def load_checkpoint(run: str | os.PathLike, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The newest readable checkpoint of the run, on the CPU (``load_state_dict`` moves weights
     where they belong): ``checkpoint.pt``, or ``checkpoint.prev.pt`` (with one line to ``warn``)
-    when the newest is missing or damaged."""
+    when the newest is missing or damaged; ``UserError`` in one short line when neither loads."""
     run = Path(run)
-    problems = []
+    problems: dict[str, str] = {}
     for name in (CHECKPOINT, PREVIOUS):
         path = run / name
         if not path.is_file():
-            problems.append(f"no {name}")
+            problems[name] = "missing"
             continue
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)  # load_state_dict moves weights
         except Exception as e:  # a damaged file: torch raises several kinds
-            problems.append(f"{path}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+            problems[name] = _damage(path, e)
             continue
         if name == PREVIOUS:
             step = state["position"]["step"]
-            (warn or warnings.warn)(f"{problems[0]}; using the previous checkpoint {path} (step {step})")
+            (warn or warnings.warn)(
+                f"{run / CHECKPOINT}: {problems[CHECKPOINT]}; using the previous checkpoint {path} (step {step})"
+            )
         return state
-    raise UserError(f"{run}: no readable checkpoint ({'; '.join(problems)})")
+    causes = set(problems.values())
+    shown = (
+        f"{' and '.join(problems)}: {causes.pop()}"
+        if len(causes) == 1
+        else "; ".join(f"{name}: {cause}" for name, cause in problems.items())
+    )
+    raise UserError(f"{run}: no readable checkpoint ({shown})")
+
+
+def _damage(path: Path, error: Exception) -> str:
+    """What is wrong with a checkpoint file torch cannot load, in a few words (torch's messages
+    run to a paragraph): a checkpoint is a zip archive, so a file that is none was cut short."""
+    if not path.stat().st_size:
+        return "empty"
+    if not zipfile.is_zipfile(path):
+        return "truncated (not a whole zip archive)"
+    if isinstance(error, pickle.UnpicklingError):
+        return "holds more than tensors and plain values (torch.load with weights_only refuses it)"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"unreadable ({first[:80]})"
 
 
 class RunLock:

@@ -48,9 +48,9 @@ def test_cvae_draws_the_requested_class(cvae_run):
 
 def test_cvae_cli_sample_inspect_bounds(cvae_run, capsys):
     assert main(["sample", str(cvae_run), "--label", "3", "-n", "20"]) == 0
-    assert (cvae_run / "samples" / "label_3.png").stat().st_size > 1000
+    assert (cvae_run / "sample" / "n=20,label=3,seed=0" / "samples.png").stat().st_size > 1000
     assert main(["sample", str(cvae_run)]) == 0
-    assert (cvae_run / "samples" / "style_content.png").stat().st_size > 1000
+    assert (cvae_run / "sample" / "seed=0" / "style_content.png").stat().st_size > 1000
     assert main(["inspect", str(cvae_run), "--limit", "200"]) == 0
     assert main(["bounds", str(cvae_run), "--k", "1", "10", "--limit", "50", "--no-progress"]) == 0
     for label in ("10", "-1", "three"):
@@ -144,7 +144,7 @@ def test_completion_keeps_the_visible_pixels_exactly(tmp_path):
     assert torch.equal(completions[:, :, ~model.hidden], x[:, ~model.hidden].expand(3, -1, -1))
     assert not torch.equal(completions[0, :, model.hidden], completions[1, :, model.hidden])  # z varies
     assert main(["complete", str(run), "-n", "4"]) == 0
-    assert (run / "samples" / "completions.png").stat().st_size > 1000
+    assert (run / "complete" / "n=4,samples=4,seed=0" / "completions.png").stat().st_size > 1000
 
 
 def test_completion_cvae_model_scores_hidden_pixels_given_the_visible():

@@ -4,6 +4,7 @@ files that parse with the right notes, and bad input gives one line."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -103,6 +104,19 @@ def test_sample_and_interpolate_write_midi_and_piano_rolls(melody_run, capsys):
     # the first melody, three steps of the path and the second, a bar of rest between each
     end = max(n[2] for n in _notes(midi))
     assert end <= (5 * 32 + 4 * 16) * TICKS_PER_STEP
+
+
+def test_generation_folders_are_the_command_then_its_arguments(melody_run, tunes, capsys):
+    """RUN/COMMAND/ARGUMENTS/, as on every kind; n is the number of test melodies read."""
+    test = len(load_melodies(tunes, 2).split("test"))
+    assert main(["reconstruct", str(melody_run), "-n", str(test + 5)]) == 0
+    folder = melody_run / "reconstruct" / f"n={test},seed=0"
+    assert {Path(p).parent for p in _written(capsys)} == {folder} and len(list(folder.glob("*.mid"))) == test
+    assert main(["sample", str(melody_run), "-n", "2", "--temperature", "0.7"]) == 0
+    assert {Path(p).parent for p in _written(capsys)} == {melody_run / "sample" / "n=2,temperature=0.7,seed=0"}
+    assert main(["interpolate", str(melody_run), "--pair", "0", "0", "--steps", "3"]) == 0
+    folder = melody_run / "interpolate" / "pair=0-0,steps=3,temperature=0.1,seed=0"
+    assert {Path(p).parent for p in _written(capsys)} == {folder}
 
 
 @pytest.mark.parametrize(

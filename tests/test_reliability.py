@@ -62,6 +62,36 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     assert runs.load_checkpoint(run)["position"]["epoch"] == 3
 
 
+class _NotATensor:
+    """An object a weights-only load refuses."""
+
+
+@pytest.mark.parametrize(
+    "damage, cause",
+    [
+        ("truncated", "checkpoint.pt and checkpoint.prev.pt: truncated (not a whole zip archive)"),
+        ("empty", "checkpoint.pt and checkpoint.prev.pt: empty"),
+        ("mixed", "checkpoint.pt: holds more than tensors and plain values (torch.load with weights_only "
+                  "refuses it); checkpoint.prev.pt: missing"),
+    ],
+)  # fmt: skip
+def test_no_readable_checkpoint_is_one_short_line_naming_both_files(tmp_path, damage, cause):
+    run = tmp_path / "run"
+    run.mkdir(parents=True)
+    for name in (runs.CHECKPOINT, runs.PREVIOUS):
+        torch.save({"position": {"step": 1}, "model": {"w": torch.zeros(1000)}}, run / name)
+        data = (run / name).read_bytes()
+        (run / name).write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    if damage == "mixed":
+        torch.save({"model": _NotATensor()}, run / runs.CHECKPOINT)
+        (run / runs.PREVIOUS).unlink()
+    with pytest.raises(UserError) as error:
+        runs.load_checkpoint(run)
+    message = str(error.value)
+    assert message == f"{run}: no readable checkpoint ({cause})"
+    assert "\n" not in message and len(message) - len(str(run)) < 200
+
+
 def test_a_second_train_in_a_running_folder_is_refused_and_a_dead_lock_is_not(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -165,7 +165,7 @@ def test_sample_prints_the_share_of_empty_draws(sketch_run, capsys, prior):
     assert match and out[1].startswith("written: "), out
     count, total = int(match[1]), int(match[2])
     assert total == n and float(match[3]) == pytest.approx(round(100 * count / n, 1))
-    svg = sketch_run / "samples" / ("prior_t0.5.svg" if prior else "conditional_t0.5.svg")
+    svg = sketch_run / "sample" / f"n={n},temperature=0.5,prior={prior},seed=0" / "samples.svg"
     cells = _segments_per_cell(svg)
     if prior:  # ten draws a row
         drawn = [cells.get(divmod(i, 10), 0) for i in range(n)]
@@ -256,9 +256,10 @@ def test_complete_writes_its_figure_and_says_what_the_continuations_draw(sketch_
     out = capsys.readouterr().out.splitlines()
     match = COMPLETION.fullmatch(out[0])
     assert match and match[1] == z and match[2] == "6", out
-    svg = sketch_run / "samples" / "complete.svg"
+    folder = sketch_run / "complete" / f"n=2,samples=3,fraction=0.5,temperature=0.5,z={z},seed=0"
+    svg = folder / "completions.svg"
     assert {line.get("stroke") for line in ET.parse(svg).getroot().iter(f"{SVG}polyline")} <= {"black", "#d62728"}
-    assert (sketch_run / "figures" / "complete.png").stat().st_size > 1000
+    assert (folder / "completions.png").stat().st_size > 1000
 
 
 def test_completions_take_the_code_of_the_given_part_by_default(sketch_run, capsys):
@@ -269,7 +270,8 @@ def test_completions_take_the_code_of_the_given_part_by_default(sketch_run, caps
 def test_the_decoder_only_model_completes_and_samples(decoder_only_run, capsys):
     assert main(["complete", str(decoder_only_run), "-n", "2", "--samples", "2"]) == 0
     assert COMPLETION.fullmatch(capsys.readouterr().out.splitlines()[0])[1] == "decoder-only"
-    assert (decoder_only_run / "samples" / "complete.svg").is_file()
+    folder = "complete/n=2,samples=2,fraction=0.5,temperature=0.5,seed=0"  # no z to choose
+    assert (decoder_only_run / folder / "completions.svg").is_file()
     assert main(["sample", str(decoder_only_run), "-n", "3"]) == 0
     assert LINE.match(capsys.readouterr().out.splitlines()[0])[2] == "3"
     for z in ("prefix", "prior"):

@@ -103,12 +103,13 @@ def _cells(svg) -> dict[tuple[int, int], set[str]]:
 def test_conditional_run_builds_model_and_guide_with_62_classes(run):
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["kwargs"]["num_classes"] == 62 and config["guide"]["kwargs"]["num_classes"] == 62
-    assert (run / "samples" / "reconstructions.svg").is_file() and (run / "samples" / "prior_samples.svg").is_file()
+    assert (run / "figures" / "reconstructions.svg").is_file() and (run / "figures" / "prior_samples.svg").is_file()
 
 
 def test_style_draws_one_glyph_as_62_characters(run):
     svg, png = style_run(run, _font("DejaVuSerif.ttf"), "g")
-    assert svg.name == "style_DejaVuSerif_42_g.svg" and png.stat().st_size > 1000
+    assert svg == run / "style" / "font=DejaVuSerif,glyph=g,temperature=0.1,seed=0" / "style.svg"
+    assert png.stat().st_size > 1000
     cells = _cells(svg)
     assert {cell for cell, colours in cells.items() if colours == {SOURCE}} == {(0, 25)}  # the encoded glyph
     drawn = {cell for cell, colours in cells.items() if colours == {INK}}
@@ -117,6 +118,8 @@ def test_style_draws_one_glyph_as_62_characters(run):
 
 def test_font_interpolation_sheet(run):
     svg, _ = font_interpolation_run(run, _font(), _font("DejaVuSansMono.ttf"), steps=3, glyph="A", chars="Ab")
+    folder = f"font={_font().stem},glyph=A,to=DejaVuSansMono,steps=3,chars=Ab,temperature=0.1,seed=0"
+    assert svg == run / "style" / folder / "interpolation.svg"
     root = ET.parse(svg).getroot()
     assert (root.get("width"), root.get("height")) == (f"{3 * CELL}px", f"{3 * CELL}px")  # [source] A b per step
     cells = _cells(svg)
@@ -125,9 +128,10 @@ def test_font_interpolation_sheet(run):
 
 def test_generation_commands_pass_the_labels(run):
     svg, _ = sample_run(run, n=4, prior=True, label="A")
-    assert svg.name == "prior_t0.5_label10.svg" and len(_cells(svg)) > 0
+    assert svg == run / "sample" / "n=4,label=10,temperature=0.5,prior=True,seed=0" / "samples.svg"
+    assert len(_cells(svg)) > 0
     svg, _ = sample_run(run, n=4, label=10)  # the test sketches of class 10 ('A'), and samples from their codes
-    assert svg.name == "conditional_t0.5_label10.svg"
+    assert svg.parent.name.startswith("n=") and svg.parent.name.endswith(",label=10,temperature=0.5,prior=False,seed=0")
     for svg, _ in (reconstruct_run(run, n=2), interpolate_run(run, steps=3), complete_run(run, n=2, samples=2)):
         ET.parse(svg)
 

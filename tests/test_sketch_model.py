@@ -149,28 +149,35 @@ def test_sketch_run_folder_and_metrics(sketch_run):
     config = json.loads((sketch_run / "config.json").read_text())
     assert config["data"]["kind"] == "strokes" and config["data"]["scale"] > 0
     assert config["train"]["kl_weight_units"] == "sketch-rnn" and config["guide"]["name"] == "rnn"
-    assert _polylines(sketch_run / "samples" / "prior_samples.svg") > 0
+    assert _polylines(sketch_run / "figures" / "prior_samples.svg") > 0
 
 
 @pytest.mark.parametrize(
     "command, output",
     [
-        (["sample", "-n", "6"], "conditional_t0.5.svg"),
-        (["sample", "--prior", "--temperature", "0.3"], "prior_t0.3.svg"),
-        (["reconstruct", "-n", "2"], "temperatures.svg"),
-        (["interpolate", "--steps", "4"], "interpolate_0_1.svg"),
-        (["complete", "-n", "2", "--samples", "2"], "complete.svg"),
+        (["sample", "-n", "6"], "sample/n=4,temperature=0.5,prior=False,seed=0/samples"),  # 4 test sketches
+        (["sample", "--prior", "--temperature", "0.3"], "sample/n=20,temperature=0.3,prior=True,seed=0/samples"),
+        (["reconstruct", "-n", "2"], "reconstruct/n=2,seed=0/reconstructions"),
+        (["interpolate", "--steps", "4"], "interpolate/pair=0-1,steps=4,temperature=0.1,seed=0/interpolation"),
+        (
+            ["complete", "-n", "2", "--samples", "2"],
+            "complete/n=2,samples=2,fraction=0.5,temperature=0.5,z=prefix,seed=0/completions",
+        ),
     ],
 )
 def test_generation_commands_write_valid_svg(sketch_run, capsys, command, output):
+    """Each into RUN/COMMAND/ARGUMENTS/, as SVG and PNG, and nothing into the training figures."""
+    trained = sorted(path.name for path in (sketch_run / "figures").iterdir())
     assert main([command[0], str(sketch_run), *command[1:]]) == 0
-    assert _polylines(sketch_run / "samples" / output) > 0
-    assert (sketch_run / "figures" / output.replace(".svg", ".png")).stat().st_size > 1000
+    assert _polylines(sketch_run / f"{output}.svg") > 0
+    assert (sketch_run / f"{output}.png").stat().st_size > 1000
+    assert sorted(path.name for path in (sketch_run / "figures").iterdir()) == trained
 
 
 def test_completion_draws_the_continuation_in_red(sketch_run):
     main(["complete", str(sketch_run), "-n", "2", "--samples", "4"])
-    root = ET.parse(sketch_run / "samples" / "complete.svg").getroot()
+    folder = "complete/n=2,samples=4,fraction=0.5,temperature=0.5,z=prefix,seed=0"
+    root = ET.parse(sketch_run / folder / "completions.svg").getroot()
     colours = {p.get("stroke") for p in root.iter("{http://www.w3.org/2000/svg}polyline")}
     assert colours == {"black", "#d62728"}
 

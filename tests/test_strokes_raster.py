@@ -107,7 +107,7 @@ def test_vectorise_writes_one_svg_per_image_with_one_path_per_stroke(raster_run,
 def test_sample_writes_prior_drawings_as_svg(raster_run, capsys):
     assert main(["sample", str(raster_run), "-n", "3"]) == 0
     written = capsys.readouterr().out
-    assert written.count(".svg") == 3 and "prior.png" in written
+    assert written.count(".svg") == 3 and "sample/n=3,seed=0/samples.png" in written
 
 
 def test_commands_that_need_a_density_or_strokes_say_so(raster_run, tmp_path, capsys):

@@ -297,12 +297,13 @@ def sample_run(
 def reconstruct_run(run: str | os.PathLike, n: int = 8, seed: int = 0) -> list[Path]:
     """The first ``n`` test melodies and their reconstructions (z the posterior mean, tau
     ``RECONSTRUCTION_TEMPERATURE``): a MIDI file per melody playing the original, a bar of rest, the
-    reconstruction; and a piano roll sheet, in ``RUN/reconstruct/n=N,seed=S/``."""
+    reconstruction; and a piano roll sheet, in ``RUN/reconstruct/n=N,seed=S/`` (N: the melodies
+    read, at most the test split's)."""
     config, model, guide = _load(run, "reconstruct")
     low, high = config["data"]["low"], config["data"]["high"]
-    folder = runs.output_dir(run, "reconstruct", n=n, seed=seed)
     torch.manual_seed(seed)
     x = runs.load_split(config, "test").head(n).tensor()
+    folder = runs.output_dir(run, "reconstruct", n=len(x), seed=seed)
     originals = _events(x, low)
     decoded = _events(model.generate(encode(guide, x), RECONSTRUCTION_TEMPERATURE)[0], low)
     paths = [

@@ -1,6 +1,6 @@
 """Generation from image runs: class-conditional samples (``pvae sample --label``), image
-completion (``pvae complete``), as PNG grids in ``RUN/samples/``, and vectorisation (``pvae
-vectorise``: images -> SVG drawings, for models that draw strokes).
+completion (``pvae complete``), as PNG grids, and vectorisation (``pvae vectorise``: images -> SVG
+drawings, for models that draw strokes); each into ``RUN/COMMAND/ARGUMENTS/`` (``runs.output_dir``).
 
 The sketch counterparts live in ``pvae.kinds.strokes.generate``; each data kind (``pvae.kinds``)
 lists the commands that apply to its runs.
@@ -46,28 +46,28 @@ def parse_label(label: str | int, num_classes: int, run: str | os.PathLike, name
 
 
 def sample_run(run: str | os.PathLike, n: int = 100, label: str | int | None = None, seed: int = 0) -> list[Path]:
-    """``n`` decoded samples from p(z | y) (or p(z)); for a class-conditional run without ``label``,
-    the style-vs-content grid (one z per row, one class per column) instead."""
+    """``n`` decoded samples from p(z | y) (or p(z)), ``samples.png``; for a class-conditional run
+    without ``label``, the style-vs-content grid (one z per row, one class per column) instead."""
     config, model, _ = _load_images(run, "sample")
-    shape, out = tuple(config["data"]["shape"]), Path(run) / runs.SAMPLES
-    out.mkdir(exist_ok=True)
-    torch.manual_seed(seed)
+    shape = tuple(config["data"]["shape"])
     if model.supports_completion:
         raise UserError(f"{run}: a completion run generates from visible pixels; use pvae complete")
+    torch.manual_seed(seed)
     if label is None and model.num_classes:
-        return [style_grid(model, shape, out / "style_content.png")]
+        return [style_grid(model, shape, runs.output_dir(run, "sample", seed=seed) / "style_content.png")]
     if label is None:
-        path = out / "prior.png"
+        out = runs.output_dir(run, "sample", n=n, seed=seed)
+        path = out / "samples.png"
         z = model.prior(n).sample()
         images = decode_mean(model, z)
         render.image_grid(images.reshape(-1, *shape), path, title="decoded samples of p(z) (pixel means)")
         if not model.supports_vectorise:
             return [path]
-        folder = out / "prior_svg"
+        folder = out / "svg"
         folder.mkdir(exist_ok=True)
         return [path, *write_svgs(model, z, folder)]
     y = parse_label(label, model.num_classes, run)
-    path = out / f"label_{y}.png"
+    path = runs.output_dir(run, "sample", n=n, label=y, seed=seed) / "samples.png"
     images = class_samples(model, torch.full((n,), y, dtype=torch.long))
     render.image_grid(images.reshape(-1, *shape), path, title=f"decoded samples of p(z | y={y}) (pixel means)")
     return [path]
@@ -80,8 +80,7 @@ def complete_run(run: str | os.PathLike, n: int = 8, samples: int = 5, seed: int
     config, model, _ = _load_images(run, "complete")
     if not model.supports_completion:
         raise UserError(f"{run}: not an image-completion run (train with --model completion)")
-    shape, out = tuple(config["data"]["shape"]), Path(run) / runs.SAMPLES
-    out.mkdir(exist_ok=True)
+    shape = tuple(config["data"]["shape"])
     torch.manual_seed(seed)
     test = runs.load_split(config, "test").tensor()
     x = test[torch.linspace(0, len(test) - 1, min(n, len(test))).long()]
@@ -90,7 +89,7 @@ def complete_run(run: str | os.PathLike, n: int = 8, samples: int = 5, seed: int
     baseline = torch.where(model.hidden, model.baseline_prediction(y), x)
     completions = model.complete(y, samples)  # (S, B, D)
     rows = torch.stack([shown, baseline, *completions, x], 1)  # (B, S + 3, D)
-    path = out / "completions.png"
+    path = runs.output_dir(run, "complete", n=len(x), samples=samples, seed=seed) / "completions.png"
     render.image_grid(
         rows.reshape(-1, *shape),
         path,
@@ -137,7 +136,7 @@ def vectorise_run(run: str | os.PathLike, spec: str | None = None, n: int = 16) 
     x = data.tensor()[index]
     y = model.condition(x, None)
     z = point_estimate(guide.posterior(x, y))
-    folder = runs.output_dir(run, "vectorise", data=spec or "test", n=n)
+    folder = runs.output_dir(run, "vectorise", data=spec or "test", n=len(index))
     paths = write_svgs(model, z, folder)
     drawn = model.render(model.strokes(z))
     back = svg_images(paths, model.size)

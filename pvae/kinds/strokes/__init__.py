@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from pvae import runs
 from pvae.contracts import Option
 from pvae.data.splits import SPLITS
 from pvae.errors import DataError
@@ -103,7 +104,7 @@ class StrokeKind(DataKind):
         return config["data"]["rows"]
 
     def training_figures(self, out: Path, model, guide, test, config: dict[str, Any], seed: int) -> None:
-        generate.training_figures(out, model, guide, test, seed=seed)
+        generate.training_figures(out / runs.FIGURES, model, guide, test, seed=seed)
 
     def inspection_figures(self, folder: Path, model, guide, split, config: dict[str, Any], seed: int, **posterior):
         generate.training_figures(folder, model, guide, split, seed=seed)

@@ -1,6 +1,7 @@
 """Generation with sketch models: samples, reconstructions at several temperatures, latent
-interpolation and sketch completion, written as SVG (svgwrite) and PNG (matplotlib); and, for
-class-conditional runs on glyph data, font style: one glyph's code decoded as every character.
+interpolation and sketch completion, written as SVG (svgwrite) and PNG (matplotlib) into
+``RUN/COMMAND/ARGUMENTS/`` (``runs.output_dir``); and, for class-conditional runs on glyph data,
+font style: one glyph's code decoded as every character.
 
 Works with any model that has ``generate(z, n, temperature, prefix, y=...)`` and a ``latent_dim``
 (0 for a decoder-only model), and any guide with ``posterior(x, y)``, on padded stroke-5 sketches.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,11 +64,10 @@ def _drawings(x: torch.Tensor, colour: str = INK) -> list[render.Drawing]:
     return [[(to_stroke3(s), colour)] for s in x.cpu()]
 
 
-def _save(drawings: list[render.Drawing], run: Path, name: str, ncol: int, title: str) -> list[Path]:
-    """The same grid as ``RUN/samples/NAME.svg`` and ``RUN/figures/NAME.png``."""
-    svg, png = run / runs.SAMPLES / f"{name}.svg", run / runs.FIGURES / f"{name}.png"
-    for path in (svg, png):
-        path.parent.mkdir(parents=True, exist_ok=True)
+def _save(drawings: list[render.Drawing], folder: Path, name: str, ncol: int, title: str) -> list[Path]:
+    """The same grid as ``folder/NAME.svg`` and ``folder/NAME.png``."""
+    svg, png = folder / f"{name}.svg", folder / f"{name}.png"
+    folder.mkdir(parents=True, exist_ok=True)
     render.sketches_svg(drawings, svg, ncol=ncol)
     render.sketches_png(drawings, png, ncol=ncol, title=title)
     return [svg, png]
@@ -89,10 +88,10 @@ def _prior_labels(model: nn.Module, n: int, label: int | None = None) -> torch.T
 
 
 def training_figures(
-    run: str | os.PathLike, model: nn.Module, guide: nn.Module | None, test: StrokeSplit, seed: int = 0
+    folder: str | os.PathLike, model: nn.Module, guide: nn.Module | None, test: StrokeSplit, seed: int = 0
 ):
-    """Reconstructions of 10 test sketches (top: the sketches) and 20 samples, in figures/ and samples/."""
-    run = Path(run)
+    """Reconstructions of 10 test sketches (top: the sketches) and 20 samples, as SVG and PNG in ``folder``."""
+    folder = Path(folder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if guide is not None:
@@ -102,7 +101,7 @@ def training_figures(
             recon = model.generate(encode(guide, x, y), temperature=0.2, y=y)
             _save(
                 _drawings(x) + _drawings(recon),
-                run,
+                folder,
                 "reconstructions",
                 10,
                 "test sketches; reconstructions (tau 0.2)",
@@ -111,7 +110,7 @@ def training_figures(
         z = model.prior(20, y).sample() if model.latent_dim else None
         samples = model.generate(z, n=20, temperature=0.5, y=y)
         title = "samples from the prior (tau 0.5)" + ("" if y is None else ", classes in turn")
-        _save(_drawings(samples), run, "prior_samples", 10, title)
+        _save(_drawings(samples), folder, "prior_samples", 10, title)
 
 
 def _load(run: str | os.PathLike, command: str):
@@ -166,11 +165,11 @@ def sample_run(
     test sketches with that label. ``say`` gets one line: the share of empty draws (``empty``),
     and of empty test sketches when drawing from their codes."""
     config, model, guide = _load(run, "sample")
-    run = Path(run)
     index = None if label is None else resolve_label(config, model, label)
-    suffix = "" if index is None else f"_label{index}"
+    given = {} if index is None else {"label": index}
+    prior = prior or guide is None
     torch.manual_seed(seed)
-    if prior or guide is None:
+    if prior:
         if index is not None and not model.num_classes:
             raise UserError(
                 f"--label {label}: the prior of this run is not class-conditional (train with --conditional)"
@@ -181,8 +180,8 @@ def sample_run(
         title = f"from the prior, tau {temperature:g}" + ("" if index is None else f", class {index}")
         if say is not None:
             say(_empty_line(draws, title))
-        drawings = _drawings(draws)
-        return _save(drawings, run, f"prior_t{temperature:g}{suffix}", 10, title)
+        folder = runs.output_dir(run, "sample", n=n, **given, temperature=temperature, prior=prior, seed=seed)
+        return _save(_drawings(draws), folder, "samples", 10, title)
     test = runs.load_split(config, "test")
     if index is not None:
         test = _of_class(test, index, label)
@@ -193,10 +192,11 @@ def sample_run(
     if say is not None:
         say(_empty_line(samples, f"from the codes of test sketches, tau {temperature:g}", x))
     drawings = [d for i in range(0, len(x), 10) for d in _drawings(x[i : i + 10]) + _drawings(samples[i : i + 10])]
+    folder = runs.output_dir(run, "sample", n=len(x), **given, temperature=temperature, prior=prior, seed=seed)
     return _save(
         drawings,
-        run,
-        f"conditional_t{temperature:g}{suffix}",
+        folder,
+        "samples",
         10,
         f"test sketches and samples from their codes, tau {temperature:g}",
     )
@@ -214,7 +214,8 @@ def reconstruct_run(run: str | os.PathLike, n: int = 8, temperatures=TEMPERATURE
     columns = [_drawings(x)] + [_drawings(model.generate(z, temperature=t, y=y)) for t in temperatures]
     drawings = [col[i] for i in range(len(x)) for col in columns]
     title = "each row: a test sketch, then reconstructions at tau " + ", ".join(f"{t:g}" for t in temperatures)
-    return _save(drawings, Path(run), "temperatures", len(columns), title)
+    folder = runs.output_dir(run, "reconstruct", n=len(x), seed=seed)
+    return _save(drawings, folder, "reconstructions", len(columns), title)
 
 
 def interpolate_run(
@@ -238,7 +239,8 @@ def interpolate_run(
     for z in (torch.lerp(z0, z1, t[:, None]), slerp(z0, z1, t)):
         drawings += _drawings(model.generate(z, temperature=temperature, y=y_t))
     title = f"test sketches {first} -> {second}: linear (top) and spherical (bottom) interpolation, tau {temperature:g}"
-    return _save(drawings, Path(run), f"interpolate_{first}_{second}", steps, title)
+    folder = runs.output_dir(run, "interpolate", pair=[first, second], steps=steps, temperature=temperature, seed=seed)
+    return _save(drawings, folder, "interpolation", steps, title)
 
 
 def complete_run(
@@ -303,7 +305,9 @@ def complete_run(
         )
     title = f"each row: a test sketch; its first {fraction:.0%} continued {samples} times (red), {codes}"
     title += f", tau {temperature:g}"
-    return _save(drawings, Path(run), "complete", samples + 1, title)
+    code = {"z": z} if model.latent_dim else {}
+    arguments = dict(n=len(test), samples=samples, fraction=fraction, temperature=temperature, **code, seed=seed)
+    return _save(drawings, runs.output_dir(run, "complete", **arguments), "completions", samples + 1, title)
 
 
 # --- font style (class-conditional runs on glyph data) --------------------------------------------
@@ -349,16 +353,13 @@ def _font_code(config: dict, guide: nn.Module, sketch: np.ndarray, index: int) -
     return encode(guide, x, torch.tensor([index]))
 
 
-def _file_stem(font: str | os.PathLike) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(font).stem)
-
-
 def style_run(
     run: str | os.PathLike, font: str | os.PathLike, glyph: str, temperature: float = 0.1, seed: int = 0
 ) -> list[Path]:
     """Encode the glyph ``glyph`` of the font file ``font``, z = E_q[z | x, y], and decode that z
     with every class y: the font's style in all 62 characters (rows 0-9, A-Z, a-z; the encoded
-    glyph in blue at the top right), as ``samples/style_FONT_CLASS_CHAR.svg`` and a PNG in figures/."""
+    glyph in blue at the top right), as ``style.svg`` and ``style.png`` in
+    ``RUN/style/font=FONT,glyph=CHAR,temperature=T,seed=S/``."""
     config, model, guide = _style_run(run, "pvae style")
     index = _glyph_class(model, glyph)
     sketch = _font_glyph(config, font, glyph)
@@ -373,7 +374,8 @@ def style_run(
         cells += row + [[]] * (ncol - len(row))
     cells[ncol - 1] = [(sketch, SOURCE)]
     title = f"{Path(font).name} {glyph!r} (blue) decoded as every character, tau {temperature:g}"
-    return _save(cells, Path(run), f"style_{_file_stem(font)}_{index}_{glyph}", ncol, title)
+    folder = runs.output_dir(run, "style", font=Path(font).stem, glyph=glyph, temperature=temperature, seed=seed)
+    return _save(cells, folder, "style", ncol, title)
 
 
 def font_interpolation_run(
@@ -389,7 +391,7 @@ def font_interpolation_run(
     """Interpolate between two fonts' styles: z_a, z_b = E_q[z | x, y] of the glyph ``glyph`` of
     each font, and row i decodes slerp(z_a, z_b, i / (steps - 1)) as each character of ``chars``
     (the first column: the two encoded glyphs, in blue), as
-    ``samples/font_interpolation_A_B_CLASS_CHAR.svg`` and a PNG in figures/."""
+    ``interpolation.svg`` and ``interpolation.png`` in ``RUN/style/font=A,glyph=CHAR,to=B,steps=N,...``."""
     config, model, guide = _style_run(run, "font interpolation")
     if steps < 2:
         raise UserError(f"--steps {steps}: must be at least 2")
@@ -411,5 +413,9 @@ def font_interpolation_run(
         f"{Path(font_a).name} -> {Path(font_b).name}: spherical interpolation of the codes of {glyph!r} "
         f"(blue), tau {temperature:g}"
     )
-    name = f"font_interpolation_{_file_stem(font_a)}_{_file_stem(font_b)}_{index}_{glyph}"
-    return _save(cells, Path(run), name, len(columns) + 1, title)
+    shown = {} if chars == SPECIMEN else {"chars": chars}
+    folder = runs.output_dir(
+        run, "style", font=Path(font_a).stem, glyph=glyph, to=Path(font_b).stem, steps=steps, **shown,
+        temperature=temperature, seed=seed,
+    )  # fmt: skip
+    return _save(cells, folder, "interpolation", len(columns) + 1, title)

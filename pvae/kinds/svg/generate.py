@@ -3,11 +3,12 @@ style``), interpolation between two fonts' styles (``pvae interpolate``, ``pvae 
 glyph -> z -> commands (``pvae reconstruct``).
 
 A style is a code z: the posterior mean of a glyph image, or the mean of a font's glyphs' means.
-Decoding it with every class y gives one command sequence per character, written as SVG files
-(``RUN/samples/...``: one ``.svg`` per glyph, each a ``<path>`` of M, L, C and Z, and
-``sheet.svg`` with all of them) and as a PNG sheet of the commands filled (``outlines.rasterise``)
-beside the image decoder's pixel means. Every command prints the commands per glyph of the
-decoded sequences against those of the originals (the paper's stroke counts).
+Decoding it with every class y gives one command sequence per character, written into
+``RUN/COMMAND/ARGUMENTS/`` (``runs.output_dir``) as SVG files (one ``.svg`` per glyph, each a
+``<path>`` of M, L, C and Z, and ``sheet.svg`` with all of them) and as a PNG sheet of the commands
+filled (``outlines.rasterise``) beside the image decoder's pixel means. Every command prints the
+commands per glyph of the decoded sequences against those of the originals (the paper's stroke
+counts).
 """
 
 from __future__ import annotations
@@ -141,12 +142,19 @@ def style_sheet(
 
 
 def style_run(run: str | os.PathLike, spec: str, temperature: float = 0.1, seed: int = 0) -> list[Path]:
-    """One style (``FONT`` or ``FONT:CHAR``) decoded into every character: SVGs and a PNG sheet."""
-    config, model, guide, data = _load(run, "style")
+    """One style (``FONT`` or ``FONT:CHAR``) decoded into every character: SVGs and a PNG sheet
+    (``pvae style --font FONT --glyph CHAR``)."""
+    font, char = parse_style(spec)
+    return _style(run, "style", spec, temperature, seed, font=Path(font).stem, glyph=char or "all")
+
+
+def _style(run: str | os.PathLike, command: str, spec: str, temperature: float, seed: int, **arguments) -> list[Path]:
+    """``style_run`` as ``pvae COMMAND`` with its ``arguments`` besides the temperature and seed."""
+    config, model, guide, data = _load(run, command)
     torch.manual_seed(seed)
     z, images, originals = style_code(guide, spec)
     font, char = parse_style(spec)
-    folder = runs.output_dir(run, "style", font=Path(font).stem, char=char or "all", temperature=temperature)
+    folder = runs.output_dir(run, command, **arguments, temperature=temperature, seed=seed)
     png = folder / "sheet.png"
     title = f"style of {Path(font).name}{'' if char is None else ' ' + repr(char)}: image decoder, commands filled"
     glyphs = style_sheet(model, data, z, png, temperature, title)
@@ -160,7 +168,9 @@ def sample_run(
     """With ``style_from`` (``FONT[:CHAR]``), that style in every character (``style_run``); else ``n``
     (default 4) styles drawn from p(z), each in every character."""
     if style_from is not None:
-        return style_run(run, style_from, temperature, seed)
+        font, char = parse_style(style_from)
+        shown = Path(font).stem + ("" if char is None else f":{char}")
+        return _style(run, "sample", style_from, temperature, seed, style_from=shown)
     config, model, guide, data = _load(run, "sample")
     torch.manual_seed(seed)
     folder = runs.output_dir(run, "sample", n=n or 4, temperature=temperature, seed=seed)
@@ -214,7 +224,7 @@ def interpolate_run(
     torch.manual_seed(seed)
     (x0, y0), (x1, y1) = _test_fonts(data, first, second)
     z0, z1 = encode(guide, x0, y0).mean(0), encode(guide, x1, y1).mean(0)
-    folder = runs.output_dir(run, "interpolate", pair=[first, second], steps=steps, temperature=temperature)
+    folder = runs.output_dir(run, "interpolate", pair=[first, second], steps=steps, temperature=temperature, seed=seed)
     png = folder / "interpolation.png"
     title = f"test fonts {first} -> {second}: the commands filled, one style per row"
     rows = interpolation_sheet(model, data, z0, z1, steps, png, temperature, title)
@@ -235,7 +245,9 @@ def interpolate_fonts(
     config, model, guide, data = _load(run, "interpolate")
     torch.manual_seed(seed)
     z0, z1 = style_code(guide, first)[0], style_code(guide, second)[0]
-    folder = runs.output_dir(run, "style", font=Path(first).stem, to=Path(second).stem, steps=steps)
+    folder = runs.output_dir(
+        run, "style", font=Path(first).stem, to=Path(second).stem, steps=steps, temperature=temperature, seed=seed
+    )
     png = folder / "interpolation.png"
     interpolation_sheet(model, data, z0, z1, steps, png, temperature, f"{Path(first).name} -> {Path(second).name}")
     return [png]
@@ -253,7 +265,7 @@ def reconstruct_run(run: str | os.PathLike, n: int = 8, seed: int = 0, temperatu
     z = encode(guide, images, classes)
     decoded = [data.commands_of(r) for r in model.generate(z, classes, temperature)]
     means = torch.sigmoid(model.image_logits(model.code(z, classes)))
-    folder = runs.output_dir(run, "reconstruct", n=n, seed=seed)
+    folder = runs.output_dir(run, "reconstruct", n=len(index), seed=seed)
     png = folder / "reconstructions.png"
     shown = torch.cat([images, means, filled(decoded).flatten(1)]).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     render.image_grid(
