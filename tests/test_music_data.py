@@ -272,6 +272,51 @@ def test_midi_folder_skips_polyphonic_files(tmp_path):
         read_tunes(f"midi:{folder / 'b.midi'}")
 
 
+def test_midi_folder_skips_and_counts_unreadable_files(tmp_path):
+    """A corrupt file in a folder is skipped as a glyph folder skips a corrupt font: one warning line
+    with the count and the first file; only a folder with nothing left is refused."""
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    write_midi(folder / "a.mid", [(0, 480 * 8, 60)])
+    write_midi(folder / "b.mid", [(0, 960, 60), (480, 960, 64)])
+    for name in ("c.mid", "d.mid"):
+        (folder / name).write_bytes(b"not midi at all")
+    for _ in range(2):  # read, then from the cache
+        with pytest.warns(UserWarning) as warned:
+            tunes = read_tunes(f"midi:{folder}")
+        assert [str(w.message) for w in warned] == [
+            f"midi:{folder}: skipped 3 of 4 tunes (chord 1, unreadable 2 (e.g. c.mid))"
+        ]
+        assert tunes.names == ["a.mid"] and tunes.unreadable == ["c.mid", "d.mid"]
+    (folder / "a.mid").write_bytes(b"broken too")
+    with pytest.raises(DataError) as error:
+        read_tunes(f"midi:{folder}")
+    assert one_line(error) == f"midi:{folder}: no usable tune among 4 (chord 1, unreadable 3 (e.g. a.mid))"
+    with pytest.raises(DataError, match="not a MIDI file mido can read"):  # a file named alone must be readable
+        read_tunes(f"midi:{folder / 'c.mid'}")
+
+
+@pytest.mark.parametrize(
+    "count, message",
+    [
+        (2, "2 usable tune(s) read; the splits need at least 3 (one each for train, valid and test)"),
+        (3, "its 1 tune(s) have no window of 2 bars with a note"),
+    ],
+)
+def test_a_missing_split_says_why(count, message):
+    """Too few tunes for a test split, or a test tune too short for a window: how many there are."""
+    tunes = [bars_melody([60, 62, 64, 65])] * count
+    if count == 3:
+        test = int(split_seeded(tunes)["test"][0])
+        tunes[test] = bars_melody([60])
+    data = prepare(Tunes([str(i) for i in range(count)], tunes, {}), "midi:m", bars=2)
+    with pytest.raises(DataError) as error:
+        data.split("test")
+    assert one_line(error) == f"midi:m: no test split: {message}"
+    with pytest.raises(UserError, match="has no split 'bogus'"):
+        data.split("bogus")
+
+
 # --- specs and the cache --------------------------------------------------------------------------
 
 
@@ -299,6 +344,8 @@ def test_cache_reused_and_rebuilt(tmp_path, cache, monkeypatch):
         "reasons",
         "reason_offsets",
         "counts",
+        "unreadable",
+        "unreadable_offsets",
     }
     parse = readers.read_abc
 

@@ -79,3 +79,41 @@ def test_the_index_is_kept_rebuilt_when_the_file_changes_and_bad_lines_are_one_l
     assert "\n" not in str(e.value)
     with pytest.raises(DataError, match="no .ndjson files in this folder"):
         load_quickdraw(str(tmp_path / "empty")) if (tmp_path / "empty").mkdir() is None else None
+
+
+@pytest.mark.parametrize("end", [b"\r", b"\n", b"\r\n"])
+def test_lines_end_with_cr_lf_or_both_as_in_text_files(tmp_path, end):
+    """Records separated by bare ``\\r`` (old Mac files), ``\\n`` or ``\\r\\n`` read alike, eagerly
+    and lazily (each sketch read back from its byte offset)."""
+    plain = tmp_path / "plain.ndjson"
+    _write(plain, 30, "cat", 3)
+    other = tmp_path / "other" / "cat.ndjson"
+    other.parent.mkdir()
+    other.write_bytes(end.join(plain.read_bytes().splitlines()) + end)
+    expected, _ = read_ndjson(plain)
+    got, _ = read_ndjson(other)
+    assert all(np.array_equal(a, b) for s in expected for a, b in zip(expected[s], got[s], strict=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the dropped empty drawings, counted
+        lazy, reference = load_quickdraw(str(other)), load_quickdraw(str(plain))
+    for split in ("train", "valid", "test"):
+        a, b = lazy.split(split).sketches, reference.split(split).sketches
+        assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_an_empty_file_is_refused_and_no_index_is_left_beside_it(tmp_path):
+    path = tmp_path / "empty.ndjson"
+    for text in ("", "\n\r\n"):
+        path.write_text(text)
+        with pytest.raises(DataError, match="no drawings"):
+            load_quickdraw(str(path))
+        assert not path.with_name(path.name + INDEX_SUFFIX).exists()
+    _write(path, 20, "cat", 1)  # a file that had drawings and has none now: its old index goes too
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_quickdraw(str(path))
+    assert path.with_name(path.name + INDEX_SUFFIX).is_file()
+    path.write_text("")
+    with pytest.raises(DataError, match="no drawings"):
+        load_quickdraw(str(path))
+    assert list(tmp_path.iterdir()) == [path]

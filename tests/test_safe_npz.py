@@ -115,6 +115,17 @@ def test_a_header_claiming_more_than_the_member_holds_is_refused(tmp_path):
         load_binarized_mnist(path)
 
 
+def test_a_header_nested_too_deeply_to_parse_is_refused(tmp_path):
+    """Thousands of unary minuses overflow the parser of ``ast.literal_eval`` (a MemoryError, found by
+    hypothesis in ``test_stroke_cache_fuzzed``): one line, as any bad header."""
+    text = b"-" * 6000 + b"{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }"
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    member = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + b"\x00" * 24
+    path = _zip(tmp_path / "deep.npz", {"train_points.npy": member})
+    with NpzFile(path) as archive, pytest.raises(DataError, match="key 'train_points' has no valid .npy header"):
+        archive.array("train_points")
+
+
 def test_numeric_reads_match_numpy(tmp_path):
     arrays = {"a": np.arange(12, dtype=">i4").reshape(3, 4), "b": np.asfortranarray(np.eye(3)), "c": np.bool_([1, 0])}
     np.savez_compressed(tmp_path / "ok.npz", **arrays)

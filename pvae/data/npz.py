@@ -173,7 +173,7 @@ class NpzFile:
             if version not in reader:
                 raise ValueError(f"unsupported .npy version {version}")
             shape, fortran, dtype = reader[version](stream)
-        except CORRUPT as e:
+        except (*CORRUPT, MemoryError, RecursionError) as e:  # a deeply nested header overflows the parser
             stream.close()
             raise DataError(f"{self._where(key)} has no valid .npy header ({one_line(e)})") from None
         if any(n < 0 for n in shape):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -106,7 +106,8 @@ class MelodySplit:
 
 @dataclass
 class MelodyData(NamedSplits):
-    """A melody dataset: ``splits`` of windows of ``bars`` bars, tokens of the pitch range ``low..high``."""
+    """A melody dataset: ``splits`` of windows of ``bars`` bars, tokens of the pitch range
+    ``low..high``; ``missing`` says why each split asked for and not there has no window."""
 
     name: str
     splits: dict[str, MelodySplit]
@@ -115,6 +116,12 @@ class MelodyData(NamedSplits):
     bars: int
     kind: str = "events"
     binary: bool = False
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def split(self, name: str) -> MelodySplit:
+        if name not in self.splits and name in self.missing:
+            raise DataError(f"{self.name}: no {name} split: {self.missing[name]}")
+        return super().split(name)
 
     @property
     def steps(self) -> int:
@@ -143,13 +150,20 @@ def prepare(
     if bars < 1:
         raise DataError(f"{name}: bars must be at least 1, not {bars}")
     steps, wanted = bars * STEPS_PER_BAR, splits or SPLITS
-    windows = {}
+    windows, missing = {}, {}
     for split, index in split_seeded(tunes.melodies, seed).items():
         if split not in wanted and not (split == "train" and low is None):
             continue
         hop = 1 if split == "train" else bars
         cut = [_windows(tunes.melodies[i], steps, hop) for i in index]
         windows[split] = np.concatenate(cut) if cut else np.zeros((0, steps), dtype=np.int64)
+        if not len(index):
+            missing[split] = (
+                f"{len(tunes.melodies)} usable tune(s) read; the splits need at least 3 (one each for train, "
+                "valid and test)"
+            )
+        elif not len(windows[split]):
+            missing[split] = f"its {len(index)} tune(s) have no window of {bars} bars with a note"
     if "train" in windows and not len(windows["train"]):
         raise DataError(f"{name}: no tune has {bars} bars of usable melody")
     if low is None or high is None:
@@ -164,6 +178,8 @@ def prepare(
             raise DataError(f"{name}: no train window fits the pitch range {low}..{high}")
         if len(kept):
             out[split] = MelodySplit(torch.from_numpy(encode(kept, low)), low, high)
+        else:
+            missing.setdefault(split, f"none of its {len(cut)} windows fits the pitch range {low}..{high}")
     if sum(dropped.values()):
         counts = ", ".join(f"{split} {n}" for split, n in dropped.items() if n)
         total = sum(len(windows[s]) for s in dropped)
@@ -174,7 +190,7 @@ def prepare(
         )
     if not out:
         raise DataError(f"{name}: no window of {bars} bars in the splits {', '.join(wanted)}")
-    return MelodyData(name=name, splits=out, low=low, high=high, bars=bars)
+    return MelodyData(name=name, splits=out, low=low, high=high, bars=bars, missing=missing)
 
 
 def load_melodies(spec: str, bars: int, saved: dict | None = None, splits: tuple[str, ...] | None = None) -> MelodyData:

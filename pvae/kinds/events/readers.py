@@ -5,7 +5,8 @@
 Only meters of 16 sixteenths a bar (4/4, 2/2) or 8 (2/4: two real bars make one 16-step bar)
 are read; step 0 is the first full bar line (a pickup is dropped), so windows start on bar lines.
 Parsing the Essen collection takes minutes, so ``read_tunes`` keeps what it read in a
-pickle-free ``.npz`` in ``cache_dir()``, keyed by the files' paths, sizes and times.
+pickle-free ``.npz`` in ``cache_dir()``, keyed by the files' paths, sizes and times. A folder skips
+the files it cannot read and the tunes it cannot use, counted in one warning.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import re
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from pvae.kinds.events.encoding import (
     notes,
 )
 
-ENCODING_VERSION = 3  # part of the cache key: bump when reading or encoding changes
+ENCODING_VERSION = 4  # part of the cache key: bump when reading or encoding changes
 MAX_STEPS = 1000 * STEPS_PER_BAR  # a longer melody is skipped ("too long") before its events are allocated
 FOLK = {"essen": "essenFolksong", "oneills": "oneills1850"}  # corpora inside music21's package
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -191,6 +192,10 @@ def stream_from_melody(events: np.ndarray, title: str | None = None):
     return score
 
 
+class _Unreadable(DataError):
+    """A file that cannot be read as tunes at all: a folder skips it and counts it."""
+
+
 def read_abc(path: str | os.PathLike) -> tuple[list[tuple[str, np.ndarray]], Counter]:
     """The ``(title, events)`` of each usable tune of an ABC file (which may hold many), and the
     number of tunes skipped for each of ``melody_from_stream``'s reasons."""
@@ -199,16 +204,16 @@ def read_abc(path: str | os.PathLike) -> tuple[list[tuple[str, np.ndarray]], Cou
     try:
         text = path.read_bytes()
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+        raise _Unreadable(f"{path}: cannot read ({e.strerror})") from None
     if not re.search(rb"^\s*X:", text, re.MULTILINE):
-        raise DataError(f"{path}: no tune (no X: header)")
+        raise _Unreadable(f"{path}: no tune (no X: header)")
     try:  # forceSource: music21 would otherwise keep (and later load) a pickle of the file in its temp folder
         parsed = music21.converter.parse(path, format="abc", forceSource=True)
     except Exception as e:  # music21's ABC parser raises many kinds of errors on bad input
-        raise DataError(f"{path}: no tune music21 can read ({one_line(e)})") from None
+        raise _Unreadable(f"{path}: no tune music21 can read ({one_line(e)})") from None
     scores = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
     if not scores:
-        raise DataError(f"{path}: no tune music21 can read")
+        raise _Unreadable(f"{path}: no tune music21 can read")
     tunes, skipped = [], Counter()
     for score in scores:
         events, reason = melody_from_stream(score)
@@ -240,9 +245,9 @@ def read_midi(path: str | os.PathLike) -> np.ndarray:
     try:
         midi = mido.MidiFile(path)
     except (*CORRUPT, KeyError, IndexError) as e:
-        raise DataError(f"{path}: not a MIDI file mido can read ({one_line(e)})") from None
+        raise _Unreadable(f"{path}: not a MIDI file mido can read ({one_line(e)})") from None
     if midi.ticks_per_beat <= 0:
-        raise DataError(f"{path}: ticks_per_beat is {midi.ticks_per_beat}")
+        raise _Unreadable(f"{path}: ticks_per_beat is {midi.ticks_per_beat}")
     notes, sounding, tick = [], {}, 0
     for message in mido.merge_tracks(midi.tracks):
         tick += message.time
@@ -316,12 +321,13 @@ def _cache_path(scheme: str, root: Path, files: list[Path]) -> Path:
 
 @dataclass
 class Tunes:
-    """The usable tunes of a spec: their ``names`` and absolute events, and the number of tunes
-    ``skipped`` for each reason."""
+    """The usable tunes of a spec: their ``names`` and absolute events, the number of tunes
+    ``skipped`` for each reason, and the files of a folder that could not be read (``unreadable``)."""
 
     names: list[str]
     melodies: list[np.ndarray]
     skipped: dict[str, int]
+    unreadable: list[str] = field(default_factory=list)
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -340,9 +346,10 @@ def _unpacked(data: np.ndarray, offsets: np.ndarray) -> list[str]:
 
 def _save_tunes(path: Path, tunes: Tunes) -> None:
     """Write ``tunes`` to ``path`` atomically, numbers only (no pickles, no string arrays): events
-    concatenated (int16), names and skip reasons as UTF-8 bytes, each with its offsets."""
+    concatenated (int16), names, skip reasons and unreadable files as UTF-8 bytes, each with its offsets."""
     names, name_offsets = _packed(tunes.names)
     reasons, reason_offsets = _packed(list(tunes.skipped))
+    unreadable, unreadable_offsets = _packed(tunes.unreadable)
     arrays = {
         "events": np.concatenate(tunes.melodies or [np.zeros(0)]).astype(np.int16),
         "offsets": _offsets([len(m) for m in tunes.melodies]),
@@ -351,6 +358,8 @@ def _save_tunes(path: Path, tunes: Tunes) -> None:
         "reasons": reasons,
         "reason_offsets": reason_offsets,
         "counts": np.array(list(tunes.skipped.values()), dtype=np.int64),
+        "unreadable": unreadable,
+        "unreadable_offsets": unreadable_offsets,
     }
     save_npz(path, arrays)
 
@@ -359,10 +368,15 @@ def _load_tunes(path: Path) -> Tunes | None:
     """The tunes of a cache file, or None when it is missing or damaged (it is then rebuilt); read
     through ``NpzFile``, which checks every member's size against its header before reading it."""
     keys = ("events", "offsets", "names", "name_offsets", "reasons", "reason_offsets", "counts")
+    keys += ("unreadable", "unreadable_offsets")
     try:
         with NpzFile(path) as archive:
-            events, offsets, names, name_offsets, reasons, reason_offsets, counts = map(archive.array, keys)
+            events, offsets, names, name_offsets, reasons, reason_offsets, counts, unreadable, unreadable_offsets = map(
+                archive.array, keys
+            )
         if not _valid_offsets(offsets, len(events)) or not _valid_offsets(name_offsets, len(names)):
+            return None
+        if not _valid_offsets(unreadable_offsets, len(unreadable)):
             return None
         if not _valid_offsets(reason_offsets, len(reasons)) or len(reason_offsets) != len(counts) + 1:
             return None
@@ -372,7 +386,7 @@ def _load_tunes(path: Path) -> Tunes | None:
             return None
         melodies = [events[a:b].astype(np.int64) for a, b in zip(offsets[:-1], offsets[1:])]
         skipped = dict(zip(_unpacked(reasons, reason_offsets), counts.tolist()))
-        return Tunes(_unpacked(names, name_offsets), melodies, skipped)
+        return Tunes(_unpacked(names, name_offsets), melodies, skipped, _unpacked(unreadable, unreadable_offsets))
     except (DataError, UnicodeDecodeError):
         return None
 
@@ -391,31 +405,38 @@ def _valid_offsets(offsets: np.ndarray, total: int) -> bool:
 
 def _parse(spec: str, scheme: str, root: Path, files: list[Path]) -> Tunes:
     """Read every file of a spec (with a progress bar): ABC files' tunes, MIDI files' melodies
-    (a folder skips the unusable ones; a single file must be usable)."""
-    names, melodies, skipped = [], [], Counter()
+    (a folder skips the files it cannot read and the unusable MIDI files; a single file must be
+    readable and usable)."""
+    names, melodies, skipped, unreadable = [], [], Counter(), []
     bar = tqdm(files, desc=f"reading {spec}", unit="file", disable=None, leave=False)
     for path in bar:
         where = path.relative_to(root).as_posix() if root.is_dir() else path.name
-        if scheme == "abc":
-            tunes, reasons = read_abc(path)
-            skipped.update(reasons)
-            names += [f"{where}: {title}" for title, _ in tunes]
-            melodies += [events for _, events in tunes]
-        else:
-            try:
+        try:
+            if scheme == "abc":
+                tunes, reasons = read_abc(path)
+                skipped.update(reasons)
+                names += [f"{where}: {title}" for title, _ in tunes]
+                melodies += [events for _, events in tunes]
+            else:
                 melodies.append(read_midi(path))
                 names.append(where)
-            except _Unusable as e:
-                if not root.is_dir():
-                    raise
-                skipped[e.reason] += 1
+        except _Unreadable:
+            if not root.is_dir():
+                raise
+            unreadable.append(where)
+        except _Unusable as e:
+            if not root.is_dir():
+                raise
+            skipped[e.reason] += 1
         bar.set_postfix(tunes=len(melodies))
-    return Tunes(names, melodies, dict(skipped.most_common()))
+    return Tunes(names, melodies, dict(skipped.most_common()), unreadable)
 
 
 def read_tunes(spec: str) -> Tunes:
     """The tunes of a spec (``folk:essen``, ``folk:oneills``, ``abc:PATH``, ``midi:PATH``), from
-    the cache when its files have not changed; one warning counts the tunes skipped by reason."""
+    the cache when its files have not changed; one warning counts the tunes skipped by reason and
+    the files that could not be read (each one tune), naming the first; ``DataError`` when no tune
+    is left."""
     scheme, root, files = _spec_files(spec)
     cache = _cache_path(scheme, root, files)
     tunes = _load_tunes(cache) if cache.is_file() else None
@@ -425,9 +446,13 @@ def read_tunes(spec: str) -> Tunes:
             _save_tunes(cache, tunes)
         except OSError as e:
             warnings.warn(f"{cache}: cannot write the melody cache ({e.strerror})", stacklevel=2)
-    if tunes.skipped:
-        counts = ", ".join(f"{reason} {n}" for reason, n in tunes.skipped.items())
-        total = sum(tunes.skipped.values())
-        read = total + len(tunes.names)
-        warnings.warn(f"{spec}: skipped {total} of {read} tunes ({counts})", stacklevel=2)
+    counts = [f"{reason} {n}" for reason, n in tunes.skipped.items()]
+    if tunes.unreadable:
+        counts.append(f"unreadable {len(tunes.unreadable)} (e.g. {tunes.unreadable[0]})")
+    total = sum(tunes.skipped.values()) + len(tunes.unreadable)
+    read = total + len(tunes.names)
+    if not tunes.names:
+        raise DataError(f"{spec}: no usable tune among {read} ({', '.join(counts)})")
+    if total:
+        warnings.warn(f"{spec}: skipped {total} of {read} tunes ({', '.join(counts)})", stacklevel=2)
     return tunes

@@ -11,12 +11,12 @@ is 255, every stroke simplified by Ramer-Douglas-Peucker with epsilon 2.0, round
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,28 @@ def drawing_to_stroke3(drawing: list, simplify: bool | None = None) -> np.ndarra
     return lines_to_stroke3(strokes)
 
 
+def _readline(f: io.BufferedReader, limit: int = MAX_LINE_BYTES + 1) -> bytes:
+    """The next line of ``f`` with its end, ``\n``, ``\r`` or ``\r\n`` alike (as Python's text
+    files read lines); at most ``limit`` bytes of it before its end; ``b""`` at the end of the file."""
+    parts, size = [], 0
+    while size < limit:
+        chunk = f.peek(1)[: limit - size]
+        if not chunk:
+            break
+        newline = chunk.find(b"\n")
+        end = chunk.find(b"\r", 0, newline if newline >= 0 else len(chunk))
+        end = newline if end < 0 else end
+        if end < 0:
+            parts.append(f.read(len(chunk)))
+            size += len(chunk)
+            continue
+        parts.append(f.read(end + 1))
+        if chunk[end] == ord("\r") and f.peek(1)[:1] == b"\n":
+            parts.append(f.read(1))
+        break
+    return b"".join(parts)
+
+
 def _records(path: Path) -> Iterator[tuple[int, int, np.ndarray, str]]:
     """``(line number, byte offset, stroke-3 sketch, word)`` of every drawing of an ``.ndjson``
     file, read line by line (a line longer than ``MAX_LINE_BYTES`` is refused before it is read
@@ -63,7 +85,7 @@ def _records(path: Path) -> Iterator[tuple[int, int, np.ndarray, str]]:
         raise DataError(f"{path}: no such file")
     with open(path, "rb") as f:
         offset = 0
-        for number, line in enumerate(iter(partial(f.readline, MAX_LINE_BYTES + 1), b""), 1):
+        for number, line in enumerate(iter(lambda: _readline(f), b""), 1):
             start, offset = offset, offset + len(line)
             if len(line) > MAX_LINE_BYTES:
                 raise DataError(f"{path}, line {number}: longer than {MAX_LINE_BYTES} bytes")
@@ -170,6 +192,9 @@ def _cached_index(path: Path) -> dict[str, np.ndarray]:
         except DataError:
             pass  # a damaged cache is rebuilt
     index = _index_file(path)
+    if not len(index["offset"]):  # no drawings: no index kept beside the file (nor an old one)
+        cache.unlink(missing_ok=True)
+        return index
     cache.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(suffix=".npz", dir=cache.parent)  # ranks may build it at once
     with os.fdopen(handle, "wb") as f:
@@ -230,7 +255,7 @@ class LazySketches(Sequence):
         path, start = self.files[int(self.file[i])], int(self.offset[i])
         with open(path, "rb") as f:
             f.seek(start)
-            sketch, _ = _parse(f"{path}, byte {start}", f.readline(MAX_LINE_BYTES + 1))
+            sketch, _ = _parse(f"{path}, byte {start}", _readline(f))
         a, _ = checked(sketch)
         return np.column_stack([a[:, :2] / self.scale, a[:, 2]]).astype(np.float32)
 
