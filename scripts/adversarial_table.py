@@ -39,6 +39,7 @@ from pvae.posterior import ACTIVE_THRESHOLD, decode_mean, posterior_means
 from pvae.train import TrainConfig, Trainer
 
 from tables import int_flags, markdown, start_script, write_table
+from vectorise_table import MNIST_CLASSIFIER_TRAIN, accuracy, classifier
 
 RUNS = {  # name -> the options that differ
     "VAE (elbo)": dict(objective="elbo"),
@@ -60,6 +61,29 @@ def parzen(samples: torch.Tensor, x: torch.Tensor, sigma: float, chunk: int = 10
         log_k = -sq / (2 * sigma**2) - d * math.log(sigma * math.sqrt(2 * math.pi))
         out.append(torch.logsumexp(log_k, 1) - math.log(len(samples)))
     return torch.cat(out)
+
+
+def mnist_classifier(config: dict, seed: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The vectorisation table's classifier (784-256-10) trained on 8000 test images drawn at random
+    (the only labelled split), and the other 2000 with their labels, to evaluate on."""
+    test = runs.load_split(config, "test")
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))  # sorted by class
+    x, labels = test.tensor()[order], test.labels[order]
+    fit, rest = slice(0, MNIST_CLASSIFIER_TRAIN), slice(MNIST_CLASSIFIER_TRAIN, None)
+    return classifier(x[fit], labels[fit], seed), x[rest], labels[rest]
+
+
+@torch.no_grad()
+def classify_runs(net, model, guide, x: torch.Tensor, labels: torch.Tensor, seed: int, samples: int = 10000) -> dict:
+    """The classifier's accuracy on the reconstructions E[x | z = E_q[z | x]] of ``x``, and its
+    score of ``samples`` decoded prior draws, exp(E_x KL(p(y | x) || p(y))) (1 to 10; Salimans et
+    al. 2016's inception score, with this classifier)."""
+    torch.manual_seed(seed)
+    recon = decode_mean(model, posterior_means(guide, x))
+    probs = torch.softmax(net(decode_mean(model, model.prior(samples).sample())), -1)
+    marginal = probs.mean(0, keepdim=True)
+    score = float(torch.exp((probs * (probs.clamp_min(1e-12).log() - marginal.log())).sum(-1).mean()))
+    return {"recon_accuracy": accuracy(net, recon, labels), "sample_score": score}
 
 
 def evaluate(run: Path, args: argparse.Namespace) -> dict:

@@ -10,6 +10,8 @@ or, for a model and guide that follow the contracts, writes the same traces down
 - ``iwae``: ``IWAE``, the per-datapoint importance-weighted bound of Burda et al. (2015); ``elbo-stl``,
   ``iwae-stl`` and ``iwae-dreg``, its gradient estimators beyond Pyro (``pvae.objectives.iwae``).
 - ``aae``, ``ali``: adversarial objectives with their discriminators (``pvae.objectives.adversarial``).
+- ``lfvi``: likelihood-free variational inference (Tran et al. 2017), the ELBO of a model that can
+  only be sampled through a discriminator's log density ratio (``pvae.objectives.likelihood_free``).
 
 KL controls (weight, annealing, floor) wrap any of them: ``KLControlled`` (``pvae.objectives.kl``).
 
@@ -33,6 +35,7 @@ from pvae.objectives.base import Objective, contract_traces
 from pvae.objectives.elbo import MeanFieldELBO, TraceELBO
 from pvae.objectives.iwae import ELBOSTL, IWAE, IWAESTL, IWAEDReG, detach_parameters
 from pvae.objectives.kl import KLControl, KLControlled
+from pvae.objectives.likelihood_free import LFVI
 from pvae.registry import Registry
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", Objective, __name__, "pvae.objectives")
@@ -95,6 +98,7 @@ __all__ = [  # the objectives in the order OBJECTIVES lists them (``pvae.registr
     "IWAEDReG",
     "AAE",
     "ALI",
+    "LFVI",
     "OBJECTIVES",
     "Discriminator",
     "KLControl",

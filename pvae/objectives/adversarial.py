@@ -40,6 +40,17 @@ DISC_HIDDEN = Option(
     scope="objective",
     metavar="H",
 )
+DISC_DROPOUT = Option(
+    "disc_dropout",
+    0.0,
+    "aae, ali: dropout after each hidden layer of the discriminator (ALI's: 0.2)",
+    "adversarial",
+    float,
+    low=0.0,
+    high=1.0,
+    high_open=True,
+    scope="objective",
+)
 DISC_LR_RATIO = Option(
     "disc_lr_ratio",
     1.0,
@@ -52,6 +63,16 @@ DISC_LR_RATIO = Option(
 )
 
 
+FAKE_PIXELS = Option(
+    "fake_pixels",
+    "sample",
+    "ali: what the discriminator reads of p(x | z'): a draw (straight-through for binary pixels) or the mean",
+    "adversarial",
+    choices=("sample", "mean"),
+    scope="objective",
+)
+
+
 class Discriminator(nn.Module):
     """D(z) or D(z, onehot(y)): the logit that z was drawn from the prior rather than from the guide,
     an MLP with leaky ReLUs (Makhzani et al. 2015 use two hidden layers of 1000 units).
@@ -60,16 +81,19 @@ class Discriminator(nn.Module):
         the first input it reads (a ``torch.nn.LazyLinear``; the objectives run it once before
         ``pyro.module`` registers its parameters).
     :param num_classes: C > 0: D also reads the class label y (the label-regularised AAE).
+    :param dropout: the probability of dropping each hidden unit (ALI's discriminators: 0.2).
     """
 
-    def __init__(self, inputs: int | None = None, hidden: Sequence[int] = (256, 256), num_classes: int = 0) -> None:
+    def __init__(
+        self, inputs: int | None = None, hidden: Sequence[int] = (256, 256), num_classes: int = 0, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         widths = [*hidden, 1]
         first = nn.LazyLinear(widths[0]) if inputs is None else nn.Linear(inputs + num_classes, widths[0])
         layers: list[nn.Module] = [first]
         for n_in, n_out in zip(widths, widths[1:]):
-            layers += [nn.LeakyReLU(0.2), nn.Linear(n_in, n_out)]
+            layers += [nn.LeakyReLU(0.2), *([nn.Dropout(dropout)] if dropout else []), nn.Linear(n_in, n_out)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -82,11 +106,47 @@ class Discriminator(nn.Module):
         return self.net(z).squeeze(-1)
 
 
+class JointDiscriminator(nn.Module):
+    """D(x, z) = f([g(x), h(z)]), ALI's discriminator (Dumoulin et al. 2017): a layer of features of
+    each input, so that the few latent values weigh as much as the many pixels, then a joint MLP.
+
+    :param data_dim: pixels per image, ``None``: sized from the first x (``torch.nn.LazyLinear``).
+    :param latent_dim: Z, ``None``: sized from the first z.
+    :param hidden: the width of each branch, then the joint MLP's hidden sizes.
+    :param num_classes: C > 0: the joint MLP also reads onehot(y).
+    :param dropout: after every hidden layer.
+    """
+
+    def __init__(
+        self,
+        data_dim: int | None = None,
+        latent_dim: int | None = None,
+        hidden: Sequence[int] = (256, 256),
+        num_classes: int = 0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        width, *rest = hidden
+        self.x_branch, self.z_branch = (
+            nn.Sequential(
+                nn.LazyLinear(width) if n is None else nn.Linear(n, width),
+                nn.LeakyReLU(0.2),
+                *([nn.Dropout(dropout)] if dropout else []),
+            )
+            for n in (data_dim, latent_dim)
+        )
+        self.joint = Discriminator(2 * width, rest, num_classes, dropout)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(...)`` of pairs: x ``(..., D)`` and z ``(..., Z)`` (labels y ``(B,)``)."""
+        return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], -1), y)
+
+
 class _Adversarial(_LossFromDifferentiable):
     """What the adversarial objectives share: a discriminator (``networks``) at its own learning
     rate, K particles vectorised in a plate left of the data plate, and no KL term."""
 
-    options = (DISC_HIDDEN, DISC_LR_RATIO)
+    options = (DISC_HIDDEN, DISC_DROPOUT, DISC_LR_RATIO)
     uses_kl = False
     trains_prior = False
 
@@ -103,12 +163,12 @@ class _Adversarial(_LossFromDifferentiable):
     def networks(self) -> list[nn.Module]:
         return [self.discriminator]
 
-    def _registered(self, name: str, inputs: torch.Tensor, y: torch.Tensor | None) -> nn.Module:
+    def _registered(self, name: str, inputs: tuple[torch.Tensor, ...], y: torch.Tensor | None) -> nn.Module:
         """The discriminator, registered with ``pyro.module``; a lazy one is sized from ``inputs``
         first, so that the optimiser never sees an uninitialised parameter."""
         if any(is_lazy(p) for p in self.discriminator.parameters()):
             with torch.no_grad():
-                self.discriminator(inputs, y)
+                self.discriminator(*inputs, y)
         return pyro.module(name, self.discriminator)
 
     def _check_size(self, option: str, given: int | None, values: str, seen: int) -> None:
@@ -152,11 +212,12 @@ class AAE(_Adversarial):
     :param num_classes: C: D reads onehot(y) too (given the labels as the loss's second argument).
     :param adversarial_weight: w >= 0.
     :param disc_hidden: D's hidden sizes.
+    :param disc_dropout: dropout after each of D's hidden layers.
     :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
     """
 
     name = "aae"
-    options = (ADVERSARIAL_WEIGHT, DISC_HIDDEN, DISC_LR_RATIO)
+    options = (ADVERSARIAL_WEIGHT, DISC_HIDDEN, DISC_DROPOUT, DISC_LR_RATIO)
     traceable = False  # the discriminator's detached copy is a torch.func.functional_call, which torch.jit refuses
 
     def __init__(
@@ -167,11 +228,12 @@ class AAE(_Adversarial):
         num_classes: int = 0,
         adversarial_weight: float = 30.0,
         disc_hidden: Sequence[int] = (256, 256),
+        disc_dropout: float = 0.0,
         disc_lr_ratio: float = 1.0,
     ) -> None:
         if not adversarial_weight >= 0:
             raise ValueError(f"adversarial_weight must not be negative, not {adversarial_weight}")
-        discriminator = Discriminator(latent_dim, disc_hidden, num_classes)
+        discriminator = Discriminator(latent_dim, disc_hidden, num_classes, disc_dropout)
         super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
         self.adversarial_weight, self.latent_dim = adversarial_weight, latent_dim
 
@@ -191,7 +253,7 @@ class AAE(_Adversarial):
             prior_z = site["fn"].sample()  # the prior at the site, expanded over the particles: (K, B, Z)
         y = args[1] if len(args) > 1 else kwargs.get("y")
         self._check_size("latent_dim", self.latent_dim, "the guide's z", z.shape[-1])
-        d = self._registered("aae_discriminator", z.detach(), y)
+        d = self._registered("aae_discriminator", (z.detach(),), y)
         frozen = {name: p.detach() for name, p in d.named_parameters()}
         fool = F.softplus(-torch.func.functional_call(d, frozen, (z, y)))
         judge = F.softplus(-d(prior_z, y)) + F.softplus(d(z.detach(), y))
@@ -200,31 +262,36 @@ class AAE(_Adversarial):
 
 class ALI(_Adversarial):
     r"""Likelihood-free inference by a discriminator over (x, z) pairs: ALI / BiGAN (Dumoulin et al.
-    2017, Donahue et al. 2017), the vectorisation talk's third approach. D(x, z) is the logit that a
-    pair came from the generative model p(z) p(x | z) rather than from the inference model
-    p_data(x) q(z | x); the model and the guide are trained to make the two joints agree,
+    2017, Donahue et al. 2017). D(x, z) is the logit that a pair came from the generative model
+    p(z) p(x | z) rather than from the inference model p_data(x) q(z | x); the model and the guide
+    are trained to make the two joints agree,
 
         min_{theta, phi} max_psi  E_p[log D(x, z)] + E_q[log(1 - D(x, z))],
 
     without evaluating log p(x | z) or log q(z | x) anywhere. As in ``AAE``, one loss trains all
     three, each term reading the other player's side detached; per datapoint b, with
-    z_b ~ q(z | x_b), z'_b ~ p(z), x'_b the decoder's draw from p(x | z'_b),
+    z_b ~ q(z | x_b), z'_b ~ p(z), x'_b a draw from p(x | z'_b),
 
         loss_b = softplus(-D_{\bar\psi}(x_b, z_b)) + softplus(D_{\bar\psi}(x'_b, z'_b))     (model and guide)
                  + softplus(-D_\psi(\bar x'_b, \bar z'_b)) + softplus(D_\psi(x_b, \bar z_b))   (D)
 
-    (the non-saturating losses). x'_b carries the decoder's gradient through ``rsample`` where its
-    distribution has one (Gaussian pixels) and through its mean otherwise (Bernoulli pixels: the
-    pixel probabilities, as ALI's continuous outputs). D reads flattened images.
+    (the non-saturating losses). With ``fake_pixels="sample"`` x'_b is a draw with the real images'
+    support: ``rsample`` where the decoder has one (Gaussian pixels), else a straight-through draw
+    x' = b + p - sg(p), b ~ Bernoulli(p) (binary in value, the gradient of the pixel probabilities
+    p). With ``"mean"`` x'_b = p, grey pixels that D tells from binary data by their values alone, so
+    the players learn nothing from each other. D reads flattened images.
 
     :param data_dim: D, pixels per image; ``None``: the size of the first x it reads.
     :param latent_dim: Z; ``None``: the size of the first z it reads.
     :param num_classes: C: D reads onehot(y) too.
     :param disc_hidden: D's hidden sizes.
+    :param disc_dropout: dropout after each of D's hidden layers.
     :param disc_lr_ratio: D's learning rate over the model's and guide's (read by the trainer).
+    :param fake_pixels: ``"sample"`` or ``"mean"``: what D reads of p(x | z').
     """
 
     name = "ali"
+    options = (DISC_HIDDEN, DISC_DROPOUT, DISC_LR_RATIO, FAKE_PIXELS)
     traceable = False  # the discriminator's detached copy is a torch.func.functional_call, which torch.jit refuses
     data_kinds = ("image",)
 
@@ -236,31 +303,61 @@ class ALI(_Adversarial):
         latent_dim: int | None = None,
         num_classes: int = 0,
         disc_hidden: Sequence[int] = (256, 256),
+        disc_dropout: float = 0.0,
         disc_lr_ratio: float = 1.0,
+        fake_pixels: str = "sample",
     ) -> None:
-        inputs = None if data_dim is None or latent_dim is None else data_dim + latent_dim
-        super().__init__(
-            num_particles, max_plate_nesting, Discriminator(inputs, disc_hidden, num_classes), disc_lr_ratio
-        )
-        self.data_dim, self.latent_dim = data_dim, latent_dim
+        if fake_pixels not in FAKE_PIXELS.choices:
+            raise ValueError(f"fake_pixels must be one of {', '.join(FAKE_PIXELS.choices)}, not {fake_pixels!r}")
+        import os  # TEMPORARY measurement switch
 
-    def differentiable_loss(self, model, guide, x, y=None, **kwargs) -> torch.Tensor:
+        if os.environ.get("PVAE_ALI_D") == "concat":
+            discriminator = _Concat(data_dim, latent_dim, disc_hidden, num_classes, disc_dropout)
+        else:
+            discriminator = JointDiscriminator(data_dim, latent_dim, disc_hidden, num_classes, disc_dropout)
+        super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
+        self.data_dim, self.latent_dim, self.fake_pixels = data_dim, latent_dim, fake_pixels
+
+    def _pairs(self, model, guide, x, y, kwargs) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """The real pair (x ``(K, B, D)``, z ~ q(z | x)) and the generated pair (x' ~ p(x | z'), z' ~ p(z))."""
         particles = self._particles()
         guide_trace = poutine.trace(particles(guide)).get_trace(x, y, **kwargs)
         generated = poutine.trace(particles(model)).get_trace(None, y, batch_size=x.shape[0])
         if "z" not in guide_trace.nodes or "z" not in generated.nodes or "x" not in generated.nodes:
-            raise UserError("--objective ali needs a model with a latent site 'z' and an observation site 'x'")
+            raise UserError(f"--objective {self.name} needs a model with a latent site 'z' and an observation site 'x'")
         z = guide_trace.nodes["z"]["value"]  # (K, B, Z)
         prior_z = generated.nodes["z"]["value"]
-        fn = generated.nodes["x"]["fn"]
-        fake_x = fn.rsample() if fn.has_rsample else fn.mean  # (K, B, D): the decoder's gradient flows
-        real = torch.cat([x.reshape(x.shape[0], -1).expand(*z.shape[:-1], -1), z], -1)
-        fake = torch.cat([fake_x.reshape(*prior_z.shape[:-1], -1), prior_z], -1)
-        self._check_size("data_dim", self.data_dim, "each x", real.shape[-1] - z.shape[-1])
+        site = generated.nodes["x"]
+        fake_x = self._fake(model, site["fn"], site["value"], prior_z).reshape(*prior_z.shape[:-1], -1)
+        real_x = x.reshape(x.shape[0], -1).expand(*z.shape[:-1], -1)
+        self._check_size("data_dim", self.data_dim, "each x", real_x.shape[-1])
         self._check_size("latent_dim", self.latent_dim, "the guide's z", z.shape[-1])
-        d = self._registered("ali_discriminator", real.detach(), y)
+        return (real_x, z), (fake_x, prior_z)
+
+    def _fake(self, model, fn, value: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """x' of p(x | z'), with the decoder's gradient: the model's own draw ``value`` (reparameterised,
+        or straight-through for binary pixels), or the mean."""
+        if self.fake_pixels == "mean":
+            return fn.mean
+        if fn.has_rsample:
+            return value
+        p = fn.mean
+        return value + p - p.detach()
+
+    def differentiable_loss(self, model, guide, x, y=None, **kwargs) -> torch.Tensor:
+        (x, z), (fake_x, fake_z) = self._pairs(model, guide, x, y, kwargs)
+        d = self._registered(f"{self.name}_discriminator", (x, z.detach()), y)
         frozen = {name: p.detach() for name, p in d.named_parameters()}
-        fool = F.softplus(-torch.func.functional_call(d, frozen, (real, y)))
-        fool = fool + F.softplus(torch.func.functional_call(d, frozen, (fake, y)))
-        judge = F.softplus(-d(fake.detach(), y)) + F.softplus(d(real.detach(), y))
+        fool = F.softplus(-torch.func.functional_call(d, frozen, (x, z, y)))
+        fool = fool + F.softplus(torch.func.functional_call(d, frozen, (fake_x, fake_z, y)))
+        judge = F.softplus(-d(fake_x.detach(), fake_z, y)) + F.softplus(d(x, z.detach(), y))
         return (fool + judge).mean(0).sum()
+
+
+class _Concat(Discriminator):  # TEMPORARY
+    def __init__(self, data_dim, latent_dim, hidden, num_classes, dropout):
+        inputs = None if data_dim is None or latent_dim is None else data_dim + latent_dim
+        super().__init__(inputs, hidden, num_classes, dropout)
+
+    def forward(self, x, z, y=None):
+        return super().forward(torch.cat([x, z], -1), y)
