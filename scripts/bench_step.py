@@ -131,14 +131,17 @@ def steppers(objective: str, k: int) -> dict[str, Step]:
         out[name] = step
 
     pmodel, pguide = fresh_pair(0)
-    loss = (
-        pyro.infer.RenyiELBO(alpha=0, num_particles=k, vectorize_particles=True)
-        if objective == "iwae"
-        else pyro.infer.Trace_ELBO(num_particles=k, vectorize_particles=True)
-    )
-    pyro_svi = pyro.infer.SVI(pmodel.model, pguide.guide, pyro.optim.Adam({"lr": LR}), loss=loss)
+    pyro_svi = pyro.infer.SVI(pmodel.model, pguide.guide, pyro.optim.Adam({"lr": LR}), loss=pyro_loss(objective, k))
     out["pyro_svi"] = pyro_svi.step
     return out
+
+
+def pyro_loss(objective: str, k: int) -> pyro.infer.ELBO:
+    """Pyro's own loss for ``objective`` with K vectorised particles, told the one data plate
+    (``max_plate_nesting=1``), so Pyro does not guess it (and log that it did) at the first step."""
+    if objective == "iwae":
+        return pyro.infer.RenyiELBO(alpha=0, num_particles=k, max_plate_nesting=1, vectorize_particles=True)
+    return pyro.infer.Trace_ELBO(num_particles=k, max_plate_nesting=1, vectorize_particles=True)
 
 
 def interleaved(fns: dict[str, Step], data: torch.Tensor, batch: int, steps: int, warmup: int) -> dict[str, float]:
