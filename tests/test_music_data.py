@@ -346,6 +346,8 @@ def test_cache_reused_and_rebuilt(tmp_path, cache, monkeypatch):
         "counts",
         "unreadable",
         "unreadable_offsets",
+        "warned",
+        "warned_offsets",
     }
     parse = readers.read_abc
 
@@ -375,6 +377,22 @@ def test_skip_warning_from_cache_too(tmp_path):
         with pytest.warns(UserWarning, match=r"skipped 6 of 8 tunes \(meter 1, off grid 1, chord 1, "):
             tunes = read_tunes(f"abc:{tmp_path}")
         assert tunes.names == ["mixed.abc: paired", "mixed.abc: lone pickup"]
+
+
+def test_music21_warnings_are_counted_not_printed(tmp_path, capfd):
+    """music21 prints its own warnings to stderr ("abcFormat: WARNING: ..."): they are collected and
+    counted in one warning line naming the file, from the cache too."""
+    path = tmp_path / "stray.abc"
+    path.write_text("X:1\nT:stray\nM:4/4\nL:1/8\nK:C\nC2 D2 ^ E2 ^ F|G8|]\n")  # a lone ^: "assuming C"
+    for _ in range(2):  # read, then from the cache
+        with pytest.warns(UserWarning) as warned:
+            tunes = read_tunes(f"abc:{path}")
+        assert [str(w.message) for w in warned] == [
+            f"abc:{path}: 2 music21 warning(s) in 1 file(s) (e.g. stray.abc: abcFormat: Could not get pitch "
+            "information from note: ^, assuming C)"
+        ]
+        assert tunes.names == ["stray.abc: stray"]
+        assert capfd.readouterr().err == ""
 
 
 # --- windows, splits and batches ------------------------------------------------------------------

@@ -6,19 +6,24 @@ Only meters of 16 sixteenths a bar (4/4, 2/2) or 8 (2/4: two real bars make one 
 are read; step 0 is the first full bar line (a pickup is dropped), so windows start on bar lines.
 Parsing the Essen collection takes minutes, so ``read_tunes`` keeps what it read in a
 pickle-free ``.npz`` in ``cache_dir()``, keyed by the files' paths, sizes and times. A folder skips
-the files it cannot read and the tunes it cannot use, counted in one warning.
+the files it cannot read and the tunes it cannot use, counted in one warning; what music21 itself
+writes to stderr while reading (``abcFormat: WARNING: ...``) is counted in one more.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import importlib
+import io
 import json
 import os
 import re
+import sys
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -36,11 +41,12 @@ from pvae.kinds.events.encoding import (
     notes,
 )
 
-ENCODING_VERSION = 4  # part of the cache key: bump when reading or encoding changes
+ENCODING_VERSION = 5  # part of the cache key: bump when reading or encoding changes
 MAX_STEPS = 1000 * STEPS_PER_BAR  # a longer melody is skipped ("too long") before its events are allocated
 FOLK = {"essen": "essenFolksong", "oneills": "oneills1850"}  # corpora inside music21's package
 MIDI_SUFFIXES = (".mid", ".midi")
 SCHEMES = "folk:essen, folk:oneills, abc:PATH or midi:PATH"
+MUSIC21_WARNING = re.compile(r"^([\w.]+): WARNING: ")  # how music21's Environment.warn starts a line
 
 
 # --- music21 --------------------------------------------------------------------------------------
@@ -192,6 +198,24 @@ def stream_from_melody(events: np.ndarray, title: str | None = None):
     return score
 
 
+@contextlib.contextmanager
+def _music21_warnings() -> Iterator[list[str]]:
+    """Collect the warnings music21 writes straight to ``sys.stderr`` (its ``Environment.warn``: "abcFormat:
+    WARNING: Could not get pitch information from note: ..., assuming C") into the list it yields,
+    as "abcFormat: ..." lines, so that they are counted instead of reaching the terminal raw;
+    anything else written to stderr meanwhile is passed on."""
+    said, buffer, stderr = [], io.StringIO(), sys.stderr
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield said
+    finally:
+        for line in buffer.getvalue().splitlines(keepends=True):
+            if MUSIC21_WARNING.match(line):
+                said.append(" ".join(MUSIC21_WARNING.sub(r"\1: ", line).split()))
+            else:
+                stderr.write(line)
+
+
 class _Unreadable(DataError):
     """A file that cannot be read as tunes at all: a folder skips it and counts it."""
 
@@ -322,12 +346,14 @@ def _cache_path(scheme: str, root: Path, files: list[Path]) -> Path:
 @dataclass
 class Tunes:
     """The usable tunes of a spec: their ``names`` and absolute events, the number of tunes
-    ``skipped`` for each reason, and the files of a folder that could not be read (``unreadable``)."""
+    ``skipped`` for each reason, the files of a folder that could not be read (``unreadable``) and
+    the warnings music21 gave while reading, each "FILE: what it said" (``warned``)."""
 
     names: list[str]
     melodies: list[np.ndarray]
     skipped: dict[str, int]
     unreadable: list[str] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -346,10 +372,12 @@ def _unpacked(data: np.ndarray, offsets: np.ndarray) -> list[str]:
 
 def _save_tunes(path: Path, tunes: Tunes) -> None:
     """Write ``tunes`` to ``path`` atomically, numbers only (no pickles, no string arrays): events
-    concatenated (int16), names, skip reasons and unreadable files as UTF-8 bytes, each with its offsets."""
+    concatenated (int16), names, skip reasons, unreadable files and music21's warnings as UTF-8 bytes,
+    each with its offsets."""
     names, name_offsets = _packed(tunes.names)
     reasons, reason_offsets = _packed(list(tunes.skipped))
     unreadable, unreadable_offsets = _packed(tunes.unreadable)
+    warned, warned_offsets = _packed(tunes.warned)
     arrays = {
         "events": np.concatenate(tunes.melodies or [np.zeros(0)]).astype(np.int16),
         "offsets": _offsets([len(m) for m in tunes.melodies]),
@@ -360,6 +388,8 @@ def _save_tunes(path: Path, tunes: Tunes) -> None:
         "counts": np.array(list(tunes.skipped.values()), dtype=np.int64),
         "unreadable": unreadable,
         "unreadable_offsets": unreadable_offsets,
+        "warned": warned,
+        "warned_offsets": warned_offsets,
     }
     save_npz(path, arrays)
 
@@ -368,15 +398,14 @@ def _load_tunes(path: Path) -> Tunes | None:
     """The tunes of a cache file, or None when it is missing or damaged (it is then rebuilt); read
     through ``NpzFile``, which checks every member's size against its header before reading it."""
     keys = ("events", "offsets", "names", "name_offsets", "reasons", "reason_offsets", "counts")
-    keys += ("unreadable", "unreadable_offsets")
+    keys += ("unreadable", "unreadable_offsets", "warned", "warned_offsets")
     try:
         with NpzFile(path) as archive:
-            events, offsets, names, name_offsets, reasons, reason_offsets, counts, unreadable, unreadable_offsets = map(
-                archive.array, keys
-            )
+            events, offsets, names, name_offsets, reasons, reason_offsets, counts, *texts = map(archive.array, keys)
+        unreadable, unreadable_offsets, warned, warned_offsets = texts
         if not _valid_offsets(offsets, len(events)) or not _valid_offsets(name_offsets, len(names)):
             return None
-        if not _valid_offsets(unreadable_offsets, len(unreadable)):
+        if not _valid_offsets(unreadable_offsets, len(unreadable)) or not _valid_offsets(warned_offsets, len(warned)):
             return None
         if not _valid_offsets(reason_offsets, len(reasons)) or len(reason_offsets) != len(counts) + 1:
             return None
@@ -386,7 +415,13 @@ def _load_tunes(path: Path) -> Tunes | None:
             return None
         melodies = [events[a:b].astype(np.int64) for a, b in zip(offsets[:-1], offsets[1:])]
         skipped = dict(zip(_unpacked(reasons, reason_offsets), counts.tolist()))
-        return Tunes(_unpacked(names, name_offsets), melodies, skipped, _unpacked(unreadable, unreadable_offsets))
+        return Tunes(
+            _unpacked(names, name_offsets),
+            melodies,
+            skipped,
+            _unpacked(unreadable, unreadable_offsets),
+            _unpacked(warned, warned_offsets),
+        )
     except (DataError, UnicodeDecodeError):
         return None
 
@@ -406,14 +441,16 @@ def _valid_offsets(offsets: np.ndarray, total: int) -> bool:
 def _parse(spec: str, scheme: str, root: Path, files: list[Path]) -> Tunes:
     """Read every file of a spec (with a progress bar): ABC files' tunes, MIDI files' melodies
     (a folder skips the files it cannot read and the unusable MIDI files; a single file must be
-    readable and usable)."""
-    names, melodies, skipped, unreadable = [], [], Counter(), []
+    readable and usable). music21's warnings are collected (``_music21_warnings``), each after its file's name."""
+    names, melodies, skipped, unreadable, warned = [], [], Counter(), [], []
     bar = tqdm(files, desc=f"reading {spec}", unit="file", disable=None, leave=False)
     for path in bar:
         where = path.relative_to(root).as_posix() if root.is_dir() else path.name
         try:
             if scheme == "abc":
-                tunes, reasons = read_abc(path)
+                with _music21_warnings() as said:
+                    tunes, reasons = read_abc(path)
+                warned += [f"{where}: {line}" for line in said]
                 skipped.update(reasons)
                 names += [f"{where}: {title}" for title, _ in tunes]
                 melodies += [events for _, events in tunes]
@@ -429,14 +466,14 @@ def _parse(spec: str, scheme: str, root: Path, files: list[Path]) -> Tunes:
                 raise
             skipped[e.reason] += 1
         bar.set_postfix(tunes=len(melodies))
-    return Tunes(names, melodies, dict(skipped.most_common()), unreadable)
+    return Tunes(names, melodies, dict(skipped.most_common()), unreadable, warned)
 
 
 def read_tunes(spec: str) -> Tunes:
     """The tunes of a spec (``folk:essen``, ``folk:oneills``, ``abc:PATH``, ``midi:PATH``), from
     the cache when its files have not changed; one warning counts the tunes skipped by reason and
-    the files that could not be read (each one tune), naming the first; ``DataError`` when no tune
-    is left."""
+    the files that could not be read (each one tune), naming the first, and one more counts music21's
+    warnings (from the cache too), naming the first; ``DataError`` when no tune is left."""
     scheme, root, files = _spec_files(spec)
     cache = _cache_path(scheme, root, files)
     tunes = _load_tunes(cache) if cache.is_file() else None
@@ -451,6 +488,12 @@ def read_tunes(spec: str) -> Tunes:
         counts.append(f"unreadable {len(tunes.unreadable)} (e.g. {tunes.unreadable[0]})")
     total = sum(tunes.skipped.values()) + len(tunes.unreadable)
     read = total + len(tunes.names)
+    if tunes.warned:
+        files = len({line.partition(": ")[0] for line in tunes.warned})
+        warnings.warn(
+            f"{spec}: {len(tunes.warned)} music21 warning(s) in {files} file(s) (e.g. {tunes.warned[0]})",
+            stacklevel=2,
+        )
     if not tunes.names:
         raise DataError(f"{spec}: no usable tune among {read} ({', '.join(counts)})")
     if total:
