@@ -13,7 +13,7 @@ import torch
 from pvae.data.fonts import has_real_digits, matplotlib_font_files
 from pvae.errors import DataError
 from pvae.kinds.base import load_dataset
-from pvae.kinds.image.data import ImageSplit, binarize
+from pvae.kinds.image.data import ImageData, ImageSplit, binarize
 from pvae.kinds.image.digits import num_fonts, render_digits
 from pvae.kinds.image.mnist import load_binarized_mnist, load_mnist, read_idx
 
@@ -117,6 +117,25 @@ def test_binarized_mnist_errors(tmp_path, arrays, problem):
     with pytest.raises(DataError, match=problem) as info:
         load_binarized_mnist(path)
     assert str(path) in str(info.value)
+
+
+def test_nan_pixels_are_refused_where_they_are_read(tmp_path):
+    """A NaN pixel would fail only later, inside torch.bernoulli (binarisation): it is refused where
+    the data are read, in one line naming the file (the data) and the first such pixel."""
+    train = np.zeros((2, 784), dtype=np.float32)
+    train[1, 3] = np.nan
+    path = _npz(tmp_path / "nan.npz", train=train, valid=np.zeros((2, 784)), test=np.zeros((2, 784)))
+    with pytest.raises(DataError) as info:
+        load_dataset(f"binarized-mnist:{path}")
+    assert str(info.value) == f"{path}: key 'train' has values other than 0 and 1 (nan at index [1, 3])"
+    grey = torch.full((3, 4), 0.5)
+    grey[2, 1] = float("nan")
+    with pytest.raises(DataError) as info:
+        ImageData("grey:faces.npz", (2, 2), {"train": ImageSplit(grey)})
+    assert str(info.value) == (
+        "grey:faces.npz: split 'train' has pixel nan at index [2, 1] (image, pixel); pixels must be in [0, 1]"
+    )
+    ImageData("grey", (2, 2), {"train": ImageSplit(torch.rand(3, 4)), "test": ImageSplit(torch.zeros(0, 4))})
 
 
 def test_binarized_mnist_rejects_non_npz(tmp_path):

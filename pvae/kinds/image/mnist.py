@@ -21,7 +21,7 @@ import torch
 
 from pvae.data.npz import NpzFile
 from pvae.errors import DataError
-from pvae.kinds.image.data import ImageData, ImageSplit
+from pvae.kinds.image.data import ImageData, ImageSplit, first_bad
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 GZIP_MAGIC = b"\x1f\x8b"
@@ -145,8 +145,9 @@ def load_binarized_mnist(file: str | os.PathLike) -> ImageData:
             array = archive.array(key)
             if array.ndim != 2 or array.shape[1] != 784:
                 raise DataError(f"{file}: key {key!r} has shape {array.shape}, expected (N, 784)")
-            if not np.isin(array, (0, 1)).all():
-                raise DataError(f"{file}: key {key!r} has values other than 0 and 1")
+            bad = first_bad(~np.isin(array, (0, 1)), array)
+            if bad is not None:
+                raise DataError(f"{file}: key {key!r} has values other than 0 and 1 ({bad})")
             splits[key] = ImageSplit(torch.from_numpy(array.astype(np.float32)))
         if "test_labels" in archive.files:
             labels = archive.array("test_labels")
