@@ -14,10 +14,11 @@ stages), which trained every row better at 20 epochs than ``pvae train``'s (beta
 
 Then reports, for each: test NLL = -L_5000 (``pvae.bounds``), the test ELBO, and active units
 (Cov_x(E_q[z_u]) > 0.01 over the first 500 training images), beside the paper's NLL after 3280
-epochs (REFERENCES.md). Each model is a run folder under --out; an interrupted comparison resumes
-where it stopped when run again with the same flags, and a finished run's bounds are kept in its
-folder (``evaluation.json``), so several invocations on one --out (say, one per CPU core, each
-with its own --objectives/--guides) can be gathered into one table by a last run with them all.
+epochs (Burda, Grosse and Salakhutdinov 2015, "Importance Weighted Autoencoders", Table 1). Each
+model is a run folder under --out; an interrupted comparison resumes where it stopped when run
+again with the same flags, and a finished run's bounds are kept in its folder
+(``evaluation.json``), so several invocations on one --out (say, one per CPU core, each with its
+own --objectives/--guides) can be gathered into one table by a last run with them all.
 Training times are the runs' own (the ``seconds`` column of metrics.csv).
 
 --objectives and --guides compare other estimators and guides at the same budget, every objective

@@ -34,7 +34,7 @@ from pvae.train import TrainConfig, Trainer
 
 from tables import markdown, start_script, write_table
 
-PYRO = {1: (100.4, 71.8), 2: (61.9, 51.0), 3: (25.4, 24.2)}  # baseline, CVAE -ELBO (REFERENCES.md)
+PYRO = {1: (100.4, 71.8), 2: (61.9, 51.0), 3: (25.4, 24.2)}  # baseline, CVAE -ELBO: pyro.ai/examples/cvae.html
 ELBO_PARTICLES, IW_PARTICLES = 10, 100
 
 

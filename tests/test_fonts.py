@@ -11,7 +11,9 @@ import pytest
 from pvae.data.fonts import GLYPH_CHARS, glyph_contours, matplotlib_font_files
 from pvae.errors import DataError
 from pvae.kinds.base import absolute_spec, load_dataset
+from pvae.kinds.strokes.generate import interpolate_run, reconstruct_run
 from pvae.kinds.strokes.glyphs import font_sketches, read_glyphs
+from pvae.train import TrainConfig, train
 
 
 def _font(name: str):
@@ -84,3 +86,25 @@ def test_bad_fonts_are_one_line_data_errors(tmp_path):
         font_sketches(garbage)
     with pytest.raises(DataError, match="no glyph for '0', '1'"):
         font_sketches(lacking / "LastResortHE-Regular.ttf")
+
+
+def test_generation_reads_a_glyph_folder_once(tmp_path):
+    """``pvae reconstruct`` and ``pvae interpolate`` on a run of a folder with a corrupt font warn
+    about the skipped font once each: the data are read once."""
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    shutil.copy(_font("DejaVuSans.ttf"), fonts / "DejaVuSans.ttf")
+    (fonts / "broken.ttf").write_bytes(b"\x00\x01garbage" * 20)
+    config = TrainConfig.for_model(
+        model="sketch", data=f"glyphs:{fonts}", latent_dim=2, enc_hidden=4, dec_hidden=4, mixtures=1, steps=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = train(config, tmp_path / "run", progress=False)
+    for generate in (lambda: reconstruct_run(run, n=2, temperatures=(0.5,)), lambda: interpolate_run(run, steps=2)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            generate()
+        assert [str(w.message) for w in caught] == [
+            f"{fonts}: skipped 1 of 2 fonts: 1 not TrueType/OpenType fonts (e.g. broken.ttf)"
+        ]

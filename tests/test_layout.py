@@ -1,6 +1,7 @@
 """The layout the code keeps (docs/architecture.md, "Layout"): the import contracts of pyproject.toml
 (``lint-imports``), an import graph without cycles, modules of at most 600 lines, and ruff's lint
-and format checks, so that ``.ci/run`` (the README's test command) checks them all."""
+and format checks, so that ``.ci/run`` (the README's test command) checks them all; and that nothing
+shipped cites a file outside the repository."""
 
 from __future__ import annotations
 
@@ -96,3 +97,22 @@ def test_no_module_is_over_600_lines():
 def test_ruff(command):
     result = _run(_tool("ruff"), *command, *PACKAGES, "tests", "scripts")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+CITED_OUTSIDE = ("REFERENCES.md", "../shared")  # the workspace's notes and data, not in the repository
+TEXT = (".py", ".md", ".toml", ".txt", ".json", ".csv", ".sh", ".yaml", ".yml")
+
+
+def test_nothing_shipped_cites_files_outside_the_repository():
+    """The code, scripts and docs cite the project's own measurements (docs/results.md) or public
+    sources, never a file that only the authors' workspace holds."""
+    files = [ROOT / "README.md"]
+    for folder in (*PACKAGES, "scripts", "docs"):
+        files += [p for p in (ROOT / folder).rglob("*") if p.is_file() and p.suffix in TEXT]
+    citing = {
+        str(path.relative_to(ROOT)): name
+        for path in files
+        for name in CITED_OUTSIDE
+        if name in path.read_text(encoding="utf-8", errors="replace")
+    }
+    assert citing == {}
