@@ -152,6 +152,8 @@ class Trainer:
             **self.kind.model_kwargs(self.data),  # data_dim for a discriminator of images
             **options,
         )
+        if (why := objective.refusal(self.model)) is not None:
+            raise UserError(why)
         params = list(self.model.parameters()) + ([] if self.guide is None else list(self.guide.parameters()))
         groups = [{"params": params, "lr_ratio": 1.0}]
         extra = [p for network in objective.networks() for p in network.parameters()]

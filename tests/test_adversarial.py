@@ -258,22 +258,31 @@ def test_ali_reads_images_only(tmp_path, capsys):
     assert "--objective ali reads image data" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, inputs", [("aae", 4), ("ali", 24 + 4)])
-def test_plain_pyro_svi_sizes_the_discriminator_from_its_first_input(name, inputs):
-    """Latent 4 and 24 pixels (neither the old defaults): D's first layer is sized from the first
-    z (and x) it reads, before Pyro's optimiser sees its parameters, which then train."""
+@pytest.mark.parametrize(
+    "name, first_layers, inputs",
+    [
+        ("aae", ["net.0"], [4]),
+        ("ali", ["x_branch.0", "z_branch.0"], [24, 4]),
+        ("lfvi", ["x_branch.0", "z_branch.0"], [24, 4]),
+    ],
+)
+def test_plain_pyro_svi_sizes_the_discriminator_from_its_first_input(name, first_layers, inputs):
+    """Latent 4 and 24 pixels (neither the old defaults): D's first layers are sized from the first
+    z (and x) it reads, before Pyro's optimiser sees their parameters, which then train."""
     torch.manual_seed(0)
     model, guide = GaussianVAE(24, latent_dim=4, hidden=(8,)), DiagGuide(4, data_dim=24, hidden=[8])
     objective = make_objective(name, 1)
     svi = pyro.infer.SVI(model.model, guide.guide, pyro.optim.Adam({"lr": 1e-2}), loss=objective)
     x = (torch.rand(16, 24) < 0.3).float()
     losses = [svi.step(x)]
-    first = objective.discriminator.net[0]
-    assert type(first) is torch.nn.Linear and first.in_features == inputs
-    before = first.weight.detach().clone()
+    layers = [objective.discriminator.get_submodule(path) for path in first_layers]
+    assert all(type(first) is torch.nn.Linear for first in layers) and [f.in_features for f in layers] == inputs
+    before = [first.weight.detach().clone() for first in layers]
     losses += [svi.step(x) for _ in range(2)]
-    assert all(math.isfinite(v) for v in losses) and not torch.equal(first.weight, before)
-    assert pyro.get_param_store()[f"{name}_discriminator$$$net.0.weight"] is first.weight
+    assert all(math.isfinite(v) for v in losses)
+    for path, first, old in zip(first_layers, layers, before):
+        assert not torch.equal(first.weight, old)
+        assert pyro.get_param_store()[f"{name}_discriminator$$${path}.weight"] is first.weight
 
 
 @pytest.mark.parametrize(

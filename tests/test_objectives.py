@@ -291,7 +291,7 @@ def test_meanfield_draws_what_pyro_draws(tiny):
 
 
 def test_one_registry_names_every_objective_and_its_capabilities():
-    assert list(OBJECTIVES) == ["elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg", "aae", "ali"]
+    assert list(OBJECTIVES) == ["elbo", "meanfield", "iwae", "elbo-stl", "iwae-stl", "iwae-dreg", "aae", "ali", "lfvi"]
     for name, cls in OBJECTIVES.items():
         assert cls.name == name and issubclass(cls, pyro.infer.ELBO)
         assert cls.closed_form_kl is (name == "meanfield")  # a class attribute, read before building
@@ -302,9 +302,9 @@ def test_one_registry_names_every_objective_and_its_capabilities():
         assert controlled.closed_form_kl is cls.closed_form_kl
         assert controlled.requires_density is cls.requires_density
         assert controlled.networks() == controlled.base.networks()
-        assert bool(objective.networks()) is (name in ("aae", "ali"))
+        assert bool(objective.networks()) is (name in ("aae", "ali", "lfvi"))
         assert cls.requires_density is (name in ("iwae", "elbo-stl", "iwae-stl", "iwae-dreg"))
-        assert cls.uses_kl is (name not in ("aae", "ali"))
+        assert cls.uses_kl is (name not in ("aae", "ali", "lfvi"))
 
 
 @pytest.mark.parametrize("name", ["elbo", "meanfield", "iwae"])
@@ -330,7 +330,7 @@ def test_make_objective_rejects_bad_arguments():
         ("iwae", "make_objective('iwae'): unknown option 'nosuch_option'; iwae takes no options"),
         (
             "aae",
-            "unknown option 'nosuch_option'; aae takes adversarial_weight, disc_hidden, disc_lr_ratio, latent_dim,",
+            "unknown option 'nosuch_option'; aae takes adversarial_weight, disc_dropout, disc_hidden, disc_lr_ratio,",
         ),
     ],
 )

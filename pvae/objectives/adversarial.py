@@ -309,12 +309,7 @@ class ALI(_Adversarial):
     ) -> None:
         if fake_pixels not in FAKE_PIXELS.choices:
             raise ValueError(f"fake_pixels must be one of {', '.join(FAKE_PIXELS.choices)}, not {fake_pixels!r}")
-        import os  # TEMPORARY measurement switch
-
-        if os.environ.get("PVAE_ALI_D") == "concat":
-            discriminator = _Concat(data_dim, latent_dim, disc_hidden, num_classes, disc_dropout)
-        else:
-            discriminator = JointDiscriminator(data_dim, latent_dim, disc_hidden, num_classes, disc_dropout)
+        discriminator = JointDiscriminator(data_dim, latent_dim, disc_hidden, num_classes, disc_dropout)
         super().__init__(num_particles, max_plate_nesting, discriminator, disc_lr_ratio)
         self.data_dim, self.latent_dim, self.fake_pixels = data_dim, latent_dim, fake_pixels
 
@@ -352,12 +347,3 @@ class ALI(_Adversarial):
         fool = fool + F.softplus(torch.func.functional_call(d, frozen, (fake_x, fake_z, y)))
         judge = F.softplus(-d(fake_x.detach(), fake_z, y)) + F.softplus(d(x, z.detach(), y))
         return (fool + judge).mean(0).sum()
-
-
-class _Concat(Discriminator):  # TEMPORARY
-    def __init__(self, data_dim, latent_dim, hidden, num_classes, dropout):
-        inputs = None if data_dim is None or latent_dim is None else data_dim + latent_dim
-        super().__init__(inputs, hidden, num_classes, dropout)
-
-    def forward(self, x, z, y=None):
-        return super().forward(torch.cat([x, z], -1), y)

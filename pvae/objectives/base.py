@@ -55,6 +55,10 @@ class Objective:
         """Modules the objective trains besides the model and the guide (a discriminator)."""
         return []
 
+    def refusal(self, model: Model) -> str | None:
+        """Why this objective, as built (its options), cannot train ``model``: one line, or ``None``."""
+        return None
+
 
 def contract_call(model, guide, args, kwargs) -> tuple[Model, Guide, torch.Tensor, torch.Tensor | None] | None:
     """(model module, guide module, x, y) when ``model`` and ``guide`` are the unmodified Pyro programs

@@ -19,7 +19,7 @@ from pyro.poutine.util import site_is_subsample
 from torch import nn
 from torch.distributions import kl_divergence
 
-from pvae.contracts import Option
+from pvae.contracts import Model, Option
 from pvae.objectives.base import Objective, _LossFromDifferentiable
 
 
@@ -76,6 +76,9 @@ class KLControlled(_LossFromDifferentiable):
 
     def networks(self) -> list[nn.Module]:
         return self.base.networks() if isinstance(self.base, Objective) else []
+
+    def refusal(self, model: Model) -> str | None:
+        return self.base.refusal(model) if isinstance(self.base, Objective) else None
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         scale = _ScaleLatents(self.control)
