@@ -2,7 +2,10 @@
 accuracy of a classifier on the vectorised images (Mihai & Hare 2021's measure) and, where the guide
 has a density, the test NLL.
 
-For each dataset and each N in --segments, primitive, renderer and guide, trains
+For each dataset, objective (--objectives: ``elbo``, the renderer inside the likelihood, the talk's
+approaches 1 and 2; ``lfvi``, likelihood-free variational inference with the hard rasteriser as a
+simulator that is only sampled, approach 3, where --renderers names the renderer that carries the
+decoder's gradient) and each N in --segments, primitive, renderer and guide, trains
 ``pvae train --model strokes-raster`` for --steps steps of --batch-size images (its own run folder
 under --out; a finished run is reused), then on the test split:
 
@@ -93,9 +96,18 @@ def datasets(args: argparse.Namespace) -> dict[str, dict]:
     return out
 
 
-def train(args: argparse.Namespace, spec: str, segments: int, primitive: str, renderer: str, guide: str) -> Path:
-    out = args.out / f"{spec.split(':')[0]}-{segments}-{primitive}-{renderer}-{guide}"
+LFVI_OPTIONS = dict(simulator="hard", lr=2e-4, adam_betas=[0.5, 0.999], disc_dropout=0.2)
+"""The third approach: the hard rasteriser sampled, the renderer for the decoder's gradient; ALI's optimiser."""
+
+
+def train(
+    args: argparse.Namespace, spec: str, segments: int, primitive: str, renderer: str, guide: str, objective: str
+) -> Path:
+    suffix = "" if objective == "elbo" else f"-{objective}"
+    out = args.out / f"{spec.split(':')[0]}-{segments}-{primitive}-{renderer}-{guide}{suffix}"
     config = TrainConfig.for_model(
+        objective=objective,
+        **(LFVI_OPTIONS if objective == "lfvi" else {}),
         model="strokes-raster",
         guide=guide,
         data=spec,
@@ -146,6 +158,13 @@ def main(argv=None) -> None:
     p.add_argument("--primitives", nargs="+", default=["line", "bezier"])
     p.add_argument("--renderers", nargs="+", default=["soft", "neural"])
     p.add_argument("--guides", nargs="+", default=["delta", "diag"])
+    p.add_argument(
+        "--objectives",
+        nargs="+",
+        default=["elbo"],
+        choices=["elbo", "lfvi"],
+        help="elbo (approaches 1 and 2: the renderer in the likelihood), lfvi (3: the hard renderer sampled)",
+    )
     p.add_argument("--steps", type=int, default=600, help="training steps of every run (default 600)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     p.add_argument("--eval-images", type=int, default=500, help="test images vectorised and classified (500)")
@@ -160,17 +179,19 @@ def main(argv=None) -> None:
     for name, data in datasets(args).items():
         originals = accuracy(data["net"], data["originals"], data["labels"])
         print(f"{name}: classifier accuracy on {len(data['labels'])} original test images {originals:.3f}", flush=True)
-        grid = itertools.product(args.segments, args.primitives, args.renderers, args.guides)
-        for segments, primitive, renderer, guide in grid:
-            run = train(args, data["spec"], segments, primitive, renderer, guide)
+        grid = itertools.product(args.objectives, args.segments, args.primitives, args.renderers, args.guides)
+        for objective, segments, primitive, renderer, guide in grid:
+            run = train(args, data["spec"], segments, primitive, renderer, guide, objective)
             result = evaluate(run, data, args)
-            row = dict(data=name, N=segments, primitive=primitive, renderer=renderer, guide=guide, **result)
+            row = dict(data=name, objective=objective, N=segments, primitive=primitive, renderer=renderer, guide=guide)
+            row.update(result)
             row["original_accuracy"] = originals
             print(json.dumps(row), flush=True)
             rows.append(row)
     minutes = (time.perf_counter() - started) / 60
     columns = [
         "data",
+        "objective",
         "N",
         "primitive",
         "renderer",
@@ -183,7 +204,7 @@ def main(argv=None) -> None:
     ]
     cells = [
         (
-            *(r[key] for key in ("data", "N", "primitive", "renderer", "guide")),
+            *(r[key] for key in ("data", "objective", "N", "primitive", "renderer", "guide")),
             f"{r['joint_or_elbo']:.1f}",
             f"{r['nll']:.1f}" if "nll" in r else "no density",
             f"{r['accuracy']:.3f}",
