@@ -8,6 +8,7 @@ registry alone (``pvae.kinds.base``)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import signal
 import sys
@@ -280,9 +281,9 @@ def _generation_parsers(sub) -> None:
         parents=[common],
         help="one font's style in all 62 characters (class-conditional glyph runs)",
         description="Encode one glyph of a font and decode its code as every character 0-9 A-Z a-z "
-        "(SVG in RUN/samples/, PNG in RUN/figures/); with --to, interpolate between two fonts' styles.",
+        "(SVG and PNG in RUN/style/ARGUMENTS/); with --to, interpolate between two fonts' styles.",
     )
-    p.add_argument("--font", type=Path, required=True, help="a .ttf or .otf font file")
+    p.add_argument("--font", type=Path, help="a .ttf or .otf font file (required)")
     p.add_argument("--glyph", default="A", help="the character to encode (default A)")
     p.add_argument("--to", type=Path, metavar="FONT", help="a second font: write a style interpolation sheet")
     p.add_argument("--steps", type=int, default=8, help="interpolation rows with --to (default 8)")
@@ -305,8 +306,28 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments" line, with the nearest flag of ``parser`` to the first
+    mistyped one (``--latnet-dim`` -> ``did you mean --latent-dim?``)."""
+    flags = [s for action in parser._actions for s in action.option_strings]
+    typed = next((e.split("=", 1)[0] for e in extras if e.startswith("-")), None)
+    near = difflib.get_close_matches(typed, flags, n=1) if typed else []
+    return f"unrecognized arguments: {' '.join(extras)}" + (f" (did you mean {near[0]}?)" if near else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pvae`` console script."""
+    """Entry point of the ``pvae`` console script. The warning format and the SIGTERM handler it
+    sets are the previous ones again when it returns (a process may run several commands)."""
+    saved = warnings.formatwarning, signal.getsignal(signal.SIGTERM)
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = saved[0]
+        if saved[1] is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGTERM, saved[1])
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # Warnings are for users (dropped sketches, skipped fonts, a plug-in left out): one line each, no
     # source line; the parsers read the registries, so this is set before they are built.
     warnings.formatwarning = lambda message, category, *rest, **kw: f"pvae: warning: {message}\n"
@@ -316,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _bounds_parser(sub)
     _inspect_parser(sub)
     _generation_parsers(sub)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # the subcommand's parser says it, naming the subcommand and the nearest flag
+        sub.choices[args.command].error(_unrecognized(sub.choices[args.command], extras))
     keep_freed_memory()
     warnings.formatwarning = lambda message, category, *rest, **kw: f"pvae {args.command}: warning: {message}\n"
     # SIGTERM (a scheduler stopping the job) stops like Ctrl-C; training handles both itself.

@@ -161,5 +161,10 @@ def test_bad_glyphs_labels_fonts_and_runs(run, tmp_path):
     runs.save_checkpoint(plain, {"model": model.state_dict(), "guide": guide.state_dict()})
     with pytest.raises(UserError, match="needs a class-conditional run on glyph data"):
         style_run(plain, _font(), "A")
+    with pytest.raises(UserError, match="needs a class-conditional run on glyph data"):
+        style_run(plain, None, "A")  # the run is checked before the font
+    for call in (lambda: style_run(run, None, "A"), lambda: font_interpolation_run(run, None, _font())):
+        with pytest.raises(UserError, match="--font FILE is required"):
+            call()
     with pytest.raises(UserError, match="the prior of this run is not class-conditional"):
         sample_run(plain, prior=True, label="A")

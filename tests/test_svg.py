@@ -274,6 +274,8 @@ def test_train_then_sample_reconstruct_and_interpolate(fonts, tmp_path, capsys, 
     assert main(["sample", str(run), "-n", "1"]) == 0
     assert main(["sample", str(run), "--style-from", str(tmp_path / "missing.ttf")]) == 2
     assert "missing.ttf: no such font file" in capsys.readouterr().err
+    assert main(["style", str(run)]) == 2  # --font is not an argparse requirement: the run is checked first
+    assert "pvae style: error: --font FILE is required" in capsys.readouterr().err
 
 
 def test_ignore_z_makes_the_command_decoder_read_the_class_alone():

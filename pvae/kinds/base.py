@@ -16,6 +16,7 @@ name.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -177,6 +178,14 @@ def require_command(command: str, config: dict[str, Any], run: str | Path) -> Da
             f"{run}: pvae {command} applies to runs of {' or '.join(others)} data; this run's data are {kind.name}"
         )
     return kind
+
+
+def require_font(font: str | os.PathLike | None) -> str | os.PathLike:
+    """``pvae style``'s ``--font``, checked after the run is (a run that does not qualify says so
+    first): the font, or ``UserError`` when none was given."""
+    if font is None:
+        raise UserError("--font FILE is required: the .ttf or .otf font whose style to decode")
+    return font
 
 
 def generate(command: str, args: argparse.Namespace, config: dict[str, Any]) -> list[Path]:

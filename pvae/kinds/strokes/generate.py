@@ -24,7 +24,7 @@ from pvae import render, runs
 from pvae.data.fonts import GLYPH_CHARS
 from pvae.distributions.strokes import drawn_segments
 from pvae.errors import UserError
-from pvae.kinds.base import require_command
+from pvae.kinds.base import require_command, require_font
 from pvae.kinds.strokes.data import StrokeSplit, to_stroke3, to_stroke5
 from pvae.kinds.strokes.glyphs import font_sketches
 from pvae.posterior import encode, slerp
@@ -354,13 +354,14 @@ def _font_code(config: dict, guide: nn.Module, sketch: np.ndarray, index: int) -
 
 
 def style_run(
-    run: str | os.PathLike, font: str | os.PathLike, glyph: str, temperature: float = 0.1, seed: int = 0
+    run: str | os.PathLike, font: str | os.PathLike | None, glyph: str, temperature: float = 0.1, seed: int = 0
 ) -> list[Path]:
     """Encode the glyph ``glyph`` of the font file ``font``, z = E_q[z | x, y], and decode that z
     with every class y: the font's style in all 62 characters (rows 0-9, A-Z, a-z; the encoded
     glyph in blue at the top right), as ``style.svg`` and ``style.png`` in
     ``RUN/style/font=FONT,glyph=CHAR,temperature=T,seed=S/``."""
     config, model, guide = _style_run(run, "pvae style")
+    font = require_font(font)
     index = _glyph_class(model, glyph)
     sketch = _font_glyph(config, font, glyph)
     z = _font_code(config, guide, sketch, index)
@@ -380,7 +381,7 @@ def style_run(
 
 def font_interpolation_run(
     run: str | os.PathLike,
-    font_a: str | os.PathLike,
+    font_a: str | os.PathLike | None,
     font_b: str | os.PathLike,
     steps: int = 8,
     glyph: str = "A",
@@ -393,6 +394,7 @@ def font_interpolation_run(
     (the first column: the two encoded glyphs, in blue), as
     ``interpolation.svg`` and ``interpolation.png`` in ``RUN/style/font=A,glyph=CHAR,to=B,steps=N,...``."""
     config, model, guide = _style_run(run, "font interpolation")
+    font_a = require_font(font_a)
     if steps < 2:
         raise UserError(f"--steps {steps}: must be at least 2")
     if not chars:

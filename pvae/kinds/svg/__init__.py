@@ -18,7 +18,7 @@ from torch import nn
 
 from pvae import runs
 from pvae.errors import DataError
-from pvae.kinds.base import DataKind, option_value
+from pvae.kinds.base import DataKind, option_value, require_font
 from pvae.kinds.svg import generate
 from pvae.kinds.svg.data import IMAGE_SIZE, MAX_COMMANDS, load_svg
 
@@ -73,9 +73,10 @@ class SVGKind(DataKind):
 
     def commands(self) -> dict[str, Callable[[argparse.Namespace], list[Path]]]:
         def style(a: argparse.Namespace) -> list[Path]:
+            font = require_font(a.font)  # every svg run qualifies (``require_command``)
             if a.to is None:
-                return generate.style_run(a.run, f"{a.font}:{a.glyph}", a.temperature, a.seed)
-            return generate.interpolate_fonts(a.run, str(a.font), str(a.to), a.steps, a.temperature, a.seed)
+                return generate.style_run(a.run, f"{font}:{a.glyph}", a.temperature, a.seed)
+            return generate.interpolate_fonts(a.run, str(font), str(a.to), a.steps, a.temperature, a.seed)
 
         return {
             "sample": lambda a: generate.sample_run(a.run, a.style_from, a.n, a.temperature, a.seed),
