@@ -15,7 +15,6 @@ pvae's modules and distribution objects runs once per shape instead of once per 
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -217,7 +216,6 @@ class SVI:
             raise ValueError("jit traces the loss in one process; it does not run under data parallelism")
         self.optimizer, self.clip_value, self.ranks = optimizer, clip_value, ranks
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.grad_sums = None if ranks.parallel else GradientSums(self.params)
         device = next(model.parameters()).device
         self.module = ObjectiveLoss(model, guide, objective, reports=1 + FLAGS).to(device)
         self.loss = distributed.wrap(self.module, ranks, device)
@@ -259,8 +257,6 @@ class SVI:
             self.module.report.grad = None
             self.loss_sum, self.flags = reported[0], reported[1:]
         else:
-            if self.grad_sums is not None:
-                self.grad_sums.clear()
             (summed / total).backward()
             self.loss_sum, self.flags = local, flags
         if not math.isfinite(self.loss_sum):
@@ -276,48 +272,25 @@ class SVI:
         return value
 
     def _finite_gradients(self) -> bool:
-        """Whether every gradient element is finite: NaN and inf survive a sum. Under data
-        parallelism the sums are taken after the all-reduce, so that every rank decides alike."""
-        if self.grad_sums is not None:
-            return self.grad_sums.finite()
-        grads = [p.grad for p in self.params if p.grad is not None]
-        return not grads or bool(torch.isfinite(torch.stack([g.sum() for g in grads]).sum()))
+        """Whether every gradient element is finite (NaN and inf alike); under data parallelism
+        after the all-reduce, so that every rank decides alike."""
+        return all_finite([p.grad for p in self.params if p.grad is not None])
 
 
-class GradientSums:
-    """The sum of each parameter's gradient, taken by a hook the moment backward has written it,
-    while it is still in cache, so that checking every gradient for NaN and inf (which survive a
-    sum) reads one number per parameter instead of every gradient again after backward.
-
-    Hooks are registered on the parameters that require gradients now; sums are taken in the
-    widest of their dtypes. Under data parallelism the gradients change in the all-reduce after
-    the hooks, so ``SVI`` sums them after backward instead.
-    """
-
-    def __init__(self, params: list[torch.Tensor]) -> None:
-        params = [p for p in params if p.requires_grad]
-        dtype = functools.reduce(torch.promote_types, (p.dtype for p in params), torch.float32)
-        self.sums = torch.zeros(len(params), dtype=dtype, device=params[0].device if params else None)
-        self.handles = [p.register_post_accumulate_grad_hook(self._hook(slot)) for slot, p in zip(self.sums, params)]
-
-    @staticmethod
-    def _hook(slot: torch.Tensor) -> Callable[[torch.Tensor], None]:
-        def write(p: torch.Tensor) -> None:
-            torch.sum(p.grad, dim=tuple(range(p.grad.dim())), dtype=slot.dtype, out=slot)
-
-        return write
-
-    def clear(self) -> None:
-        """Before a backward: a parameter it does not reach keeps a sum of zero."""
-        self.sums.zero_()
-
-    def finite(self) -> bool:
-        """Whether every gradient summed since ``clear`` is finite."""
-        return bool(torch.isfinite(self.sums.sum()))
-
-    def __del__(self) -> None:
-        for handle in self.handles:
-            handle.remove()
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether every element of ``tensors`` (the gradients) is finite, in one fused pass per device
+    and dtype: the check torch's ``GradScaler`` makes before an optimiser step, with a scale of 1
+    (g * 1 = g exactly). Reading every gradient once after backward cost half of what a sum per
+    parameter taken by a hook did (2.5% against 5% of a batch-20 step, docs/results.md, Speed)."""
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for t in tensors:
+        groups.setdefault((t.device, t.dtype), []).append(t)
+    for (device, _), group in groups.items():
+        found, one = torch.zeros(1, device=device), torch.ones(1, device=device)
+        torch._amp_foreach_non_finite_check_and_unscale_(group, found, one)
+        if found.item():
+            return False
+    return True
 
 
 def make_optimizer(params, lr: float, **kwargs) -> torch.optim.Optimizer:

@@ -43,7 +43,7 @@ from pvae.kinds.image.data import binarize
 from pvae.kinds.image.digits import load_digits
 from pvae.memory import keep_freed_memory
 from pvae.objectives import contract_traces, make_objective
-from pvae.svi import SVI, GradientSums, make_optimizer
+from pvae.svi import SVI, all_finite, make_optimizer
 
 D, H, Z, LR = 784, 400, 50, 1e-3
 Step = Callable[[torch.Tensor], float]  # one training step on a batch
@@ -67,18 +67,23 @@ class PlainVAE(nn.Module):
                 mine.weight.copy_(theirs.weight)
                 mine.bias.copy_(theirs.bias)
 
-    def loss(self, x: torch.Tensor, k: int, iwae: bool) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, k: int, objective: str = "elbo") -> torch.Tensor:
+        """The negative mean bound of ``objective``: the ELBO with one draw (``elbo``), with the KL
+        to N(0, I) in closed form (``meanfield``), or the IWAE bound of K draws (``iwae``)."""
         loc, raw = self.head(F.relu(self.enc(x))).chunk(2, dim=-1)
         scale = F.softplus(raw) + 1e-5
         eps = torch.randn((k,) + loc.shape)
         z = loc + scale * eps  # (K, B, Z)
         logits = self.out(F.relu(self.dec(z)))
         log_px = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        if objective == "meanfield":  # KL(N(mu, s^2) || N(0, 1)) = sum (mu^2 + s^2 - 1) / 2 - log s
+            kl = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1)
+            return -(log_px.mean(0) - kl).mean()
         half_log_2pi = 0.5 * math.log(2 * math.pi)
         log_pz = (-0.5 * z**2 - half_log_2pi).sum(-1)
         log_qz = (-0.5 * eps**2 - scale.log() - half_log_2pi).sum(-1)  # N(z; loc, scale) at z = loc + scale*eps
         log_w = log_px + log_pz - log_qz  # (K, B)
-        bound = torch.logsumexp(log_w, 0) - math.log(k) if iwae else log_w.mean(0)
+        bound = torch.logsumexp(log_w, 0) - math.log(k) if objective == "iwae" else log_w.mean(0)
         return -bound.mean()
 
 
@@ -122,7 +127,7 @@ def steppers(objective: str, k: int) -> dict[str, Step]:
         )
 
         def step(x, plain=plain, opt=opt):
-            loss = plain.loss(x, k, objective == "iwae")
+            loss = plain.loss(x, k, objective)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -141,6 +146,8 @@ def pyro_loss(objective: str, k: int) -> pyro.infer.ELBO:
     (``max_plate_nesting=1``), so Pyro does not guess it (and log that it did) at the first step."""
     if objective == "iwae":
         return pyro.infer.RenyiELBO(alpha=0, num_particles=k, max_plate_nesting=1, vectorize_particles=True)
+    if objective == "meanfield":
+        return pyro.infer.TraceMeanField_ELBO(num_particles=k, max_plate_nesting=1, vectorize_particles=True)
     return pyro.infer.Trace_ELBO(num_particles=k, max_plate_nesting=1, vectorize_particles=True)
 
 
@@ -163,11 +170,10 @@ def bench(objective: str, k: int, batch: int, data: torch.Tensor, steps: int, wa
     return interleaved(steppers(objective, k), data, batch, steps, warmup)
 
 
-def _finish(loss: torch.Tensor, sums: GradientSums, opt: torch.optim.Optimizer) -> float:
-    """Backward, pvae's check that every gradient is finite (the sums its hooks take), the fused Adam step."""
-    sums.clear()
+def _finish(loss: torch.Tensor, opt: torch.optim.Optimizer) -> float:
+    """Backward, pvae's check that every gradient is finite (``pvae.svi.all_finite``), the fused Adam step."""
     loss.backward()
-    if not sums.finite():
+    if not all_finite([p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]):
         raise FloatingPointError("a non-finite gradient")
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -181,9 +187,8 @@ def layer_steppers() -> dict[str, Step]:
     plain = PlainVAE(*fresh_pair(0))
     out = {
         "plain + check": partial(
-            lambda x, m, sums, opt: _finish(m.loss(x, 1, False), sums, opt),
+            lambda x, m, opt: _finish(m.loss(x, 1), opt),
             m=plain,
-            sums=GradientSums(list(plain.parameters())),
             opt=torch.optim.Adam(plain.parameters(), lr=LR, fused=True),
         )
     }
@@ -198,15 +203,15 @@ def layer_steppers() -> dict[str, Step]:
         q = guide.posterior(x)
         z = q.rsample()
         log_w = model.likelihood(z).log_prob(x) + model.prior(len(x)).log_prob(z) - q.log_prob(z)
-        return _finish(-log_w.mean(), svi.grad_sums, svi.optimizer)
+        return _finish(-log_w.mean(), svi.optimizer)
 
     def traces(x, svi):  # the same, through the traces the objectives read
         model, guide = svi.module.model, svi.module.guide
         model_trace, guide_trace = contract_traces(model.model, guide.guide, (x,), {}, None, -1)
-        return _finish((guide_trace.log_prob_sum() - model_trace.log_prob_sum()) / len(x), svi.grad_sums, svi.optimizer)
+        return _finish((guide_trace.log_prob_sum() - model_trace.log_prob_sum()) / len(x), svi.optimizer)
 
     def objective(x, svi):  # the objective's loss through ``ObjectiveLoss``, the module SVI differentiates
-        return _finish(svi.module(x) / len(x), svi.grad_sums, svi.optimizer)
+        return _finish(svi.module(x) / len(x), svi.optimizer)
 
     for name, fn in (("+ modules, distributions", modules), ("+ traces", traces), ("+ objective", objective)):
         out[name] = partial(fn, svi=fresh_svi())
@@ -248,7 +253,7 @@ def main(argv=None) -> None:
         f"{'pyro SVI':>8} {'ratio':>6}"
     )
     for batch in args.batch_sizes:
-        for objective, k in (("elbo", 1), ("iwae", 5)):
+        for objective, k in (("elbo", 1), ("meanfield", 1), ("iwae", 5)):
             t = bench(objective, k, batch, data, args.steps, args.warmup)
             label = objective if k == 1 else f"{objective} K={k}"
             print(
