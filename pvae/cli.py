@@ -1,5 +1,6 @@
 """The ``pvae`` command: thin flag parsing over the library
-(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | vectorise | style``).
+(``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | vectorise | style |
+report``).
 
 The parsers read the registries (every option, model and kind), so everything is imported at the
 start; only ``--nproc``'s launcher is imported where it is used. The kinds are reached through their
@@ -26,6 +27,7 @@ from pvae.kinds.base import KINDS, absolute_spec, generate, spec_forms
 from pvae.memory import keep_freed_memory
 from pvae.options import TrainConfig, add_arguments, all_options, given_values
 from pvae.posterior import inspect_run
+from pvae.report import write_report
 from pvae.train import Interrupted, train
 
 
@@ -306,6 +308,23 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_parser(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="a static HTML page of each run (RUN/report.html)",
+        description="Write RUN/report.html for each run: its config, training curves, figures, and what bounds, "
+        "inspect and the generation commands wrote into it; one page that needs no network. Training writes it too.",
+    )
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders")
+
+
+def _report(args: argparse.Namespace) -> int:
+    for run in args.runs:  # every folder is checked before any page is written
+        runs.load_config(run)
+    print("written: " + ", ".join(str(write_report(run)) for run in args.runs))
+    return 0
+
+
 def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
     """argparse's "unrecognized arguments" line, with the nearest flag of ``parser`` to the first
     mistyped one (``--latnet-dim`` -> ``did you mean --latent-dim?``)."""
@@ -337,6 +356,7 @@ def _main(argv: Sequence[str] | None) -> int:
     _bounds_parser(sub)
     _inspect_parser(sub)
     _generation_parsers(sub)
+    _report_parser(sub)
     args, extras = parser.parse_known_args(argv)
     if extras:  # the subcommand's parser says it, naming the subcommand and the nearest flag
         sub.choices[args.command].error(_unrecognized(sub.choices[args.command], extras))
@@ -347,7 +367,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "train" and args.nproc is not None and "WORLD_SIZE" not in os.environ:
             return _launch(args.nproc, sys.argv[1:] if argv is None else argv, args.out)
-        commands = {"train": _train, "bounds": _bounds, "inspect": _inspect}
+        commands = {"train": _train, "bounds": _bounds, "inspect": _inspect, "report": _report}
         return commands.get(args.command, _generate)(args)
     except UserError as e:
         rank = os.environ.get("RANK", "0")  # a data-parallel rank other than 0 says which it is

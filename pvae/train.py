@@ -48,6 +48,7 @@ from pvae.kinds.base import KINDS, absolute_spec, kind_of_spec
 from pvae.objectives import OBJECTIVES, KLControl, Objective, make_objective
 from pvae.objectives.kl import annealing, kl_weight
 from pvae.options import CONSTRUCTOR_SCOPES, TrainConfig, all_options, unused_options
+from pvae.report import REPORT, write_report
 from pvae.svi import LR_SCHEDULES, SVI, NonFinite, make_optimizer
 
 
@@ -496,6 +497,10 @@ class Trainer:
         self.log(f"stopped at step {at.step} (epoch {at.epoch + (at.batch > 0)}): reached {limit}")
         if self.ranks.main:
             reporting.figures(out, metrics, self.kind, self.model, self.guide, self.test, self.run)
+            try:  # the checkpoint is saved: a report that cannot be written is a warning, not a lost run
+                write_report(out)
+            except Exception as e:
+                self.log(f"warning: {out / REPORT} not written ({type(e).__name__}: {e}); pvae report {out} retries")
         return out
 
 
