@@ -121,6 +121,13 @@ def test_standard_normal_matches_numpy_torch_and_the_closed_form_kl():
     assert type(expanded) is StandardNormal and expanded.batch_shape == (2, 4, 3)
     assert detach_parameters(p) is p
     loc, scale = torch.randn(4, 3, dtype=torch.float64), torch.rand(4, 3, dtype=torch.float64) + 0.2
+    loc.requires_grad_(True)
     kl = torch.distributions.kl_divergence(ReparamNormal(loc, scale).to_event(1), p.to_event(1))
-    expected = 0.5 * (scale.numpy() ** 2 + loc.numpy() ** 2 - 1 - 2 * np.log(scale.numpy())).sum(-1)
-    np.testing.assert_allclose(kl.numpy(), expected, rtol=1e-12)
+    expected = 0.5 * (scale.numpy() ** 2 + loc.detach().numpy() ** 2 - 1 - 2 * np.log(scale.numpy())).sum(-1)
+    np.testing.assert_allclose(kl.detach().numpy(), expected, rtol=1e-12)
+    (gradient,) = torch.autograd.grad(kl.sum(), loc)
+    torch.testing.assert_close(gradient, loc.detach())  # d/dmu of (mu^2 + ...) / 2
+    generic = torch.distributions.kl_divergence(dist.Normal(loc, scale), dist.Normal(0.0, 1.0).expand((4, 3)))
+    torch.testing.assert_close(torch.distributions.kl_divergence(dist.Normal(loc, scale), p), generic)
+    wide = StandardNormal(torch.Size([2, 4, 3]), like)  # a prior with more batch dims than q
+    assert torch.distributions.kl_divergence(dist.Normal(loc, scale), wide).shape == (2, 4, 3)

@@ -18,7 +18,11 @@ calls need fewer, and on small batches those operations are most of the cost of 
   no objective asks for. Any other value takes the general formula, so a copy of the draw
   (DReG's) or a q with detached parameters (STL's) is unaffected; so is the draw itself once
   changed in place, or when it was drawn without gradients and its density is taken with them.
-- ``StandardNormal``, the prior N(0, 1): log p(v) = -v^2 / 2 - log sqrt(2 pi).
+- ``StandardNormal``, the prior N(0, 1): log p(v) = -v^2 / 2 - log sqrt(2 pi); and its KL from
+  any Normal q, registered with ``torch.distributions.kl``, in the form without the prior's zero
+  mean and unit scale (``meanfield``'s closed form):
+
+      KL(N(mu, sigma^2) || N(0, 1)) = (mu^2 + sigma^2 - 1) / 2 - log sigma
 
 Both are ``Normal`` subclasses, so torch's KL registrations (``TraceMeanField_ELBO``'s closed
 form), ``expand`` and Pyro's handling apply to them unchanged.
@@ -30,6 +34,7 @@ import math
 
 import pyro.distributions as dist
 import torch
+from torch.distributions import register_kl
 from torch.distributions.utils import _standard_normal
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -85,3 +90,12 @@ class StandardNormal(dist.Normal):
         if value.shape[max(0, value.dim() - len(batch)) :] == batch:  # value spans the batch shape already
             return density
         return density.expand(torch.broadcast_shapes(value.shape, batch))
+
+
+@register_kl(dist.Normal, StandardNormal)
+def _kl_normal_standard(q: dist.Normal, p: StandardNormal) -> torch.Tensor:
+    """KL(q || N(0, 1)) per element, shape ``broadcast(q.batch_shape, p.batch_shape)`` (see the module);
+    torch's Normal-Normal formula would divide by the unit scale and subtract the zero mean."""
+    kl = 0.5 * (q.loc.square() + q.scale.square() - 1) - q.scale.log()
+    shape = torch.broadcast_shapes(q.batch_shape, p.batch_shape)
+    return kl if kl.shape == shape else kl.expand(shape)
