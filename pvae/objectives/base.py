@@ -76,15 +76,31 @@ def contract_call(model, guide, args, kwargs) -> tuple[Model, Guide, torch.Tenso
 def _contract_site(name: str, fn, value: torch.Tensor, frames: tuple, batch: torch.Size, observed: bool) -> dict:
     """A sample site as Pyro's trace records it inside ``frames``, ``fn`` broadcast to the plates'
     ``batch`` shape as ``BroadcastMessenger`` does."""
-    if isinstance(fn, TorchDistributionMixin) and fn.batch_shape != batch:
-        fn = fn.expand(batch)
     return dict(
-        type="sample", name=name, fn=fn, value=value, is_observed=observed, args=(), kwargs={}, infer={},
-        scale=1.0, mask=None, cond_indep_stack=frames, done=True, stop=False, continuation=None,
+        type="sample", name=name, fn=broadcast_to(fn, batch), value=value, is_observed=observed, args=(),
+        kwargs={}, infer={}, scale=1.0, mask=None, cond_indep_stack=frames, done=True, stop=False, continuation=None,
     )  # fmt: skip
 
 
-def contract_traces(model, guide, args, kwargs, particles: int | None, particle_dim: int) -> tuple[Trace, Trace] | None:
+def contract_plates(n: int, particles: int | None, particle_dim: int) -> tuple[tuple, torch.Size]:
+    """The plate frames of a contract pair's sites (K = ``particles`` at ``particle_dim``, if any,
+    outside the data plate of ``n`` datapoints) and the batch shape they broadcast a site to."""
+    frames: tuple = (CondIndepStackFrame("data", -1, n, 0),)
+    batch = torch.Size([n])
+    if particles is not None:
+        frames = (CondIndepStackFrame("num_particles_vectorized", particle_dim, particles, 0), *frames)
+        batch = torch.Size([particles, *[1] * (-particle_dim - 2), n])
+    return frames, batch
+
+
+def broadcast_to(fn, batch: torch.Size):
+    """``fn`` expanded to the plates' ``batch`` shape, as ``BroadcastMessenger`` does."""
+    return fn.expand(batch) if isinstance(fn, TorchDistributionMixin) and fn.batch_shape != batch else fn
+
+
+def contract_traces(
+    model, guide, args, kwargs, particles: int | None, particle_dim: int, posterior=None, value=None
+) -> tuple[Trace, Trace] | None:
     r"""The (model trace, guide trace) that ``get_importance_trace`` returns for a contract pair,
     built without Pyro's effect handlers; ``None`` where the pair or the call is not one
     (``contract_call``), and the objectives then trace the programs as Pyro does.
@@ -99,21 +115,22 @@ def contract_traces(model, guide, args, kwargs, particles: int | None, particle_
     computed by ``Trace`` itself. The sites carry no ``pyro.module`` parameters: this path runs
     only outside any handler, so never under ``pyro.infer.SVI``, whose parameter capture is one.
     Tests check every objective's value and gradients against the traced path from the same seed.
-    0.26 to 0.64 ms a step less on the 784-400-50 VAE (docs/results.md, Speed).
+    0.26 to 0.64 ms a step less on the 784-400-50 VAE (docs/results.md, Speed). ``posterior``: the
+    guide's q(z | x, y) where the caller has built it already, and ``value`` its draw (broadcast
+    to the plates) where the caller has drawn it.
     """
     call = contract_call(model, guide, args, kwargs)
     if call is None:
         return None
     model, guide, x, y = call
     n = x.shape[0]
-    frames: tuple = (CondIndepStackFrame("data", -1, n, 0),)
-    batch = torch.Size([n])
-    if particles is not None:
-        frames = (CondIndepStackFrame("num_particles_vectorized", particle_dim, particles, 0), *frames)
-        batch = torch.Size([particles, *[1] * (-particle_dim - 2), n])
-    guide_site = _contract_site("z", guide.posterior(x, y), None, frames, batch, False)
+    frames, batch = contract_plates(n, particles, particle_dim)
+    q = guide.posterior(x, y) if posterior is None else posterior
+    guide_site = _contract_site("z", q, None, frames, batch, False)
     q = guide_site["fn"]
-    z = guide_site["value"] = q.rsample() if q.has_rsample else q.sample()
+    if value is None:
+        value = q.rsample() if q.has_rsample else q.sample()
+    z = guide_site["value"] = value
     guide_trace, model_trace = Trace(), Trace()
     guide_trace.add_node("z", **guide_site)
     model_trace.add_node("z", **_contract_site("z", model.prior(n, y), z, frames, batch, False))
