@@ -133,6 +133,7 @@ def main(argv=None) -> None:
         "--steps", type=int, default=200, help="timed steps of the image VAE at batch 128 (the sketch model: 1/10)"
     )
     p.add_argument("--batches", type=int, nargs="+", default=[128, 512, 2048], help="global batch sizes")
+    p.add_argument("--models", nargs="+", default=["image", "sketch"], choices=["image", "sketch"])
     p.add_argument("--target", type=float, default=1.6, help="the speed-up whose crossover batch is reported")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-memory", action="store_true", help="skip the memory table")
@@ -143,6 +144,8 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     crossover = {}
     for name, steps in (("image", args.steps), ("sketch", max(1, args.steps // 10))):
+        if name not in args.models:
+            continue
         for batch in args.batches:
             scaled = max(5, steps * 128 // batch)  # about the same samples per run at every batch
             rates = {1: [], args.nproc: []}
@@ -156,7 +159,7 @@ def main(argv=None) -> None:
             )
             if many / one >= args.target:
                 crossover.setdefault(name, batch)
-    for name in ("image", "sketch"):
+    for name in args.models:
         found = crossover.get(name)
         print(
             f"{name}: {args.nproc} processes are at least {args.target}x as fast as one "
