@@ -1,6 +1,6 @@
 """The ``pvae`` command: thin flag parsing over the library
 (``pvae train | bounds | inspect | sample | reconstruct | interpolate | complete | vectorise | style |
-report``).
+report | compare``).
 
 The parsers read the registries (every option, model and kind), so everything is imported at the
 start; only ``--nproc``'s launcher is imported where it is used. The kinds are reached through their
@@ -22,6 +22,7 @@ import torch
 
 from pvae import distributed, runs
 from pvae.bounds import DEFAULT_KS, bounds_for_run
+from pvae.compare import compare_runs, elbo_figure, format_table
 from pvae.errors import UserError
 from pvae.kinds.base import KINDS, absolute_spec, generate, spec_forms
 from pvae.memory import keep_freed_memory
@@ -325,6 +326,33 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="runs of one data kind side by side: their differing options and final numbers",
+        description="A table of the runs' options that differ and their final test ELBO, KL, L_k (pvae bounds), "
+        "active units (pvae inspect), steps and minutes, and one figure of their test-ELBO curves.",
+    )
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (two or more)")
+    style = p.add_mutually_exclusive_group()
+    style.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    style.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as csv to FILE")
+    p.add_argument(
+        "--figure", type=Path, default=Path("compare.png"), metavar="FILE", help="the curves (default compare.png)"
+    )
+
+
+def _compare(args: argparse.Namespace) -> int:
+    comparison = compare_runs(args.runs)
+    print(format_table(comparison, "markdown" if args.markdown else "text"), end="")
+    written = [elbo_figure(args.runs, args.figure)]
+    if args.csv is not None:
+        args.csv.write_text(format_table(comparison, "csv"))
+        written.append(args.csv)
+    print("written: " + ", ".join(map(str, written)))
+    return 0
+
+
 def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
     """argparse's "unrecognized arguments" line, with the nearest flag of ``parser`` to the first
     mistyped one (``--latnet-dim`` -> ``did you mean --latent-dim?``)."""
@@ -357,6 +385,7 @@ def _main(argv: Sequence[str] | None) -> int:
     _inspect_parser(sub)
     _generation_parsers(sub)
     _report_parser(sub)
+    _compare_parser(sub)
     args, extras = parser.parse_known_args(argv)
     if extras:  # the subcommand's parser says it, naming the subcommand and the nearest flag
         sub.choices[args.command].error(_unrecognized(sub.choices[args.command], extras))
@@ -367,7 +396,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "train" and args.nproc is not None and "WORLD_SIZE" not in os.environ:
             return _launch(args.nproc, sys.argv[1:] if argv is None else argv, args.out)
-        commands = {"train": _train, "bounds": _bounds, "inspect": _inspect, "report": _report}
+        commands = {"train": _train, "bounds": _bounds, "inspect": _inspect, "report": _report, "compare": _compare}
         return commands.get(args.command, _generate)(args)
     except UserError as e:
         rank = os.environ.get("RANK", "0")  # a data-parallel rank other than 0 says which it is

@@ -57,6 +57,22 @@ def loss_curves(
     _save(fig, path)
 
 
+def curves_by_step(
+    curves: dict[str, tuple[Sequence[int], Sequence[float]]], path: str | os.PathLike, ylabel: str, title: str = ""
+) -> None:
+    """Save one line per named (steps, values) curve against the training step (``pvae compare``)."""
+    fig = Figure(figsize=(6, 3.8))
+    ax = fig.subplots()
+    for name, (steps, values) in curves.items():
+        ax.plot(steps, values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    _save(fig, path)
+
+
 def latent_scatter(
     points: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike, title: str = "", axis: str = "z"
 ) -> None:
