@@ -61,6 +61,8 @@ RUN_OPTIONS = (
     Option("jit", False, "record the loss once per batch shape with torch.jit.trace and replay it, as Pyro's "
            "JitTrace_ELBO: less Python per step; a combination that could not be traced exactly is refused",
            type=bool, on_resume="change"),
+    Option("tensorboard", False, "also log the scalars of every step and epoch and the finished run's figures "
+           "for TensorBoard, under RUN/tb/ (needs the tensorboard extra)", type=bool, on_resume="change"),
     Option("skip_nonfinite", 0, "steps with a NaN/inf loss or gradient to skip before stopping", type=int,
            low=0, metavar="N", on_resume="change"),
     Option("train_limit", None, "train on the first N training examples only", "data", int, low=1,

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pvae import render, runs
+from pvae.errors import UserError
 
 METRIC_FIELDS = ("epoch", "step", "train_loss", "test_elbo", "test_recon", "test_kl")  # then the kind's, "skipped"
 TIMING_FIELDS = ("epoch", "step", "seconds")
+TENSORBOARD = "tb"  # RUN/tb/: the event files of --tensorboard
 
 
 def read_rows(path: Path, upto_step: int, count: int | None) -> list[dict[str, str]]:
@@ -87,3 +89,51 @@ def figures(out: Path, metrics: list[dict[str, Any]], kind, model, guide, test, 
     if metrics:
         loss_figure(folder, metrics, run["train"]["objective"])
     kind.training_figures(out, model, guide, test, run, seed=run["train"]["seed"])
+
+
+def require_tensorboard() -> None:
+    """``UserError`` (one line naming the extra) when ``torch.utils.tensorboard`` cannot be imported."""
+    try:
+        import torch.utils.tensorboard  # noqa: F401  (it needs the tensorboard package)
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install 'pvae[tensorboard]'") from None
+
+
+class TensorBoard:
+    """``--tensorboard``: the run for TensorBoard, in event files under ``RUN/tb/``: the train loss and
+    learning rate of every step (``train/loss``, ``train/lr``), each epoch's ``metrics.csv`` row
+    (``epoch/train_loss``, ``test/elbo``, ``test/kl``, ...) at its step, and the finished run's
+    figures (``figures/NAME``). A resumed run appends, after purging what was logged past its
+    checkpoint (``purge_step``), so a step is never shown twice."""
+
+    def __init__(self, run: Path, purge_step: int | None = None) -> None:
+        require_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run / TENSORBOARD), purge_step=purge_step)
+
+    def step(self, step: int, loss: float, lr: float) -> None:
+        self.writer.add_scalar("train/loss", loss, step)
+        self.writer.add_scalar("train/lr", lr, step)
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        """The numbers of one ``metrics.csv`` row (``epoch_row``), at its step; then the file is flushed."""
+        step = int(row["step"])
+        for name, value in row.items():
+            if name in ("step", "skipped") or value in ("", None):
+                continue
+            tag = name.replace("test_", "test/", 1) if name.startswith("test_") else f"epoch/{name}"
+            self.writer.add_scalar(tag, float(value), step)
+        self.writer.flush()
+
+    def figures(self, folder: Path, step: int) -> None:
+        """Every PNG that training drew in ``folder`` (``RUN/figures/``), as an image at ``step``."""
+        from matplotlib.image import imread
+
+        for path in sorted(folder.glob("*.png")):
+            pixels = imread(path)  # (H, W, 3 or 4) floats in [0, 1]
+            self.writer.add_image(f"figures/{path.stem}", pixels[..., :3], step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

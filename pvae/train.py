@@ -96,8 +96,11 @@ class Trainer:
         ranks: Ranks = Ranks(),
     ) -> None:
         config.check()
+        if config.tensorboard:  # before any data is read: the package is missing, not the run
+            reporting.require_tensorboard()
         config.data = absolute_spec(config.data)
         self.config, self.out, self.ranks = config, Path(out), ranks
+        self._tensorboard: reporting.TensorBoard | None = None
         self.progress = progress and ranks.main
         self.device = _device(device)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if ranks.main else _silent
@@ -328,6 +331,8 @@ class Trainer:
             at.count += total
             at.batch += 1
             at.step += 1
+            if self._tensorboard is not None:
+                self._tensorboard.step(at.step, self.svi.loss_sum / total, self.svi.optimizer.param_groups[0]["lr"])
             bar.update()
             if at.batch % 10 == 0:
                 bar.set_postfix_str(f"loss {at.loss_sum / at.count:.2f}", refresh=False)
@@ -409,7 +414,12 @@ class Trainer:
             StopRequests() as stop,
             _flushed_denormals(),
         ):
-            return self._train(resume, stop)
+            try:
+                return self._train(resume, stop)
+            finally:  # stopped, failed or done: what --tensorboard logged is on disk
+                if self._tensorboard is not None:
+                    self._tensorboard.close()
+                    self._tensorboard = None
 
     def _train(self, resume: bool, stop: StopRequests) -> Path:
         cfg, out = self.config, self.out
@@ -442,6 +452,8 @@ class Trainer:
         timing = reporting.read_rows(out / runs.TIMING, at.step, at.rows)
         self._metrics, self._stopping = metrics, None
         self._saved, self._saved_at = at.step, time.monotonic()
+        if cfg.tensorboard and self.ranks.main:
+            self._tensorboard = reporting.TensorBoard(out, purge_step=at.step + 1 if resume else None)
 
         n_batches = math.ceil(len(self.train_split) / cfg.batch_size)
         while (limit := self._limit_reached(at)) is None:
@@ -476,6 +488,8 @@ class Trainer:
             seconds = time.perf_counter() - started
             row = reporting.epoch_row(at.epoch + 1, at.step, at.loss_sum / max(at.count, 1), test, at.skipped)
             metrics.append(row)
+            if self._tensorboard is not None:
+                self._tensorboard.epoch(row)
             timing.append({"epoch": row["epoch"], "step": at.step, "seconds": f"{seconds:.2f}"})
             # metrics first: a kill between the two leaves rows past the checkpoint's count, dropped on resume
             if self.ranks.main:
@@ -497,6 +511,8 @@ class Trainer:
         self.log(f"stopped at step {at.step} (epoch {at.epoch + (at.batch > 0)}): reached {limit}")
         if self.ranks.main:
             reporting.figures(out, metrics, self.kind, self.model, self.guide, self.test, self.run)
+            if self._tensorboard is not None:
+                self._tensorboard.figures(out / runs.FIGURES, at.step)
             try:  # the checkpoint is saved: a report that cannot be written is a warning, not a lost run
                 write_report(out)
             except Exception as e:
